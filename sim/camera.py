@@ -1,0 +1,199 @@
+"""Pinhole RGB-D cameras on a PyBullet client: intrinsics, OpenCV-frame poses, rendering with depth noise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pkgutil
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+from sim.scene import SpecError
+
+log = logging.getLogger(__name__)
+
+# OpenCV optical frame (x right, y down, z forward) -> OpenGL camera frame (x right, y up, z backward).
+_CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class RGBD:
+    rgb: np.ndarray        # (H, W, 3) uint8
+    depth_m: np.ndarray    # (H, W) float32, z along the optical axis; NaN = no return
+    seg: np.ndarray        # (H, W) int32 body unique id, -1 = background
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A pinhole camera. T_world_camera is row-major 4x4 in the OpenCV optical frame."""
+
+    name: str
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    T_world_camera: tuple[float, ...]
+    near_m: float = 0.05
+    far_m: float = 3.0
+    depth_noise_m: float = 0.0   # std at 1 m; grows with z^2 like structured-light sensors
+    depth_dropout: float = 0.0   # fraction of pixels with no return
+
+    def __post_init__(self) -> None:
+        T = np.asarray(self.T_world_camera, dtype=float)
+        if T.size != 16:
+            raise SpecError(f"camera '{self.name}': T_world_camera needs 16 numbers, got {T.size}")
+        T = T.reshape(4, 4)
+        if not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-4) or not np.allclose(T[3], [0, 0, 0, 1]):
+            raise SpecError(f"camera '{self.name}': T_world_camera is not a rigid transform")
+        object.__setattr__(self, "T_world_camera", tuple(float(v) for v in T.flatten()))
+        if self.width <= 0 or self.height <= 0 or self.fx <= 0 or self.fy <= 0:
+            raise SpecError(f"camera '{self.name}': width, height, fx, fy must be > 0")
+        if not 0 < self.near_m < self.far_m:
+            raise SpecError(f"camera '{self.name}': need 0 < near_m < far_m")
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def T_world_camera_matrix(self) -> np.ndarray:
+        return np.asarray(self.T_world_camera, dtype=float).reshape(4, 4)
+
+    @classmethod
+    def look_at(cls, name: str, width: int, height: int, fov_deg: float, eye, target, up=(0.0, 0.0, 1.0),
+                **kw) -> CameraSpec:
+        """fov_deg is the vertical field of view, as in PyBullet."""
+        eye, target, up = (np.asarray(v, dtype=float) for v in (eye, target, up))
+        z = target - eye
+        if np.linalg.norm(z) < 1e-9:
+            raise SpecError(f"camera '{name}': eye and target coincide")
+        z /= np.linalg.norm(z)
+        x = np.cross(z, up)
+        if np.linalg.norm(x) < 1e-9:
+            raise SpecError(f"camera '{name}': up is parallel to the viewing direction")
+        x /= np.linalg.norm(x)
+        y = np.cross(z, x)
+        T = np.eye(4)
+        T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = x, y, z, eye
+        f = 0.5 * height / np.tan(np.radians(fov_deg) / 2.0)
+        return cls(name, int(width), int(height), f, f, width / 2.0 - 0.5, height / 2.0 - 0.5, tuple(T.flatten()), **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> CameraSpec:
+        """Either {fov_deg | fx,fy,cx,cy} with {eye, target[, up] | T_world_camera}; width and height always."""
+        if not isinstance(d, dict):
+            raise SpecError(f"{where}: expected a mapping of camera fields, got {type(d).__name__}")
+        name = str(d.get("name", where))
+        for key in ("width", "height"):
+            if key not in d:
+                raise SpecError(f"{where}: missing field '{key}' (pixels)")
+        extra = {k: float(d[k]) for k in ("near_m", "far_m", "depth_noise_m", "depth_dropout") if k in d}
+        width, height = int(d["width"]), int(d["height"])
+        has_k = all(k in d for k in ("fx", "fy", "cx", "cy"))
+        if not has_k and "fov_deg" not in d:
+            raise SpecError(f"{where}: missing field 'fov_deg' (or all of fx, fy, cx, cy)")
+        try:
+            if "T_world_camera" in d:
+                T = tuple(float(v) for v in np.asarray(d["T_world_camera"], dtype=float).flatten())
+                if has_k:
+                    return cls(name, width, height, float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]),
+                               T, **extra)
+                f = 0.5 * height / np.tan(np.radians(float(d["fov_deg"])) / 2.0)
+                return cls(name, width, height, f, f, width / 2.0 - 0.5, height / 2.0 - 0.5, T, **extra)
+            for key in ("eye", "target"):
+                if key not in d:
+                    raise SpecError(f"{where}: missing field '{key}' (or give T_world_camera)")
+            cam = cls.look_at(name, width, height, float(d.get("fov_deg", 60.0)), d["eye"], d["target"],
+                              d.get("up", (0.0, 0.0, 1.0)), **extra)
+            if has_k:
+                cam = cls(name, width, height, float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]),
+                          cam.T_world_camera, **extra)
+            return cam
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, SpecError):
+                raise
+            raise SpecError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy,
+                "cx": self.cx, "cy": self.cy, "T_world_camera": list(self.T_world_camera), "near_m": self.near_m,
+                "far_m": self.far_m, "depth_noise_m": self.depth_noise_m, "depth_dropout": self.depth_dropout}
+
+    def view_matrix_gl(self) -> list[float]:
+        T_world_gl = self.T_world_camera_matrix @ _CV_TO_GL
+        return list(np.linalg.inv(T_world_gl).flatten(order="F"))
+
+    def projection_matrix_gl(self) -> list[float]:
+        # Pixel centres sit at integer (u, v) in OpenCV but at +0.5 in OpenGL window coordinates.
+        W, H, n, f = self.width, self.height, self.near_m, self.far_m
+        P = np.array([
+            [2 * self.fx / W, 0.0, 1.0 - 2 * (self.cx + 0.5) / W, 0.0],
+            [0.0, 2 * self.fy / H, 2 * (self.cy + 0.5) / H - 1.0, 0.0],
+            [0.0, 0.0, -(f + n) / (f - n), -2 * f * n / (f - n)],
+            [0.0, 0.0, -1.0, 0.0],
+        ])
+        return list(P.flatten(order="F"))
+
+
+def load_fast_renderer(client: int) -> int:
+    """Try the EGL plugin (Mesa on the CPU is ~5x faster than TinyRenderer); return the renderer flag to use.
+
+    Call it on an empty client: the plugin renders only bodies created after it is loaded, and once loaded
+    it serves every getCameraImage call of that client. Set ANTIGROUNDING_RENDERER=tiny to force TinyRenderer.
+    """
+    if os.environ.get("ANTIGROUNDING_RENDERER", "").lower() == "tiny":
+        return p.ER_TINY_RENDERER
+    loader = pkgutil.get_loader("eglRenderer")
+    if loader is None:
+        return p.ER_TINY_RENDERER
+    try:
+        plugin = p.loadPlugin(loader.get_filename(), "_eglRendererPlugin", physicsClientId=client)
+    except p.error as exc:  # no EGL on this machine
+        log.info("EGL renderer unavailable (%s); using TinyRenderer", exc)
+        return p.ER_TINY_RENDERER
+    return p.ER_BULLET_HARDWARE_OPENGL if plugin >= 0 else p.ER_TINY_RENDERER
+
+
+def render_rgbd(client: int, cam: CameraSpec, rng: np.random.Generator | None = None,
+                renderer: int = p.ER_TINY_RENDERER) -> RGBD:
+    """Render the client's scene. With rng and cam.depth_noise_m > 0 the depth gets sensor-like noise."""
+    _, _, rgba, depth_buf, seg = p.getCameraImage(
+        cam.width, cam.height, cam.view_matrix_gl(), cam.projection_matrix_gl(), renderer=renderer,
+        physicsClientId=client)
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3].copy()
+    buf = np.asarray(depth_buf, dtype=np.float64).reshape(cam.height, cam.width)
+    n, f = cam.near_m, cam.far_m
+    depth = (f * n / (f - (f - n) * buf)).astype(np.float32)
+    depth[buf >= 0.9999] = np.nan
+    seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)
+    body = np.where(seg >= 0, seg & ((1 << 24) - 1), -1).astype(np.int32)
+    if rng is not None and cam.depth_noise_m > 0:
+        depth = depth + rng.normal(0.0, 1.0, depth.shape).astype(np.float32) * cam.depth_noise_m * depth**2
+    if rng is not None and cam.depth_dropout > 0:
+        depth[rng.random(depth.shape) < cam.depth_dropout] = np.nan
+    return RGBD(rgb, depth, body)
+
+
+def project_points(cam: CameraSpec, pts_world) -> tuple[np.ndarray, np.ndarray]:
+    """World points (N, 3) -> pixel coordinates (N, 2) (u right, v down) and depth z (N,) in metres."""
+    pts = np.asarray(pts_world, dtype=float).reshape(-1, 3)
+    T_cam_world = np.linalg.inv(cam.T_world_camera_matrix)
+    pc = pts @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
+    z = pc[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = np.stack([cam.fx * pc[:, 0] / z + cam.cx, cam.fy * pc[:, 1] / z + cam.cy], axis=1)
+    return uv, z
+
+
+def backproject(depth_m: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Depth image -> (H*W, 3) points in the camera's optical frame; NaN depth stays NaN."""
+    H, W = depth_m.shape
+    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    z = depth_m.astype(np.float64)
+    x = (u - K[0, 2]) * z / K[0, 0]
+    y = (v - K[1, 2]) * z / K[1, 1]
+    return np.stack([x, y, z], axis=-1).reshape(-1, 3)

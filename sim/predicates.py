@@ -1,0 +1,244 @@
+"""Goal predicates on a World: validation, truth value, and a shaped progress in [0, 1].
+
+The lab judges success with `evaluate` on its truth world; the planner judges plans with the same code on
+its twin. `progress` gives a graded answer for plan scoring (how far a rollout got towards the predicate).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+
+from sim.world import World
+
+# name -> (argument kind, description of what is expected)
+PREDICATES: dict[str, tuple[str, str]] = {
+    "grasped": ("object", "an object name"),
+    "on_top": ("pair", "a list [top_object, bottom_object]"),
+    "inside": ("pair", "a list [object, container]"),
+    "near": ("near", "{objects: [a, b], within_m: number}"),
+    "at": ("at", "{object: name, xyz: [x, y, z], within_m: number}"),
+    "upright": ("object", "an object name"),
+    "joint_at_least": ("joint", "{object: name, joint: name, value: number}"),
+    "gripper_open": ("bool", "true or false"),
+}
+COMBINATORS = ("all", "any", "not")
+
+GRIPPER_OPEN_FRACTION = 0.85   # wider than this fraction of the maximum counts as open
+ON_TOP_GAP_M = 0.015
+UPRIGHT_TILT_DEG = 15.0
+
+
+class PredicateError(ValueError):
+    """A predicate that cannot be evaluated; the message says where, which field, and what was expected."""
+
+
+def _fail(where: str, msg: str) -> None:
+    raise PredicateError(f"{where}: {msg}")
+
+
+def validate_predicate(pred: Any, where: str, object_names: set[str] | frozenset[str]) -> None:
+    """Check a predicate tree against PREDICATES and the task's object names."""
+    if not isinstance(pred, dict) or len(pred) != 1:
+        _fail(where, f"expected a mapping with exactly one predicate or combinator, got {pred!r}")
+    (key, arg), = pred.items()
+    if key in ("all", "any"):
+        if not isinstance(arg, list) or not arg:
+            _fail(f"{where}.{key}", "expected a non-empty list of predicates")
+        for i, sub in enumerate(arg):
+            validate_predicate(sub, f"{where}.{key}[{i}]", object_names)
+        return
+    if key == "not":
+        validate_predicate(arg, f"{where}.not", object_names)
+        return
+    if key not in PREDICATES:
+        close = difflib.get_close_matches(key, [*PREDICATES, *COMBINATORS], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _fail(where, f"unknown predicate '{key}'{hint} (expected one of {sorted([*PREDICATES, *COMBINATORS])})")
+    kind, expected = PREDICATES[key]
+    field = f"{where}.{key}"
+
+    def need_object(name: Any, f: str) -> None:
+        if not isinstance(name, str) or name not in object_names:
+            _fail(f, f"expected a task object name (one of {sorted(object_names)}), got {name!r}")
+
+    def need_number(v: Any, f: str, positive: bool = False) -> None:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or (positive and v <= 0):
+            _fail(f, f"expected a {'positive ' if positive else ''}number, got {v!r}")
+
+    if kind == "object":
+        need_object(arg, field)
+    elif kind == "pair":
+        if not isinstance(arg, list) or len(arg) != 2:
+            _fail(field, f"expected {expected}, got {arg!r}")
+        need_object(arg[0], f"{field}[0]")
+        need_object(arg[1], f"{field}[1]")
+    elif kind == "bool":
+        if not isinstance(arg, bool):
+            _fail(field, f"expected {expected}, got {arg!r}")
+    elif not isinstance(arg, dict):
+        _fail(field, f"expected {expected}, got {arg!r}")
+    elif kind == "near":
+        objs = arg.get("objects")
+        if not isinstance(objs, list) or len(objs) != 2:
+            _fail(f"{field}.objects", f"expected a list of two object names, got {objs!r}")
+        for i, o in enumerate(objs):
+            need_object(o, f"{field}.objects[{i}]")
+        need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
+    elif kind == "at":
+        need_object(arg.get("object"), f"{field}.object")
+        xyz = arg.get("xyz")
+        if not isinstance(xyz, list) or len(xyz) != 3:
+            _fail(f"{field}.xyz", f"expected [x, y, z] in metres, got {xyz!r}")
+        need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
+    elif kind == "joint":
+        need_object(arg.get("object"), f"{field}.object")
+        if not isinstance(arg.get("joint"), str):
+            _fail(f"{field}.joint", f"expected a joint name, got {arg.get('joint')!r}")
+        need_number(arg.get("value"), f"{field}.value")
+
+
+# ---------------------------------------------------------------- truth values
+def _resting(world: World, name: str) -> bool:
+    return world.grasped() != name
+
+
+def on_top(world: World, top: str, bottom: str) -> bool:
+    lo_t, hi_t = world.object_aabb(top)
+    lo_b, hi_b = world.object_aabb(bottom)
+    centre = (lo_t + hi_t) / 2
+    over = lo_b[0] <= centre[0] <= hi_b[0] and lo_b[1] <= centre[1] <= hi_b[1]
+    return bool(_resting(world, top) and over and abs(lo_t[2] - hi_b[2]) < ON_TOP_GAP_M)
+
+
+def inside(world: World, obj: str, container: str) -> bool:
+    lo_o, hi_o = world.object_aabb(obj)
+    lo_c, hi_c = world.object_aabb(container)
+    centre = (lo_o + hi_o) / 2
+    within = lo_c[0] <= centre[0] <= hi_c[0] and lo_c[1] <= centre[1] <= hi_c[1]
+    return bool(_resting(world, obj) and within and lo_o[2] < hi_c[2])
+
+
+def _tilt_deg(world: World, name: str) -> float:
+    z = world.object_pose(name).rotation()[:, 2]
+    return float(np.degrees(np.arccos(np.clip(z[2], -1.0, 1.0))))
+
+
+def gripper_is_open(world: World) -> bool:
+    return world.gripper_width_m() >= GRIPPER_OPEN_FRACTION * world.spec.robot.gripper_max_width_m
+
+
+def _joint_value(world: World, obj: str, joint: str) -> float:
+    import pybullet as p
+
+    body = world.body_ids[obj]
+    for j in range(p.getNumJoints(body, physicsClientId=world.client)):
+        if p.getJointInfo(body, j, physicsClientId=world.client)[1].decode() == joint:
+            return float(p.getJointState(body, j, physicsClientId=world.client)[0])
+    raise PredicateError(f"object '{obj}' has no joint '{joint}'")
+
+
+def evaluate(world: World, pred: dict) -> bool:
+    (key, arg), = pred.items()
+    if key == "all":
+        return all(evaluate(world, s) for s in arg)
+    if key == "any":
+        return any(evaluate(world, s) for s in arg)
+    if key == "not":
+        return not evaluate(world, arg)
+    if key == "grasped":
+        return world.grasped() == arg
+    if key == "on_top":
+        return on_top(world, *arg)
+    if key == "inside":
+        return inside(world, *arg)
+    if key == "near":
+        a, b = arg["objects"]
+        return float(np.linalg.norm(world.object_pose(a).position - world.object_pose(b).position)) <= arg["within_m"]
+    if key == "at":
+        d = np.linalg.norm(world.object_pose(arg["object"]).position - np.asarray(arg["xyz"], dtype=float))
+        return float(d) <= arg["within_m"]
+    if key == "upright":
+        return _tilt_deg(world, arg) <= UPRIGHT_TILT_DEG
+    if key == "joint_at_least":
+        return _joint_value(world, arg["object"], arg["joint"]) >= arg["value"]
+    if key == "gripper_open":
+        return gripper_is_open(world) == arg
+    raise PredicateError(f"unknown predicate '{key}'")
+
+
+# ---------------------------------------------------------------- shaped progress
+def _yaw_alignment(world: World, name: str) -> float:
+    """1 when the TCP's finger axis lines up with a face of the object (90-degree symmetric), 0 at 45 degrees."""
+    R_tcp = world.tcp_pose().rotation()
+    R_obj = world.object_pose(name).rotation()
+    ang = np.arctan2(R_tcp[1, 0], R_tcp[0, 0]) - np.arctan2(R_obj[1, 0], R_obj[0, 0])
+    return float(0.5 + 0.5 * np.cos(4.0 * ang))
+
+
+def _grasp_progress(world: World, name: str) -> float:
+    if world.grasped() == name:
+        return 1.0
+    lo, hi = world.object_aabb(name)
+    centre = (lo + hi) / 2
+    grasp_z = max(centre[2], lo[2] + 0.015)
+    tcp = world.tcp_pose().position
+    lateral = float(np.linalg.norm(tcp[:2] - centre[:2]))
+    if lateral > 0.02:   # first get above the object, then come straight down
+        d = float(np.hypot(lateral, tcp[2] - (hi[2] + 0.05)))
+        score = 0.6 * np.exp(-d / 0.12)
+    else:
+        score = 0.6 + 0.3 * np.exp(-abs(tcp[2] - grasp_z) / 0.03) * _yaw_alignment(world, name)
+    if not gripper_is_open(world):
+        score *= 0.5   # a closed, empty gripper cannot grasp
+    return float(score)
+
+
+def _place_progress(world: World, obj: str, target: str, lateral_tol_m: float, release_gap_m: float) -> float:
+    """Carry `obj` over `target`, lower it to `release_gap_m` above the target's top, and let go."""
+    if world.grasped() != obj:
+        return 0.5 * _grasp_progress(world, obj)
+    lo_o, hi_o = world.object_aabb(obj)
+    lo_t, hi_t = world.object_aabb(target)
+    c_o, c_t = (lo_o + hi_o) / 2, (lo_t + hi_t) / 2
+    lateral = float(np.linalg.norm(c_o[:2] - c_t[:2]))
+    if lateral > lateral_tol_m:
+        d = float(np.hypot(lateral, lo_o[2] - (hi_t[2] + 0.06)))
+        score = 0.6 * np.exp(-d / 0.12)
+    else:
+        score = 0.6 + 0.3 * np.exp(-abs(lo_o[2] - (hi_t[2] + release_gap_m)) / 0.02)
+    return float(0.5 + 0.5 * score)
+
+
+def progress(world: World, pred: dict) -> float:
+    """How close the world is to satisfying `pred`, in [0, 1]; 1 exactly when it holds."""
+    if evaluate(world, pred):
+        return 1.0
+    (key, arg), = pred.items()
+    if key == "all":
+        return float(np.mean([progress(world, s) for s in arg]))
+    if key == "any":
+        return float(max(progress(world, s) for s in arg))
+    if key == "not":
+        return 0.0
+    if key == "grasped":
+        return min(0.99, _grasp_progress(world, arg))
+    if key == "on_top":
+        return min(0.99, _place_progress(world, arg[0], arg[1], 0.012, 0.005))
+    if key == "inside":
+        return min(0.99, _place_progress(world, arg[0], arg[1], 0.03, 0.02))
+    if key in ("near", "at"):
+        if key == "near":
+            a, b = arg["objects"]
+            d = np.linalg.norm(world.object_pose(a).position - world.object_pose(b).position)
+        else:
+            d = np.linalg.norm(world.object_pose(arg["object"]).position - np.asarray(arg["xyz"], dtype=float))
+        return float(min(0.99, np.exp(-(d - arg["within_m"]) / 0.1)))
+    if key == "upright":
+        return float(max(0.0, 1.0 - _tilt_deg(world, arg) / 90.0)) * 0.99
+    if key == "gripper_open":
+        frac = world.gripper_width_m() / world.spec.robot.gripper_max_width_m
+        return float(frac if arg else 1.0 - frac) * 0.99
+    return 0.0

@@ -1,0 +1,98 @@
+import numpy as np
+import pybullet_data
+import pytest
+
+from sim import predicates
+from sim.geometry import Pose
+from sim.rollout import Candidate
+from sim.scene import ObjectSpec, RobotSpec, SceneSpec
+from sim.world import World
+
+CUBE = f"{pybullet_data.getDataPath()}/cube_small.urdf"
+
+
+def _scene(robot, red_yaw=30.0):
+    red = ObjectSpec("red", Pose.from_xyz_rpy_deg((0.5, 0.1, 0.025), (0, 0, red_yaw)), urdf=CUBE,
+                     rgba=(0.8, 0.1, 0.1, 1), symmetry="cube")
+    blue = ObjectSpec("blue", Pose.from_xyz_rpy_deg((0.5, -0.1, 0.025)), urdf=CUBE, rgba=(0.1, 0.1, 0.8, 1),
+                      symmetry="cube")
+    return SceneSpec(robot, (red, blue))
+
+
+def _down(robot, xyz, yaw=0.0):
+    return Pose(xyz) @ Pose.from_xyz_rpy_deg((0, 0, 0), (0, 0, yaw)) @ robot.tcp_down
+
+
+def test_ik_fk_round_trip(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec))
+    target = _down(panda_spec, (0.45, -0.1, 0.2), 20)
+    q, err = world.ik(target)
+    reached = world.fk(q)
+    assert err < 1e-3
+    np.testing.assert_allclose(reached.position, target.position, atol=1e-3)
+    assert np.degrees(np.arccos(np.clip(reached.rotation()[:, 2] @ target.rotation()[:, 2], -1, 1))) < 1.0
+    # ik/fk leave the arm where it was
+    np.testing.assert_allclose(world.joint_pos_rad(), panda_spec.home_joint_pos_rad, atol=1e-9)
+
+
+def test_xarm_config_loads_and_reaches(client):
+    import os
+
+    from tests.conftest import REPO
+    xarm = RobotSpec.from_yaml(os.path.join(REPO, "configs", "robots", "xarm6.yaml"))
+    world = World.from_scene(client, SceneSpec(xarm))
+    q, err = world.ik(_down(xarm, (0.4, 0.0, 0.2)))
+    assert err < 5e-3
+    assert world.gripper_width_m() == pytest.approx(xarm.gripper_max_width_m, abs=1e-6)
+
+
+def test_rollout_grasps_and_restores(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec))
+    world.step(60)
+    before = world.object_poses()
+    q_before = world.joint_pos_rad()
+    cand = Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.12), 30), _down(panda_spec, (0.5, 0.1, 0.025), 30)), "close")
+    roll = world.rollout(cand, allowed_contacts=frozenset({"red"}),
+                         probe=lambda w: {"grasped": predicates.evaluate(w, {"grasped": "red"})})
+    assert roll.feasible and roll.grasped_after == "red" and roll.probe["grasped"]
+    assert roll.contacts == () and roll.disturbed == ()
+    assert roll.joint_path_rad.shape[1] == 7 and len(roll.gripper_width_m) == len(roll.joint_path_rad)
+    np.testing.assert_allclose(roll.ee_path_xyz[-1], (0.5, 0.1, 0.025), atol=0.01)
+    # the world is back where it was
+    assert world.grasped() is None
+    for name, pose in world.object_poses().items():
+        np.testing.assert_allclose(pose.position, before[name].position, atol=1e-6)
+    np.testing.assert_allclose(world.joint_pos_rad(), q_before, atol=1e-6)
+
+
+def test_rollout_reports_collision_with_other_object(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec))
+    world.step(60)
+    # sweep low through the blue block while only red is the subject
+    cand = Candidate(1, (_down(panda_spec, (0.5, -0.25, 0.03)), _down(panda_spec, (0.5, 0.0, 0.03))), "keep")
+    roll = world.rollout(cand, allowed_contacts=frozenset({"red"}))
+    assert any(c.b == "blue" for c in roll.contacts) or "blue" in roll.disturbed
+
+
+def test_stack_then_predicates(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec, red_yaw=0.0))
+    world.step(60)
+    for cand in (Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.1)), _down(panda_spec, (0.5, 0.1, 0.025))), "close"),
+                 Candidate(1, (_down(panda_spec, (0.5, 0.1, 0.15)), _down(panda_spec, (0.5, -0.1, 0.15)),
+                               _down(panda_spec, (0.5, -0.1, 0.08))), "open")):
+        roll = world.rollout(cand, allowed_contacts=frozenset({"red", "blue"}))
+        world.execute_joint_path(roll.joint_path_rad, roll.gripper_width_m, roll.dt_s)
+    world.step(120)
+    goal = {"all": [{"on_top": ["red", "blue"]}, {"gripper_open": True}]}
+    assert predicates.evaluate(world, goal)
+    assert predicates.progress(world, goal) == 1.0
+    assert not predicates.evaluate(world, {"on_top": ["blue", "red"]})
+
+
+def test_update_scene_reuses_bodies(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec))
+    ids = dict(world.body_ids)
+    moved = _scene(panda_spec, red_yaw=0.0)
+    world.update_scene(moved)
+    assert world.body_ids == ids
+    assert world.object_pose("red").rpy_deg()[2] == pytest.approx(0.0, abs=1e-6)
