@@ -1,0 +1,284 @@
+"""The MPC loop: observe -> reconstruct the twin -> sample -> roll out -> render -> score -> execute -> log.
+
+The loop sees the world only through a `Robot` (observations in, joint trajectories out). It never asks the
+lab for truth; success during the run is the planner's own belief from its twin, and the lab's verdict is
+taken afterwards by evaluation code (cli / bench).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pybullet as p
+
+from planner.errors import RunAborted
+from planner.runlog import RunLog
+from planner.sampler import AnnealedSampler, SamplerConfig
+from planner.task import PlannerTask, Subtask
+from render.renderer import Renderer
+from robot_io.errors import ConnectionLostError, RobotError, SafetyRejected
+from robot_io.observation import Observation
+from robot_io.robot import Robot
+from robot_io.trajectory import JointTrajectory
+from scoring import CandidateEvidence, Scorer, ScoreRequest, ViewImage
+from sim import predicates
+from sim.geometry import Pose
+from sim.rollout import Rollout
+from sim.scene import SceneSpec
+from sim.world import World
+
+log = logging.getLogger(__name__)
+
+HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's TCP is taken as held
+HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    speed_scale: float = 0.5          # fraction of each joint's speed limit used by planned paths
+    settle_steps: int = 24            # physics steps to let the rebuilt twin settle before planning
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    steps: int
+    believed_success: bool
+    time_s: float
+    stage_time_s: dict[str, float]
+    error: str | None = None
+
+
+def _objects_in(pred: dict) -> set[str]:
+    (key, arg), = pred.items()
+    if key in ("all", "any"):
+        return set().union(*(_objects_in(s) for s in arg))
+    if key == "not":
+        return _objects_in(arg)
+    if isinstance(arg, str):
+        return {arg}
+    if isinstance(arg, list):
+        return {a for a in arg if isinstance(a, str)}
+    if isinstance(arg, dict):
+        return {v for k, v in arg.items() if k == "object"} | set(arg.get("objects", []))
+    return set()
+
+
+class MPCPlanner:
+    """Runs one episode of a task on a robot. Components are passed in; nothing global."""
+
+    def __init__(self, task: PlannerTask, robot: Robot, reconstructor, renderer: Renderer, scorer: Scorer,
+                 runlog: RunLog, config: MPCConfig | None = None,
+                 on_step: Callable[[dict], None] | None = None) -> None:
+        self.task = task
+        self.robot = robot
+        self.reconstructor = reconstructor
+        self.renderer = renderer
+        self.scorer = scorer
+        self.runlog = runlog
+        self.config = config or MPCConfig()
+        self.on_step = on_step
+        spec = task.robot
+        self.sampler = AnnealedSampler(self.config.sampler, spec.tcp_down, spec.workspace_min_xyz,
+                                       spec.workspace_max_xyz, np.random.default_rng(self.config.seed))
+        self.client = p.connect(p.DIRECT)
+        self.world: World | None = None
+        self.subtask_index = 0
+        self.gripper_closed_cmd = False
+        self.held: str | None = None
+        self.T_tcp_held: Pose | None = None
+        self.stage_time_s: dict[str, float] = {}
+        self.steps_done = 0
+
+    def close(self) -> None:
+        if self.client is not None and p.isConnected(self.client):
+            p.disconnect(self.client)
+
+    # ------------------------------------------------------------------ twin
+    def _twin(self, obs: Observation) -> tuple[World, dict]:
+        estimate = self.reconstructor.update(obs)
+        scene = estimate.to_scene(self.task.robot, obs.joint_pos_rad, obs.gripper_width_m)
+        T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        scene = self._track_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
+        if self.world is None:
+            self.world = World.from_scene(self.client, scene, fast_render=True)
+        else:
+            self.world.update_scene(scene)
+        self.world.step(self.config.settle_steps)
+        summary = {
+            "objects": {n: {"found": o.found, "fitness": o.fitness, "xyz": list(o.pose.xyz) if o.found else None}
+                        for n, o in estimate.objects.items()},
+            "n_unknown": len(estimate.unknown), "held": self.held,
+            "timings_s": getattr(estimate, "timings_s", {}),
+        }
+        return self.world, summary
+
+    def _track_held(self, scene: SceneSpec, estimate, T_world_tcp: Pose, width_m: float) -> SceneSpec:
+        """Decide which object the gripper holds and pin it to the hand (rigid grasp) in the twin."""
+        holding = self.gripper_closed_cmd and width_m > HELD_MIN_WIDTH_M
+        if not holding:
+            self.held, self.T_tcp_held = None, None
+            return scene
+        if self.held is None:
+            near = [(np.linalg.norm(o.pose.position - T_world_tcp.position), n)
+                    for n, o in estimate.objects.items() if o.found]
+            near = [x for x in near if x[0] < HELD_MAX_DIST_M]
+            if not near:
+                return scene
+            self.held = min(near)[1]
+            self.T_tcp_held = T_world_tcp.inverse() @ estimate.objects[self.held].pose
+        pose = T_world_tcp @ self.T_tcp_held
+        objects = tuple(dataclasses.replace(o, pose=pose) if o.name == self.held else o for o in scene.objects)
+        if self.held not in {o.name for o in objects}:
+            return scene
+        return dataclasses.replace(scene, objects=objects, grasped=self.held)
+
+    # ------------------------------------------------------------------ one step
+    def _subtask(self, world: World) -> tuple[Subtask, bool]:
+        """Advance past finished subtasks; returns the current one and whether it changed."""
+        changed = False
+        while self.subtask_index < len(self.task.subtasks) and predicates.evaluate(
+                world, self.task.subtasks[self.subtask_index].done):
+            self.subtask_index += 1
+            changed = True
+        if self.subtask_index < len(self.task.subtasks):
+            return self.task.subtasks[self.subtask_index], changed
+        return Subtask(self.task.instruction, self.task.success), changed
+
+    def step(self, k: int) -> dict:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        obs = self.robot.observe()
+        timings["observe"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        world, recon = self._twin(obs)
+        timings["reconstruct"] = time.perf_counter() - t0
+
+        if predicates.evaluate(world, self.task.success):
+            return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
+        subtask, changed = self._subtask(world)
+        if changed:
+            self.sampler.reset()
+
+        t0 = time.perf_counter()
+        tcp = world.tcp_pose()
+        candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed_cmd)
+        allowed = frozenset(_objects_in(subtask.done))
+        success = self.task.success
+
+        def probe(w: World) -> dict:
+            return {"progress": predicates.progress(w, subtask.done), "done": predicates.evaluate(w, subtask.done),
+                    "success": predicates.evaluate(w, success)}
+
+        rollouts = [world.rollout(c, allowed, speed_scale=self.config.speed_scale, probe=probe) for c in candidates]
+        timings["sample_rollout"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        rendered = self.renderer.render(world, rollouts)
+        timings["render"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        request = ScoreRequest(
+            instruction=self.task.instruction, subtask=subtask.say,
+            candidate_ids=tuple(r.candidate.id for r in rollouts),
+            views=tuple(ViewImage(v.name, v.png, v.rgb.shape[1], v.rgb.shape[0], v.endpoints_px) for v in rendered),
+            evidence={r.candidate.id: _evidence(r) for r in rollouts})
+        table = self.scorer.score(request)
+        timings["score"] = time.perf_counter() - t0
+
+        feasible = [r.candidate.id for r in rollouts if r.feasible]
+        chosen = table.best(feasible)
+        record = {"type": "step", "step": k, "done": False, "subtask_index": self.subtask_index,
+                  "subtask": subtask.say, "t": self.sampler.t, "radius_m": self.config.sampler.radius_m(self.sampler.t),
+                  "reconstruction": recon, "backends": sorted({c.backend for c in table.calls}),
+                  "M_prime": table.M_prime, "view_confidence": table.view_confidence,
+                  "scores": table.to_dict(), "chosen": chosen,
+                  "tcp_xyz": list(tcp.xyz), "gripper_width_m": obs.gripper_width_m}
+        record["images"] = {v.name: self.runlog.save_image(k, v.name, v.png) for v in rendered}
+        record["candidates"] = [_candidate_row(r, table) for r in rollouts]
+
+        t0 = time.perf_counter()
+        if chosen is None:
+            record["hold_reason"] = table.error or "no feasible candidate was scored"
+            log.warning("step %d: holding still: %s", k, record["hold_reason"])
+        else:
+            roll = next(r for r in rollouts if r.candidate.id == chosen)
+            traj = JointTrajectory(roll.joint_path_rad, roll.gripper_width_m, roll.dt_s)
+            try:
+                report = self.robot.execute(traj)
+            except SafetyRejected as exc:
+                record["hold_reason"] = f"safety envelope rejected the trajectory: {exc}"
+                record["chosen"] = None
+            else:
+                record["execute"] = {"completed": report.completed, "stopped_reason": report.stopped_reason,
+                                     "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
+                if roll.candidate.gripper != "keep":
+                    self.gripper_closed_cmd = roll.candidate.gripper == "close"
+                self.sampler.remember(tcp, candidates, table.S)
+        timings["execute"] = time.perf_counter() - t0
+        self.sampler.advance()
+        record["timings_s"] = timings
+        return record
+
+    # ------------------------------------------------------------------ episode
+    def run(self, max_steps: int | None = None) -> EpisodeResult:
+        max_steps = max_steps or self.task.max_steps
+        start = time.perf_counter()
+        believed = False
+        try:
+            for k in range(max_steps):
+                record = self.step(k)
+                for key, v in record.get("timings_s", {}).items():
+                    self.stage_time_s[key] = self.stage_time_s.get(key, 0.0) + v
+                if record.get("done"):
+                    believed = True
+                    self.runlog.append({"type": "event", "step": k,
+                                        "message": f"step {k}: the twin shows the task done; stopping"})
+                    break
+                self.runlog.append(record)
+                self.steps_done += 1
+                if self.on_step is not None:
+                    self.on_step(record)
+        except ConnectionLostError as exc:
+            msg = f"robot connection lost at step {self.steps_done}: {exc}"
+            self.runlog.append({"type": "event", "step": self.steps_done, "message": msg})
+            raise RunAborted(msg) from exc
+        except RobotError as exc:
+            msg = f"robot error at step {self.steps_done}: {exc}"
+            self.runlog.append({"type": "event", "step": self.steps_done, "message": msg})
+            raise RunAborted(msg) from exc
+        return EpisodeResult(self.steps_done, believed, time.perf_counter() - start, dict(self.stage_time_s))
+
+
+def _evidence(r: Rollout) -> CandidateEvidence:
+    return CandidateEvidence(
+        id=r.candidate.id, feasible=r.feasible, collisions=len(r.contacts) + len(r.disturbed),
+        min_clearance_m=r.min_clearance_m, joint_limit_margin_rad=r.joint_limit_margin_rad,
+        ik_error_m=r.ik_error_m, path_length_m=r.path_length_m, duration_s=r.duration_s,
+        progress=float(r.probe.get("progress", 0.0)), subtask_done=bool(r.probe.get("done", False)),
+        task_success=bool(r.probe.get("success", False)), gripper=r.candidate.gripper)
+
+
+def _candidate_row(r: Rollout, table) -> dict:
+    cid = r.candidate.id
+    dims: dict[str, list[float]] = {}
+    for call in table.calls:
+        if call.parsed is None:
+            continue
+        for c in call.parsed.get("candidates", []):
+            if c.get("id") == cid:
+                for d in ("safety", "task_alignment", "efficiency", "feasibility"):
+                    dims.setdefault(d, []).append(float(c[d]))
+    return {"id": cid, "S": table.S.get(cid), "gripper": r.candidate.gripper, "label": r.candidate.label,
+            "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible, "reason": r.reason,
+            "collisions": len(r.contacts) + len(r.disturbed),
+            "contacts": [f"{c.a}-{c.b}" for c in r.contacts], "disturbed": list(r.disturbed),
+            "progress": r.probe.get("progress"), "path_length_m": r.path_length_m,
+            "mean_scores": {d: float(np.mean(v)) for d, v in dims.items()}}

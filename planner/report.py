@@ -1,0 +1,105 @@
+"""report.html: a page a person can read, built from the run log alone (so it also works for killed runs)."""
+
+from __future__ import annotations
+
+import html
+import os
+
+from planner.runlog import _atomic_write, read_header, read_records
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1700px}
+h1{margin-bottom:4px} .sub{color:#666;margin-top:0}
+.ok{color:#0a7d27;font-weight:600} .bad{color:#b3261e;font-weight:600}
+.step{border:1px solid #ddd;border-radius:8px;padding:12px 16px;margin:18px 0}
+.views{display:flex;gap:8px;flex-wrap:wrap} .views figure{margin:0} .views img{width:400px;border:1px solid #ccc}
+figcaption{font-size:12px;color:#555;text-align:center}
+table{border-collapse:collapse;font-size:13px;margin-top:8px} td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4} tr.chosen td{background:#fff3c4;font-weight:600} td.l{text-align:left}
+.t{font-size:12px;color:#555} .ev{background:#fbe9e7;border-radius:6px;padding:8px 12px;margin:10px 0}
+"""
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _step_html(rec: dict) -> str:
+    e = html.escape
+    parts = [f"<div class='step'><h3>Step {rec['step']} &middot; subtask {rec.get('subtask_index', 0) + 1}: "
+             f"{e(rec.get('subtask', ''))}</h3>"]
+    parts.append(f"<p class='t'>t={rec.get('t')} &middot; sampling radius {_fmt(rec.get('radius_m'), 3)} m "
+                 f"&middot; scorer: {e(', '.join(rec.get('backends', [])))} &middot; M'={rec.get('M_prime')}"
+                 f" &middot; timings (s): " + ", ".join(f"{k} {v:.3f}" for k, v in rec.get("timings_s", {}).items())
+                 + "</p>")
+    recon = rec.get("reconstruction", {})
+    if recon:
+        objs = ", ".join(f"{e(n)}: {'found' if o.get('found') else 'MISSING'} (fitness {_fmt(o.get('fitness'))})"
+                         for n, o in recon.get("objects", {}).items())
+        parts.append(f"<p class='t'>twin: {objs}; {recon.get('n_unknown', 0)} unknown obstacle(s)"
+                     f"{'; holding ' + e(recon['held']) if recon.get('held') else ''}</p>")
+    parts.append("<div class='views'>")
+    for view, path in rec.get("images", {}).items():
+        conf = rec.get("view_confidence", {}).get(view)
+        parts.append(f"<figure><a href='{e(path)}'><img src='{e(path)}' alt='{e(view)}'></a>"
+                     f"<figcaption>{e(view)} (confidence C'={_fmt(conf)})</figcaption></figure>")
+    parts.append("</div>")
+    cands = rec.get("candidates", [])
+    if cands:
+        dims = ["safety", "task_alignment", "efficiency", "feasibility"]
+        parts.append("<table><tr><th>id</th><th>S_j</th>" + "".join(f"<th>{d}</th>" for d in dims)
+                     + "<th>gripper</th><th>feasible</th><th>collisions</th><th>progress</th><th>path m</th>"
+                       "<th class='l'>note</th></tr>")
+        for c in sorted(cands, key=lambda c: -(c.get("S") if c.get("S") is not None else -1)):
+            cls = " class='chosen'" if c["id"] == rec.get("chosen") else ""
+            dim_cells = "".join(f"<td>{_fmt(c.get('mean_scores', {}).get(d), 1)}</td>" for d in dims)
+            parts.append(f"<tr{cls}><td>{c['id']}</td><td>{_fmt(c.get('S'))}</td>{dim_cells}"
+                         f"<td>{e(c.get('gripper', ''))}</td><td>{'yes' if c.get('feasible') else 'no'}</td>"
+                         f"<td>{c.get('collisions', 0)}</td><td>{_fmt(c.get('progress'))}</td>"
+                         f"<td>{_fmt(c.get('path_length_m'))}</td><td class='l'>{e(c.get('reason') or '')}</td></tr>")
+        parts.append("</table>")
+    chosen = rec.get("chosen")
+    exe = rec.get("execute") or {}
+    if chosen is None:
+        parts.append(f"<div class='ev'>No candidate executed: {e(rec.get('hold_reason', ''))}. The arm held still.</div>")
+    else:
+        notes = "; ".join(exe.get("notes", [])) or "no envelope changes"
+        parts.append(f"<p>Chose <b>{chosen}</b>; executed: {'completed' if exe.get('completed') else 'stopped: ' + e(str(exe.get('stopped_reason')))}"
+                     f" ({e(notes)})</p>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def write_report(run_dir: str) -> str:
+    """(Re)write report.html from run.json and steps.jsonl; returns its path."""
+    header = read_header(run_dir)
+    records = read_records(run_dir)
+    e = html.escape
+    end = next((r for r in reversed(records) if r.get("type") == "end"), None)
+    if end is None:
+        status = "<span class='bad'>incomplete (the run is going on, or it was killed)</span>"
+    elif end.get("error"):
+        status = f"<span class='bad'>aborted: {e(end['error'])}</span>"
+    else:
+        judged = end.get("lab_success")
+        word = {True: "<span class='ok'>SUCCESS</span>", False: "<span class='bad'>FAILED</span>",
+                None: "not judged"}[judged]
+        status = f"{word} (judged by the lab on its truth) after {end.get('steps')} steps, {_fmt(end.get('time_s'), 1)} s"
+    body = [f"<h1>{e(header.get('task', '?'))} &middot; seed {header.get('seed', '?')}</h1>",
+            f"<p class='sub'>&ldquo;{e(header.get('instruction', ''))}&rdquo; &middot; scorer "
+            f"{e(header.get('scorer', '?'))} &middot; {e(header.get('started', ''))}</p>",
+            f"<p>Result: {status}</p>"]
+    for rec in records:
+        if rec.get("type") == "step":
+            body.append(_step_html(rec))
+        elif rec.get("type") == "event":
+            body.append(f"<div class='ev'>{e(rec.get('message', ''))}</div>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(header.get('task', 'run'))}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    path = os.path.join(run_dir, "report.html")
+    _atomic_write(path, page.encode("utf-8"))
+    return path
