@@ -143,7 +143,8 @@ def load_fast_renderer(client: int) -> int:
     """Try the EGL plugin (Mesa on the CPU is ~5x faster than TinyRenderer); return the renderer flag to use.
 
     Call it on an empty client: the plugin renders only bodies created after it is loaded, and once loaded
-    it serves every getCameraImage call of that client. Set ANTIGROUNDING_RENDERER=tiny to force TinyRenderer.
+    it serves every getCameraImage call of that client, from the thread that loaded it only (EGL contexts are
+    per thread). Set ANTIGROUNDING_RENDERER=tiny to force TinyRenderer.
     """
     if os.environ.get("ANTIGROUNDING_RENDERER", "").lower() == "tiny":
         return p.ER_TINY_RENDERER

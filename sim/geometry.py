@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-SYMMETRIES = ("none", "cube", "box", "cylinder")
+SYMMETRIES = ("none", "cube", "box", "square", "cylinder")
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,9 @@ def _symmetry_group(symmetry: str) -> list[np.ndarray]:
                 if np.linalg.det(R) > 0 and (symmetry == "cube" or perm == (0, 1, 2)):
                     mats.append(R)
         return mats  # cube: 24 proper rotations; box: the 4 half-turns about its own axes
+    if symmetry == "square":  # a square tray: quarter turns about its own z axis
+        return [np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+                for a in np.radians([0, 90, 180, 270])]
     raise ValueError(f"unknown symmetry {symmetry!r}; expected one of {SYMMETRIES}")
 
 

@@ -359,7 +359,8 @@ class World:
         grip = np.asarray(gripper_width_m, dtype=float).reshape(-1)
         if path.ndim != 2 or path.shape[1] != len(self.arm_idx) or len(grip) != len(path):
             raise ValueError(f"joint path {path.shape} / gripper {grip.shape} do not match dof {len(self.arm_idx)}")
-        substeps = max(1, int(round(dt_s / TIMESTEP_S)))
+        # Round up: a waypoint may take a little longer than asked, never less (speed limits hold).
+        substeps = max(1, int(np.ceil(dt_s / TIMESTEP_S - 1e-9)))
         ee = [self.tcp_pose().position]
         steps = 0
         for i in range(len(path)):

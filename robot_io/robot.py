@@ -1,0 +1,93 @@
+"""The hardware boundary: one abstract `Robot` class (LeRobot style) and its typed errors.
+
+Everything above `robot_io` talks to an arm only through this interface, so the sim lab
+(`robot_io.sim_robot.SimRobot`) and a vendor driver are interchangeable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+
+from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, SafetyRejected
+from robot_io.observation import Observation
+from robot_io.trajectory import JointTrajectory
+
+__all__ = [
+    "ConnectionLostError",
+    "ExecuteReport",
+    "NotConnectedError",
+    "Robot",
+    "RobotError",
+    "SafetyRejected",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class ExecuteReport:
+    """What `Robot.execute` actually did.
+
+    `sent` is the trajectory after the safety envelope (clamped, bridged, subdivided, slowed, truncated),
+    which is what the arm was commanded to follow; `notes` says what the envelope changed and why.
+    `completed` is True only when the arm reached the last waypoint of `sent`; otherwise
+    `stopped_reason` says why not (for the sim lab: "stop", "watchdog", "shutdown" or "error: ...").
+    """
+
+    sent: JointTrajectory
+    notes: tuple[str, ...]
+    completed: bool
+    stopped_reason: str | None
+    final_joint_pos_rad: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "notes", tuple(str(n) for n in self.notes))
+        q = np.array(self.final_joint_pos_rad, dtype=np.float64).reshape(-1)
+        q.setflags(write=False)
+        object.__setattr__(self, "final_joint_pos_rad", q)
+        if self.completed and self.stopped_reason is not None:
+            raise ValueError(f"ExecuteReport: completed=True but stopped_reason={self.stopped_reason!r}")
+
+
+class Robot(ABC):
+    """One arm with its cameras: connect / observe / execute / stop / disconnect.
+
+    Use it as a context manager (`with SimRobot(...) as robot:`): `__enter__` connects and `__exit__`
+    disconnects. `disconnect()` must be safe to call twice and after a lost connection, because it is
+    what releases resources. Methods that need the link raise `NotConnectedError` before `connect()`
+    and `ConnectionLostError` when the link dies.
+    """
+
+    @property
+    @abstractmethod
+    def is_connected(self) -> bool:
+        """True while the link is up (False before connect, after disconnect and after a lost link)."""
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the link to the arm and its cameras."""
+
+    @abstractmethod
+    def observe(self) -> Observation:
+        """Camera frames (RGB-D with intrinsics and pose), joint state, TCP pose and gripper width."""
+
+    @abstractmethod
+    def execute(self, traj: JointTrajectory) -> ExecuteReport:
+        """Filter `traj` through the safety envelope, run it, block until done; report what was sent."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Abort any motion in progress and hold the arm where it is."""
+
+    @abstractmethod
+    def disconnect(self) -> None:
+        """Close the link and release resources; a no-op when not connected."""
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.disconnect()
