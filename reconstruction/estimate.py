@@ -1,0 +1,96 @@
+"""What reconstruction reports: estimated named objects, unknown clutter, timings; and the twin's SceneSpec."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+from reconstruction.models import ObjectModel
+from reconstruction.segmentation import TablePlane
+from sim.geometry import Pose
+from sim.scene import ObjectSpec, RobotSpec, SceneSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EstimatedObject:
+    """A named object's pose estimate. fitness in [0, 1]: inlier fraction of its points x (1 - contradiction).
+
+    found=False means no acceptable match this step; its pose is then the last one seen (or identity) and
+    must not be used.
+    """
+
+    name: str
+    pose: Pose
+    fitness: float
+    found: bool
+    n_points: int = 0
+    rmse_m: float = math.nan
+    coverage: float = 0.0      # fraction of the model surface the cameras should see that they did see
+    held: bool = False         # found between the closed fingers
+    source: str = ""           # winning hypothesis: "global", "yaw", "tcp"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "pose": self.pose.to_dict(), "fitness": self.fitness, "found": self.found,
+                "n_points": self.n_points, "rmse_m": None if math.isnan(self.rmse_m) else self.rmse_m,
+                "coverage": self.coverage, "held": self.held, "source": self.source}
+
+
+@dataclass(frozen=True, eq=False)
+class SceneEstimate:
+    objects: dict[str, EstimatedObject]
+    unknown: tuple[ObjectSpec, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    table: TablePlane | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary for a run log."""
+        return {
+            "objects": {name: o.to_dict() for name, o in self.objects.items()},
+            "unknown": [u.to_dict() for u in self.unknown],
+            "timings_s": dict(self.timings_s),
+            "notes": list(self.notes),
+            "table": None if self.table is None else {"normal": list(self.table.normal), "d": self.table.d,
+                                                      "fitted": self.table.fitted},
+        }
+
+    @property
+    def held(self) -> str | None:
+        held = [o.name for o in self.objects.values() if o.found and o.held]
+        return held[0] if len(held) == 1 else None
+
+    def to_scene(self, robot: RobotSpec, joint_pos_rad, gripper_width_m: float | None,
+                 models: dict[str, ObjectModel], priors: dict[str, dict] | None = None,
+                 include_unknown: bool = True) -> SceneSpec:
+        """The twin: found named objects with their catalog model at the estimated pose, plus the clutter.
+
+        priors[name] = {mass_kg, friction, fixed} from the object catalog (never the task's truth). Objects
+        not found are left out (logged). A single held object is attached to the gripper.
+        """
+        priors = priors or {}
+        objects = []
+        for name, est in self.objects.items():
+            if not est.found:
+                log.info("to_scene: '%s' was not found; left out of the twin", name)
+                continue
+            if name not in models:
+                raise KeyError(f"to_scene: no model for estimated object '{name}'; models: {sorted(models)}")
+            m = models[name]
+            prior = priors.get(name, {})
+            objects.append(ObjectSpec(
+                name=name, pose=est.pose, urdf=m.urdf, scale=m.scale, rgba=m.rgba, symmetry=m.symmetry,
+                mass_kg=prior.get("mass_kg"), friction=prior.get("friction"), fixed=bool(prior.get("fixed", False))))
+        if include_unknown:
+            taken = {o.name for o in objects}
+            for u in self.unknown:
+                if u.name in taken:
+                    raise ValueError(f"to_scene: clutter name '{u.name}' collides with a named object")
+                objects.append(u)
+        q = None if joint_pos_rad is None else tuple(float(v) for v in joint_pos_rad)
+        held = self.held
+        return SceneSpec(robot=robot, objects=tuple(objects), joint_pos_rad=q,
+                         gripper_width_m=None if gripper_width_m is None else float(gripper_width_m),
+                         grasped=held if held in {o.name for o in objects} else None)

@@ -1,0 +1,265 @@
+"""Known object models (the CAD catalog): geometry from a URDF, as a trimesh and a surface point cloud.
+
+Geometry is expressed in the frame PyBullet reports for the body (the root link's inertial frame, which
+`getBasePositionAndOrientation` returns), so an estimated pose can be handed to `sim` as it is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import math
+import os
+import xml.etree.ElementTree as ET
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from sim.geometry import SYMMETRIES
+from sim.scene import resolve_asset_path
+
+log = logging.getLogger(__name__)
+
+N_MODEL_POINTS = 3000   # surface samples kept per model; registration downsamples them further
+
+
+class ModelError(ValueError):
+    """A model that cannot be built; the message names the URDF and the element."""
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """A model's geometry in its PyBullet base frame (metres, object scale applied)."""
+
+    mesh: trimesh.Trimesh
+    points: np.ndarray      # (N, 3) surface samples
+    normals: np.ndarray     # (N, 3) unit face normals of the samples
+    bounds: np.ndarray      # (2, 3) axis-aligned min / max of the mesh
+
+    @property
+    def extent(self) -> np.ndarray:
+        return self.bounds[1] - self.bounds[0]
+
+    @property
+    def diameter(self) -> float:
+        return float(np.linalg.norm(self.extent))
+
+
+@dataclass(frozen=True)
+class ObjectModel:
+    """A named object the planner knows: its URDF (absolute path or 'pybullet_data:...'), scale, color, symmetry."""
+
+    name: str
+    urdf: str
+    scale: float = 1.0
+    rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0)
+    symmetry: str = "none"
+
+    def __post_init__(self) -> None:
+        where = f"object model '{self.name}'"
+        path = resolve_asset_path(str(self.urdf))
+        if not os.path.isfile(path):
+            raise ModelError(f"{where}: field 'urdf': file not found: {path}")
+        object.__setattr__(self, "urdf", path)
+        if not (isinstance(self.scale, int | float) and self.scale > 0):
+            raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
+        object.__setattr__(self, "scale", float(self.scale))
+        rgba = tuple(float(v) for v in self.rgba)
+        if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
+            raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
+        object.__setattr__(self, "rgba", rgba)
+        if self.symmetry not in SYMMETRIES:
+            raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected one of {SYMMETRIES}")
+
+    @classmethod
+    def from_catalog(cls, name: str, entry: dict, where: str = "catalog") -> ObjectModel:
+        """An entry of configs/objects.yaml (or a task's inline asset): {urdf, scale?, rgba?, symmetry?, ...}.
+
+        Physics fields (mass_kg, friction, fixed) are priors for the twin, read with `physics_prior`.
+        """
+        if not isinstance(entry, dict) or "urdf" not in entry:
+            raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
+        return cls(name=name, urdf=str(entry["urdf"]), scale=float(entry.get("scale", 1.0)),
+                   rgba=tuple(entry.get("rgba", (0.5, 0.5, 0.5, 1.0))), symmetry=str(entry.get("symmetry", "none")))
+
+    @property
+    def geometry(self) -> ModelGeometry:
+        return load_geometry(self.urdf, self.scale)
+
+    @property
+    def mesh(self) -> trimesh.Trimesh:
+        return self.geometry.mesh
+
+    @property
+    def points(self) -> np.ndarray:
+        return self.geometry.points
+
+    @property
+    def normals(self) -> np.ndarray:
+        return self.geometry.normals
+
+    @property
+    def chromatic(self) -> bool:
+        """Whether the asset color is saturated enough to tell it from gray clutter by chromaticity."""
+        return color_saturation(self.rgba[:3]) > 0.3
+
+
+def models_from_assets(assets: dict[str, str | dict], catalog: dict[str, dict], where: str = "task"
+                       ) -> tuple[dict[str, ObjectModel], dict[str, dict]]:
+    """A task's named objects (name -> catalog key, or an inline asset dict) -> (models, physics priors).
+
+    The priors come from the catalog entry (or the inline asset), never from the task's `physics` truth.
+    """
+    models, priors = {}, {}
+    for name, asset in assets.items():
+        if isinstance(asset, str):
+            if asset not in catalog:
+                close = difflib.get_close_matches(asset, list(catalog), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known: {sorted(catalog)}"
+                raise ModelError(f"{where}: object '{name}': asset '{asset}' is not in the catalog{hint}")
+            entry = catalog[asset]
+        elif isinstance(asset, dict):
+            entry = asset
+        else:
+            raise ModelError(f"{where}: object '{name}': asset must be a catalog key or a mapping, got {asset!r}")
+        models[name] = ObjectModel.from_catalog(name, entry, where)
+        priors[name] = physics_prior(entry)
+    return models, priors
+
+
+def physics_prior(entry: dict) -> dict:
+    """The twin's physics prior from a catalog entry: {mass_kg, friction, fixed} (missing fields left out)."""
+    out = {}
+    for key in ("mass_kg", "friction"):
+        if entry.get(key) is not None:
+            out[key] = float(entry[key])
+    if "fixed" in entry:
+        out["fixed"] = bool(entry["fixed"])
+    return out
+
+
+def color_saturation(rgb) -> float:
+    rgb = np.asarray(rgb, dtype=float)
+    top = float(rgb.max())
+    return 0.0 if top <= 0 else float((top - rgb.min()) / top)
+
+
+# ---------------------------------------------------------------------------------------------- URDF parsing
+def _origin(elem: ET.Element | None) -> np.ndarray:
+    T = np.eye(4)
+    if elem is None:
+        return T
+    xyz = [float(v) for v in elem.get("xyz", "0 0 0").split()]
+    rpy = [float(v) for v in elem.get("rpy", "0 0 0").split()]
+    T[:3, :3] = Rotation.from_euler("xyz", rpy).as_matrix()  # URDF rpy: fixed-axis roll, pitch, yaw
+    T[:3, 3] = xyz
+    return T
+
+
+def _mesh_path(filename: str, urdf_dir: str) -> str:
+    for prefix in ("package://", "file://"):
+        if filename.startswith(prefix):
+            filename = filename[len(prefix):]
+    return filename if os.path.isabs(filename) else os.path.normpath(os.path.join(urdf_dir, filename))
+
+
+def _geometry_mesh(geom: ET.Element, urdf: str) -> trimesh.Trimesh | None:
+    shape = next(iter(geom), None)
+    if shape is None:
+        return None
+    if shape.tag == "box":
+        return trimesh.creation.box(extents=[float(v) for v in shape.get("size", "0 0 0").split()])
+    if shape.tag == "cylinder":
+        return trimesh.creation.cylinder(radius=float(shape.get("radius")), height=float(shape.get("length")),
+                                         sections=32)
+    if shape.tag == "sphere":
+        return trimesh.creation.icosphere(subdivisions=2, radius=float(shape.get("radius")))
+    if shape.tag == "capsule":
+        return trimesh.creation.capsule(radius=float(shape.get("radius")), height=float(shape.get("length")))
+    if shape.tag == "mesh":
+        path = _mesh_path(shape.get("filename", ""), os.path.dirname(urdf))
+        if not os.path.isfile(path):
+            raise ModelError(f"{urdf}: mesh file not found: {path}")
+        mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
+        scale = [float(v) for v in shape.get("scale", "1 1 1").split()]
+        mesh = mesh.copy()
+        mesh.apply_scale(scale if len(scale) == 3 else scale[0])
+        return mesh
+    log.warning("%s: geometry <%s> is not supported; skipped", urdf, shape.tag)
+    return None
+
+
+def _link_frames(root: ET.Element) -> dict[str, np.ndarray]:
+    """Every link's frame in the root link's frame, with all joints at zero (catalog objects are rigid)."""
+    links = [link.get("name") for link in root.findall("link")]
+    children = {}
+    child_names = set()
+    for joint in root.findall("joint"):
+        parent, child = joint.find("parent"), joint.find("child")
+        if parent is None or child is None:
+            continue
+        children.setdefault(parent.get("link"), []).append((child.get("link"), _origin(joint.find("origin"))))
+        child_names.add(child.get("link"))
+    roots = [name for name in links if name not in child_names]
+    if not roots:
+        raise ModelError("URDF has no root link")
+    frames = {roots[0]: np.eye(4)}
+    queue = deque([roots[0]])
+    while queue:
+        name = queue.popleft()
+        for child, T_parent_child in children.get(name, ()):
+            frames[child] = frames[name] @ T_parent_child
+            queue.append(child)
+    return frames
+
+
+@functools.lru_cache(maxsize=64)
+def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> ModelGeometry:
+    """Parse the URDF's visual elements (collision ones where a link has no visual) into one mesh.
+
+    Cached per (urdf, scale): the arrays are read-only and shared between models.
+    """
+    try:
+        root = ET.parse(urdf).getroot()
+    except ET.ParseError as exc:
+        raise ModelError(f"{urdf}: not valid XML: {exc}") from None
+    frames = _link_frames(root)
+    link_elems = {link.get("name"): link for link in root.findall("link")}
+    root_name = next(iter(frames))
+    # PyBullet's base frame is the root link's inertial frame, not its URDF link frame.
+    inertial = link_elems[root_name].find("inertial")
+    T_link_base = _origin(None if inertial is None else inertial.find("origin"))
+    T_base_link = np.linalg.inv(T_link_base)
+    parts = []
+    for name, T_root_link in frames.items():
+        link = link_elems.get(name)
+        if link is None:
+            continue
+        elems = link.findall("visual") or link.findall("collision")
+        for elem in elems:
+            geom = elem.find("geometry")
+            if geom is None:
+                continue
+            mesh = _geometry_mesh(geom, urdf)
+            if mesh is None or len(mesh.faces) == 0:
+                continue
+            mesh.apply_transform(T_base_link @ T_root_link @ _origin(elem.find("origin")))
+            parts.append(mesh)
+    if not parts:
+        raise ModelError(f"{urdf}: no visual or collision geometry found")
+    mesh = trimesh.util.concatenate(parts) if len(parts) > 1 else parts[0]
+    mesh.apply_scale(scale)  # PyBullet's globalScaling scales every origin and shape alike
+    points, face_idx = trimesh.sample.sample_surface(mesh, n_points, seed=0)
+    normals = np.asarray(mesh.face_normals)[face_idx]
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    normals = np.ascontiguousarray(normals, dtype=np.float64)
+    bounds = np.asarray(mesh.bounds, dtype=np.float64)
+    for arr in (points, normals, bounds):
+        arr.setflags(write=False)
+    if not math.isfinite(float(np.abs(bounds).max())):
+        raise ModelError(f"{urdf}: mesh has non-finite vertices")
+    return ModelGeometry(mesh=mesh, points=points, normals=normals, bounds=bounds)

@@ -1,0 +1,69 @@
+"""Reconstruction benchmark: accuracy and per-stage timings on random lab scenes (not a test; prints tables).
+
+    python tests/reconstruction/bench_reconstruction.py --scenes 12
+
+Scenes alternate between two blocks + 3-4 clutter objects and a block + the tray + 3-4 clutter objects,
+rendered by the three lab cameras with their noise. Each scene is reconstructed `--repeats` times; the
+timing table uses every update after the first (the first includes one-off warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from recon_scenes import lab_cameras, models_for, pose_errors, random_scene, robot_spec, shoot  # noqa: E402
+
+from reconstruction import Reconstructor  # noqa: E402
+
+BLOCKS = [("block_red", "block_blue"), ("block_green",), ("block_yellow", "block_blue"), ("block_red",)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    robot, cams = robot_spec(), lab_cameras()
+    rows, timings, first = [], [], []
+    for k in range(args.scenes):
+        rng = np.random.default_rng(args.seed + k)
+        tray = k % 2 == 1
+        scene, assets = random_scene(rng, robot, blocks=BLOCKS[k % len(BLOCKS)], tray=tray, n_clutter=3 + k % 2)
+        shot = shoot(scene, cams, seed=args.seed + k)
+        models, _ = models_for(assets)
+        with Reconstructor(models, robot, cams) as rec:
+            for r in range(args.repeats):
+                est = rec.update(shot.obs)
+                (first if r == 0 else timings).append(est.timings_s)
+        for name, obj in est.objects.items():
+            dt, dr = pose_errors(obj.pose, shot.truth[name], models[name].symmetry)
+            rows.append((k, name, obj.found, obj.fitness, obj.source, obj.n_points, dt * 1000, dr))
+        print(f"scene {k}: {len(scene.objects)} objects, {len(est.unknown)} clutter hulls, "
+              f"total {est.timings_s['total'] * 1000:.0f} ms  notes: {list(est.notes)}")
+    print("\nscene  object        found  fitness  hypothesis  points   err_mm  err_deg")
+    for k, name, found, fit, src, n, dt, dr in rows:
+        print(f"{k:5d}  {name:12s}  {found!s:5s}  {fit:7.2f}  {src:10s}  {n:6d}  {dt:7.2f}  {dr:7.2f}")
+    err = np.array([(r[6], r[7]) for r in rows])
+    print(f"\ntranslation mm: median {np.median(err[:, 0]):.2f}  p90 {np.percentile(err[:, 0], 90):.2f}  "
+          f"max {err[:, 0].max():.2f}")
+    print(f"rotation deg:   median {np.median(err[:, 1]):.2f}  p90 {np.percentile(err[:, 1], 90):.2f}  "
+          f"max {err[:, 1].max():.2f}")
+    print(f"\nstage timings over {len(timings)} warm updates (first updates: median total "
+          f"{np.median([t['total'] for t in first]) * 1000:.0f} ms), ms")
+    print("stage        median     p90     max")
+    for stage in timings[0]:
+        v = np.array([t[stage] for t in timings]) * 1000
+        print(f"{stage:10s}  {np.median(v):7.1f} {np.percentile(v, 90):7.1f} {v.max():7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

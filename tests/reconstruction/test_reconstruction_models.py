@@ -1,0 +1,95 @@
+"""Object models from URDFs: primitives, meshes, origins, scale, PyBullet's inertial base frame."""
+
+import numpy as np
+import pybullet as p
+import pytest
+from recon_scenes import catalog
+
+from reconstruction.models import ModelError, ObjectModel, load_geometry, models_from_assets, physics_prior
+from sim.geometry import Pose
+
+
+def _write(tmp_path, body: str) -> str:
+    path = tmp_path / "obj.urdf"
+    path.write_text(f'<?xml version="1.0"?>\n<robot name="t">{body}</robot>\n')
+    return str(path)
+
+
+def test_cube_from_catalog_is_a_5cm_cube():
+    m = ObjectModel.from_catalog("red_block", catalog()["block_red"])
+    np.testing.assert_allclose(m.geometry.bounds, [[-0.025] * 3, [0.025] * 3], atol=1e-9)
+    pts, normals = m.points, m.normals
+    assert pts.shape == (3000, 3) and normals.shape == (3000, 3)
+    # every sample lies on a face: its largest coordinate is at the half size
+    np.testing.assert_allclose(np.abs(pts).max(axis=1), 0.025, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-9)
+    # face normals point outwards
+    assert np.all(np.einsum("ij,ij->i", normals, pts) > 0)
+    assert m.chromatic and m.symmetry == "cube"
+
+
+def test_tray_scale_applies_on_top_of_the_mesh_scale():
+    m = ObjectModel.from_catalog("tray", catalog()["tray"])
+    extent = m.geometry.extent
+    # traybox.urdf: the mesh is ~0.59 m wide at its own scale 0.5; the catalog halves it again
+    assert 0.28 < extent[0] < 0.31 and 0.28 < extent[1] < 0.31 and 0.05 < extent[2] < 0.08
+    assert not m.chromatic
+
+
+def test_primitives_origins_and_inertial_frame(tmp_path):
+    urdf = _write(tmp_path, """
+      <link name="base">
+        <inertial><origin xyz="0 0 0.1"/><mass value="1"/>
+          <inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial>
+        <visual><origin xyz="0 0 0.1" rpy="0 0 0"/><geometry><box size="0.2 0.1 0.04"/></geometry></visual>
+        <visual><origin xyz="0.2 0 0.1" rpy="1.5707963 0 0"/>
+          <geometry><cylinder radius="0.02" length="0.1"/></geometry></visual>
+      </link>""")
+    g = load_geometry(urdf, 2.0)
+    # box: x in [-0.1, 0.1], z in [0.08, 0.12] in the link frame; the base frame is 0.1 m up -> z in [-0.02, 0.02];
+    # cylinder along y (rolled), centred at x = 0.2; everything doubled by the scale
+    np.testing.assert_allclose(g.bounds[0], [-0.2, -0.1, -0.04], atol=2e-3)
+    np.testing.assert_allclose(g.bounds[1], [0.44, 0.1, 0.04], atol=2e-3)
+
+
+def test_geometry_matches_pybullet_body_frame(client):
+    """A URDF whose inertial origin is offset: our model, posed at PyBullet's base pose, covers its AABB."""
+    m = ObjectModel.from_catalog("tray", catalog()["tray"])
+    body = p.loadURDF(m.urdf, (0.3, 0.1, 0.0), globalScaling=m.scale, physicsClientId=client)
+    pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=client)
+    T = Pose(pos, quat).matrix()
+    pts = m.points @ T[:3, :3].T + T[:3, 3]
+    lo, hi = p.getAABB(body, physicsClientId=client)
+    # collision boxes (AABB) and visual mesh agree to a couple of centimetres in x, y
+    np.testing.assert_allclose(pts.min(axis=0)[:2], np.asarray(lo)[:2], atol=0.02)
+    np.testing.assert_allclose(pts.max(axis=0)[:2], np.asarray(hi)[:2], atol=0.02)
+
+
+def test_errors_name_the_field(tmp_path):
+    with pytest.raises(ModelError, match="file not found"):
+        ObjectModel("x", str(tmp_path / "missing.urdf"))
+    urdf = _write(tmp_path, '<link name="b"><visual><geometry><box size="0.1 0.1 0.1"/></geometry></visual></link>')
+    with pytest.raises(ModelError, match="symmetry"):
+        ObjectModel("x", urdf, symmetry="spherical")
+    with pytest.raises(ModelError, match="scale"):
+        ObjectModel("x", urdf, scale=0)
+    with pytest.raises(ModelError, match="rgba"):
+        ObjectModel("x", urdf, rgba=(1, 0, 0))
+    empty = _write(tmp_path, '<link name="b"/>')
+    with pytest.raises(ModelError, match="no visual or collision geometry"):
+        _ = ObjectModel("x", empty).geometry
+
+
+def test_physics_prior_reads_only_physics():
+    entry = catalog()["tray"]
+    assert physics_prior(entry) == {"fixed": True}
+    assert physics_prior(catalog()["block_red"]) == {"mass_kg": 0.1, "friction": 0.8}
+
+
+def test_models_from_assets_catalog_keys_and_inline():
+    inline = {"urdf": "pybullet_data:cube_small.urdf", "rgba": [0.8, 0.1, 0.1, 1], "mass_kg": 0.2}
+    models, priors = models_from_assets({"red": "block_red", "mine": inline}, catalog())
+    assert models["red"].name == "red" and models["red"].symmetry == "cube"
+    assert priors == {"red": {"mass_kg": 0.1, "friction": 0.8}, "mine": {"mass_kg": 0.2}}
+    with pytest.raises(ModelError, match="did you mean 'block_red'"):
+        models_from_assets({"red": "block_rde"}, catalog())
