@@ -39,7 +39,8 @@ def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset
     if unknown:
         raise TaskError(f"{where}: unknown field(s) {unknown}; expected some of {list(ASSET_FIELDS)}")
     if "urdf" not in d or not isinstance(d["urdf"], str):
-        raise TaskError(f"{where}.urdf: expected a URDF path ('pybullet_data:...' or a file path), got {d.get('urdf')!r}")
+        raise TaskError(f"{where}.urdf: expected a URDF path ('pybullet_data:...' or a file path), "
+                        f"got {d.get('urdf')!r}")
     urdf = resolve_asset_path(d["urdf"], base_dir)
     if not os.path.isfile(urdf):
         raise TaskError(f"{where}.urdf: expected an existing URDF file, got {d['urdf']!r} (resolved to {urdf})")
@@ -57,7 +58,8 @@ def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
             raise TaskError(f"{where}.{key_}: expected a positive number, got {v!r}")
         nums[key_] = float(v)
-    return Asset(key, urdf, nums["scale"], rgba, symmetry, nums["mass_kg"], nums["friction"], bool(d.get("fixed", False)))
+    return Asset(key, urdf, nums["scale"], rgba, symmetry, nums["mass_kg"], nums["friction"],
+                 bool(d.get("fixed", False)))
 
 
 def load_catalog(path: str | None = None) -> dict[str, Asset]:

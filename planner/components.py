@@ -21,9 +21,12 @@ def build_reconstructor(task: PlannerTask) -> Reconstructor:
     """Only the objects' names and known models go in: never a pose or the lab's physics."""
     models = {name: ObjectModel(name=name, urdf=a.urdf, scale=a.scale, rgba=a.rgba, symmetry=a.symmetry)
               for name, a in task.objects.items()}
-    priors = {name: {"mass_kg": a.mass_kg, "friction": a.friction, "fixed": a.fixed}
-              for name, a in task.objects.items()}
-    return Reconstructor(models, task.robot, priors=priors)
+    return Reconstructor(models, task.robot, cameras=task.cameras)
+
+
+def physics_priors(task: PlannerTask) -> dict[str, dict]:
+    """The catalog's mass/friction for the twin (the lab's true values stay in the lab)."""
+    return {name: {"mass_kg": a.mass_kg, "friction": a.friction, "fixed": a.fixed} for name, a in task.objects.items()}
 
 
 def build_renderer(views_path: str | None = None, names: tuple[str, ...] | None = None) -> Renderer:

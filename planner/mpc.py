@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybullet as p
 
+from planner.components import physics_priors
 from planner.errors import RunAborted
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
@@ -27,9 +28,10 @@ from robot_io.robot import Robot
 from robot_io.trajectory import JointTrajectory
 from scoring import CandidateEvidence, Scorer, ScoreRequest, ViewImage
 from sim import predicates
+from sim.predicates import GRIPPER_OPEN_FRACTION
 from sim.geometry import Pose
 from sim.rollout import Rollout
-from sim.scene import SceneSpec
+from sim.scene import ObjectSpec, SceneSpec
 from sim.world import World
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,12 @@ class MPCPlanner:
         self.client = p.connect(p.DIRECT)
         self.world: World | None = None
         self.subtask_index = 0
-        self.gripper_closed_cmd = False
+        self.gripper_closed = False          # from the last observation's width, not from what was commanded
         self.held: str | None = None
         self.T_tcp_held: Pose | None = None
         self.stage_time_s: dict[str, float] = {}
         self.steps_done = 0
+        self.priors = physics_priors(task)
 
     def close(self) -> None:
         if self.client is not None and p.isConnected(self.client):
@@ -103,7 +106,8 @@ class MPCPlanner:
     # ------------------------------------------------------------------ twin
     def _twin(self, obs: Observation) -> tuple[World, dict]:
         estimate = self.reconstructor.update(obs)
-        scene = estimate.to_scene(self.task.robot, obs.joint_pos_rad, obs.gripper_width_m)
+        scene = estimate.to_scene(self.task.robot, obs.joint_pos_rad, obs.gripper_width_m, self.reconstructor.models,
+                                  self.priors)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
         scene = self._track_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
         if self.world is None:
@@ -121,22 +125,27 @@ class MPCPlanner:
 
     def _track_held(self, scene: SceneSpec, estimate, T_world_tcp: Pose, width_m: float) -> SceneSpec:
         """Decide which object the gripper holds and pin it to the hand (rigid grasp) in the twin."""
-        holding = self.gripper_closed_cmd and width_m > HELD_MIN_WIDTH_M
+        holding = self.gripper_closed and width_m > HELD_MIN_WIDTH_M
         if not holding:
             self.held, self.T_tcp_held = None, None
-            return scene
+            return dataclasses.replace(scene, grasped=None)
         if self.held is None:
             near = [(np.linalg.norm(o.pose.position - T_world_tcp.position), n)
                     for n, o in estimate.objects.items() if o.found]
             near = [x for x in near if x[0] < HELD_MAX_DIST_M]
             if not near:
-                return scene
+                return dataclasses.replace(scene, grasped=None)
             self.held = min(near)[1]
             self.T_tcp_held = T_world_tcp.inverse() @ estimate.objects[self.held].pose
         pose = T_world_tcp @ self.T_tcp_held
         objects = tuple(dataclasses.replace(o, pose=pose) if o.name == self.held else o for o in scene.objects)
         if self.held not in {o.name for o in objects}:
-            return scene
+            # not seen this step (hidden by the fingers): keep it where the hand carries it
+            asset = self.task.objects[self.held]
+            prior = self.priors[self.held]
+            objects = objects + (ObjectSpec(self.held, pose, urdf=asset.urdf, scale=asset.scale, rgba=asset.rgba,
+                                            symmetry=asset.symmetry, mass_kg=prior["mass_kg"],
+                                            friction=prior["friction"]),)
         return dataclasses.replace(scene, objects=objects, grasped=self.held)
 
     # ------------------------------------------------------------------ one step
@@ -157,6 +166,7 @@ class MPCPlanner:
         obs = self.robot.observe()
         timings["observe"] = time.perf_counter() - t0
 
+        self.gripper_closed = obs.gripper_width_m < GRIPPER_OPEN_FRACTION * self.task.robot.gripper_max_width_m
         t0 = time.perf_counter()
         world, recon = self._twin(obs)
         timings["reconstruct"] = time.perf_counter() - t0
@@ -169,7 +179,7 @@ class MPCPlanner:
 
         t0 = time.perf_counter()
         tcp = world.tcp_pose()
-        candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed_cmd)
+        candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed)
         allowed = frozenset(_objects_in(subtask.done))
         success = self.task.success
 
@@ -219,8 +229,6 @@ class MPCPlanner:
             else:
                 record["execute"] = {"completed": report.completed, "stopped_reason": report.stopped_reason,
                                      "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
-                if roll.candidate.gripper != "keep":
-                    self.gripper_closed_cmd = roll.candidate.gripper == "close"
                 self.sampler.remember(tcp, candidates, table.S)
         timings["execute"] = time.perf_counter() - t0
         self.sampler.advance()

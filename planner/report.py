@@ -14,7 +14,8 @@ h1{margin-bottom:4px} .sub{color:#666;margin-top:0}
 .step{border:1px solid #ddd;border-radius:8px;padding:12px 16px;margin:18px 0}
 .views{display:flex;gap:8px;flex-wrap:wrap} .views figure{margin:0} .views img{width:400px;border:1px solid #ccc}
 figcaption{font-size:12px;color:#555;text-align:center}
-table{border-collapse:collapse;font-size:13px;margin-top:8px} td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+table{border-collapse:collapse;font-size:13px;margin-top:8px}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f4f4f4} tr.chosen td{background:#fff3c4;font-weight:600} td.l{text-align:left}
 .t{font-size:12px;color:#555} .ev{background:#fbe9e7;border-radius:6px;padding:8px 12px;margin:10px 0}
 """
@@ -65,11 +66,12 @@ def _step_html(rec: dict) -> str:
     chosen = rec.get("chosen")
     exe = rec.get("execute") or {}
     if chosen is None:
-        parts.append(f"<div class='ev'>No candidate executed: {e(rec.get('hold_reason', ''))}. The arm held still.</div>")
+        parts.append(f"<div class='ev'>No candidate executed: {e(rec.get('hold_reason', ''))}. "
+                     "The arm held still.</div>")
     else:
         notes = "; ".join(exe.get("notes", [])) or "no envelope changes"
-        parts.append(f"<p>Chose <b>{chosen}</b>; executed: {'completed' if exe.get('completed') else 'stopped: ' + e(str(exe.get('stopped_reason')))}"
-                     f" ({e(notes)})</p>")
+        done = "completed" if exe.get("completed") else "stopped: " + e(str(exe.get("stopped_reason")))
+        parts.append(f"<p>Chose <b>{chosen}</b>; executed: {done} ({e(notes)})</p>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -88,7 +90,8 @@ def write_report(run_dir: str) -> str:
         judged = end.get("lab_success")
         word = {True: "<span class='ok'>SUCCESS</span>", False: "<span class='bad'>FAILED</span>",
                 None: "not judged"}[judged]
-        status = f"{word} (judged by the lab on its truth) after {end.get('steps')} steps, {_fmt(end.get('time_s'), 1)} s"
+        status = (f"{word} (judged by the lab on its truth) after {end.get('steps')} steps, "
+                  f"{_fmt(end.get('time_s'), 1)} s")
     body = [f"<h1>{e(header.get('task', '?'))} &middot; seed {header.get('seed', '?')}</h1>",
             f"<p class='sub'>&ldquo;{e(header.get('instruction', ''))}&rdquo; &middot; scorer "
             f"{e(header.get('scorer', '?'))} &middot; {e(header.get('started', ''))}</p>",

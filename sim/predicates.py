@@ -26,9 +26,11 @@ PREDICATES: dict[str, tuple[str, str]] = {
 }
 COMBINATORS = ("all", "any", "not")
 
-GRIPPER_OPEN_FRACTION = 0.85   # wider than this fraction of the maximum counts as open
+GRIPPER_OPEN_FRACTION = 0.95   # wider than this fraction of the maximum counts as open (a cube held
+                               # across its diagonal leaves the fingers at ~88%)
 ON_TOP_GAP_M = 0.015
 UPRIGHT_TILT_DEG = 15.0
+INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim
 
 
 class PredicateError(ValueError):
@@ -114,11 +116,14 @@ def on_top(world: World, top: str, bottom: str) -> bool:
 
 
 def inside(world: World, obj: str, container: str) -> bool:
+    """Resting within the container's footprint shrunk by INSIDE_MARGIN (not on its rim) and below its top."""
     lo_o, hi_o = world.object_aabb(obj)
     lo_c, hi_c = world.object_aabb(container)
     centre = (lo_o + hi_o) / 2
-    within = lo_c[0] <= centre[0] <= hi_c[0] and lo_c[1] <= centre[1] <= hi_c[1]
-    return bool(_resting(world, obj) and within and lo_o[2] < hi_c[2])
+    shrink = INSIDE_MARGIN * (hi_c - lo_c) / 2
+    lo_in, hi_in = lo_c + shrink, hi_c - shrink
+    within = lo_in[0] <= centre[0] <= hi_in[0] and lo_in[1] <= centre[1] <= hi_in[1]
+    return bool(_resting(world, obj) and within and hi_o[2] < hi_c[2] + 0.5 * (hi_o[2] - lo_o[2]))
 
 
 def _tilt_deg(world: World, name: str) -> float:
@@ -178,6 +183,23 @@ def _yaw_alignment(world: World, name: str) -> float:
     return float(0.5 + 0.5 * np.cos(4.0 * ang))
 
 
+def _approach_progress(pos: np.ndarray, centre_xy: np.ndarray, above_z: float, final_z: float,
+                       lateral_tol_m: float, final_bonus: float = 1.0) -> float:
+    """Shaped progress of moving `pos` to a point above a target, then straight down to final_z.
+
+    Up to 0.6 for closing in on the approach point (above_z over the target): a sharp exponential near it
+    plus a linear term whose gradient survives far away (an exponential alone goes flat at 0.3 m and loses
+    to the efficiency penalty). Then, within lateral_tol_m of the vertical line, a linear rise from 0.6 to
+    0.6 + 0.3 * final_bonus on the way down. Continuous in height: no reward for hovering far above.
+    """
+    lateral = float(np.linalg.norm(pos[:2] - centre_xy))
+    if lateral > lateral_tol_m or pos[2] >= above_z:
+        d = float(np.hypot(max(0.0, lateral - lateral_tol_m), pos[2] - above_z))
+        return 0.3 * float(np.exp(-d / 0.12)) + 0.3 * max(0.0, 1.0 - d / 0.7)
+    depth = float(np.clip((above_z - pos[2]) / max(1e-6, above_z - final_z), 0.0, 1.0))
+    return 0.6 + 0.3 * depth * final_bonus
+
+
 def _grasp_progress(world: World, name: str) -> float:
     if world.grasped() == name:
         return 1.0
@@ -185,12 +207,9 @@ def _grasp_progress(world: World, name: str) -> float:
     centre = (lo + hi) / 2
     grasp_z = max(centre[2], lo[2] + 0.015)
     tcp = world.tcp_pose().position
-    lateral = float(np.linalg.norm(tcp[:2] - centre[:2]))
-    if lateral > 0.02:   # first get above the object, then come straight down
-        d = float(np.hypot(lateral, tcp[2] - (hi[2] + 0.05)))
-        score = 0.6 * np.exp(-d / 0.12)
-    else:
-        score = 0.6 + 0.3 * np.exp(-abs(tcp[2] - grasp_z) / 0.03) * _yaw_alignment(world, name)
+    # the finger axis should line up with a face by the time the fingers reach the object
+    score = _approach_progress(tcp, centre[:2], hi[2] + 0.05, grasp_z, 0.015,
+                               final_bonus=0.6 + 0.4 * _yaw_alignment(world, name))
     if not gripper_is_open(world):
         score *= 0.5   # a closed, empty gripper cannot grasp
     return float(score)
@@ -199,17 +218,13 @@ def _grasp_progress(world: World, name: str) -> float:
 def _place_progress(world: World, obj: str, target: str, lateral_tol_m: float, release_gap_m: float) -> float:
     """Carry `obj` over `target`, lower it to `release_gap_m` above the target's top, and let go."""
     if world.grasped() != obj:
-        return 0.5 * _grasp_progress(world, obj)
+        return 0.4 * _grasp_progress(world, obj)
     lo_o, hi_o = world.object_aabb(obj)
     lo_t, hi_t = world.object_aabb(target)
     c_o, c_t = (lo_o + hi_o) / 2, (lo_t + hi_t) / 2
-    lateral = float(np.linalg.norm(c_o[:2] - c_t[:2]))
-    if lateral > lateral_tol_m:
-        d = float(np.hypot(lateral, lo_o[2] - (hi_t[2] + 0.06)))
-        score = 0.6 * np.exp(-d / 0.12)
-    else:
-        score = 0.6 + 0.3 * np.exp(-abs(lo_o[2] - (hi_t[2] + release_gap_m)) / 0.02)
-    return float(0.5 + 0.5 * score)
+    bottom = np.array([c_o[0], c_o[1], lo_o[2]])
+    score = _approach_progress(bottom, c_t[:2], hi_t[2] + 0.06, hi_t[2] + release_gap_m, lateral_tol_m)
+    return float(0.4 + 0.6 * score)
 
 
 def progress(world: World, pred: dict) -> float:
@@ -228,7 +243,7 @@ def progress(world: World, pred: dict) -> float:
     if key == "on_top":
         return min(0.99, _place_progress(world, arg[0], arg[1], 0.012, 0.005))
     if key == "inside":
-        return min(0.99, _place_progress(world, arg[0], arg[1], 0.03, 0.02))
+        return min(0.99, _place_progress(world, arg[0], arg[1], 0.04, 0.02))
     if key in ("near", "at"):
         if key == "near":
             a, b = arg["objects"]

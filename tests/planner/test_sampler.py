@@ -24,7 +24,7 @@ def test_radius_follows_the_formula():
 def test_goals_stay_in_the_annealed_ball_and_point_down():
     s = _sampler()
     tcp = downward((0.5, 0.0, 0.3), 0.3, DOWN)
-    for t in range(6):
+    for _ in range(6):
         cands = s.propose(tcp, gripper_open=True)
         r = s.config.radius_m(s.t)
         assert len(cands) == s.config.n_candidates and cands[0].gripper == "close"

@@ -24,7 +24,8 @@ def test_rejects_nan():
 
 
 @pytest.mark.parametrize("symmetry,yaw,expected", [
-    ("none", 90, 90), ("cube", 90, 0), ("cube", 100, 10), ("box", 90, 90), ("box", 180, 0), ("cylinder", 73, 0)])
+    ("none", 90, 90), ("cube", 90, 0), ("cube", 100, 10), ("box", 90, 90), ("box", 180, 0), ("square", 90, 0),
+    ("square", 95, 5), ("cylinder", 73, 0)])
 def test_symmetry_aware_rotation_error(symmetry, yaw, expected):
     R = Pose.from_xyz_rpy_deg((0, 0, 0), (0, 0, yaw)).rotation()
     assert rotation_error_deg(np.eye(3), R, symmetry) == pytest.approx(expected, abs=1e-6)

@@ -1,0 +1,33 @@
+# Two commands: `make demo` (install into .venv, run stack_blocks on the sim lab with simjudge)
+# and `make test` (install into .venv, run the test suite). Nothing needs a GPU, a key or the network
+# beyond the package registry.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+TASK ?= configs/tasks/stack_blocks.yaml
+SEED ?= 0
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/antigrounding: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/antigrounding
+
+demo: install
+	$(BIN)/antigrounding run --task $(TASK) --seed $(SEED)
+
+test: install
+	$(BIN)/python -m pytest -p no:dash
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/antigrounding bench --seeds 10
+
+clean:
+	rm -rf $(VENV) runs *.egg-info
