@@ -107,8 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_stdout_for_results() -> None:
+    """PyBullet and its EGL plugin printf diagnostics to fd 1; send those to stderr so that stdout holds only
+    our own lines (tables, the --json summary)."""
+    try:
+        sys.stdout.flush()
+        results = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = os.fdopen(results, "w", buffering=1)
+    except (OSError, ValueError):  # no real file descriptors (e.g. captured in-process): leave as is
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _keep_stdout_for_results()
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -28,8 +28,8 @@ from robot_io.robot import Robot
 from robot_io.trajectory import JointTrajectory
 from scoring import CandidateEvidence, Scorer, ScoreRequest, ViewImage
 from sim import predicates
-from sim.predicates import GRIPPER_OPEN_FRACTION
 from sim.geometry import Pose
+from sim.predicates import GRIPPER_OPEN_FRACTION
 from sim.rollout import Rollout
 from sim.scene import ObjectSpec, SceneSpec
 from sim.world import World

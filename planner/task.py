@@ -103,15 +103,21 @@ def _physics(d: Any, where: str, asset: Asset) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _camera(value: Any, where: str, base_dir: str) -> CameraSpec:
+def _named_config(kind: str, folder: str, value: str, where: str) -> str:
+    """configs/<folder>/<value>.yaml, or a TaskError with the known names and a did-you-mean."""
+    path = config_path(folder, f"{value}.yaml")
+    if not os.path.isfile(path):
+        known = sorted(f[:-5] for f in os.listdir(config_path(folder)) if f.endswith(".yaml"))
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise TaskError(f"{where}: unknown {kind} '{value}'{hint} (known: {known}, or an inline mapping)")
+    return path
+
+
+def _camera(value: Any, where: str) -> CameraSpec:
     try:
         if isinstance(value, str):
-            path = config_path("cameras", f"{value}.yaml")
-            if not os.path.isfile(path):
-                known = sorted(f[:-5] for f in os.listdir(config_path("cameras")) if f.endswith(".yaml"))
-                close = difflib.get_close_matches(value, known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise TaskError(f"{where}: unknown camera '{value}'{hint} (known: {known}, or an inline mapping)")
+            path = _named_config("camera", "cameras", value, where)
             with open(path) as f:
                 data = yaml.safe_load(f)
             return CameraSpec.from_dict({"name": value, **data}, f"{path}")
@@ -126,13 +132,7 @@ def _robot(value: Any, where: str) -> RobotSpec:
         if isinstance(value, dict):
             return RobotSpec.from_dict(value, where)
         _expect(isinstance(value, str), where, "a robot name (configs/robots/) or an inline mapping", value)
-        path = config_path("robots", f"{value}.yaml")
-        if not os.path.isfile(path):
-            known = sorted(f[:-5] for f in os.listdir(config_path("robots")) if f.endswith(".yaml"))
-            close = difflib.get_close_matches(value, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise TaskError(f"{where}: unknown robot '{value}'{hint} (known: {known})")
-        return RobotSpec.from_yaml(path)
+        return RobotSpec.from_yaml(_named_config("robot", "robots", value, where))
     except SpecError as exc:
         raise TaskError(str(exc)) from None
 
@@ -167,7 +167,7 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
     robot = _robot(data.get("robot", "panda"), f"{src}: field 'robot'")
     cams_raw = data.get("cameras", ["front", "left", "right"])
     _expect(isinstance(cams_raw, list) and cams_raw, f"{src}: field 'cameras'", "a non-empty list", cams_raw)
-    cameras = tuple(_camera(c, f"{src}: field 'cameras[{i}]'", base_dir) for i, c in enumerate(cams_raw))
+    cameras = tuple(_camera(c, f"{src}: field 'cameras[{i}]'") for i, c in enumerate(cams_raw))
     catalog = load_catalog(catalog_path)
 
     objs_raw = data["objects"]

@@ -7,13 +7,17 @@ lab uses to judge success. The client is always passed in; a World never creates
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
 import pybullet_data
+from scipy.spatial import ConvexHull
 
 from sim.camera import load_fast_renderer
 from sim.geometry import Pose
@@ -495,18 +499,40 @@ def _same_model(a: ObjectSpec, b: ObjectSpec) -> bool:
         b.urdf, b.scale, b.rgba, b.mesh_vertices, b.mass_kg, b.friction, b.fixed)
 
 
+def _mesh_file(vertices, faces) -> str:
+    """Write a mesh as OBJ under the temp dir, named by its content hash (reused across steps and runs)."""
+    verts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    if faces is None:
+        faces = ConvexHull(verts).simplices
+    tris = np.asarray(faces, dtype=np.int64).reshape(-1, 3).copy()
+    # Wind every face outwards (away from the centroid): renderers cull back faces.
+    a, b, c = verts[tris[:, 0]], verts[tris[:, 1]], verts[tris[:, 2]]
+    inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3.0 - verts.mean(axis=0)) < 0
+    tris[inward] = tris[inward][:, ::-1]
+    digest = hashlib.sha1(verts.tobytes() + tris.tobytes()).hexdigest()[:20]
+    folder = os.path.join(tempfile.gettempdir(), "antigrounding-meshes")
+    path = os.path.join(folder, f"{digest}.obj")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in tris]
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
+    return path
+
+
 def _load_object(client: int, obj: ObjectSpec) -> int:
     if obj.urdf is not None:
         body = p.loadURDF(obj.urdf, obj.pose.xyz, obj.pose.quat_xyzw, globalScaling=obj.scale,
                           useFixedBase=obj.fixed, physicsClientId=client)
     else:
-        verts = [list(v) for v in obj.mesh_vertices]
-        col = p.createCollisionShape(p.GEOM_MESH, vertices=verts, physicsClientId=client)
-        vis_kw = {"vertices": verts}
-        if obj.mesh_faces is not None:
-            vis_kw["indices"] = [int(i) for f in obj.mesh_faces for i in f]
-        vis = p.createVisualShape(p.GEOM_MESH, rgbaColor=obj.rgba or (0.55, 0.55, 0.55, 1), physicsClientId=client,
-                                  **vis_kw)
+        # Through an OBJ file: the EGL renderer draws only file meshes, not vertex-list visual shapes.
+        path = _mesh_file(obj.mesh_vertices, obj.mesh_faces)
+        col = p.createCollisionShape(p.GEOM_MESH, fileName=path, physicsClientId=client)
+        vis = p.createVisualShape(p.GEOM_MESH, fileName=path, rgbaColor=obj.rgba or (0.55, 0.55, 0.55, 1),
+                                  physicsClientId=client)
         mass = 0.0 if obj.fixed else (obj.mass_kg if obj.mass_kg is not None else 0.1)
         body = p.createMultiBody(mass, col, vis, obj.pose.xyz, obj.pose.quat_xyzw, physicsClientId=client)
     n_links = p.getNumJoints(body, physicsClientId=client)

@@ -12,29 +12,11 @@ import numpy as np
 import yaml
 
 from reconstruction.models import ObjectModel, models_from_assets
+from robot_io.observation import CameraFrame, Observation
 from sim.camera import CameraSpec, render_rgbd
 from sim.geometry import Pose, rotation_error_deg
 from sim.scene import ObjectSpec, RobotSpec, SceneSpec, resolve_asset_path
 from sim.world import World
-
-try:
-    from robot_io.observation import CameraFrame, Observation
-except ImportError:  # pragma: no cover - robot_io is written in parallel; the contract's fields suffice
-    @dataclass(frozen=True, eq=False)
-    class CameraFrame:
-        name: str
-        rgb: np.ndarray
-        depth_m: np.ndarray
-        K: np.ndarray
-        T_world_camera: np.ndarray
-
-    @dataclass(frozen=True, eq=False)
-    class Observation:
-        frames: tuple
-        joint_pos_rad: np.ndarray
-        gripper_width_m: float
-        T_world_tcp: np.ndarray
-        stamp_s: float
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NEUTRAL_RGBA = ((0.5, 0.5, 0.5, 1.0), (0.45, 0.32, 0.2, 1.0), (0.45, 0.45, 0.2, 1.0), (0.85, 0.85, 0.82, 1.0),
