@@ -271,7 +271,8 @@ def _evidence(r: Rollout) -> CandidateEvidence:
         min_clearance_m=r.min_clearance_m, joint_limit_margin_rad=r.joint_limit_margin_rad,
         ik_error_m=r.ik_error_m, path_length_m=r.path_length_m, duration_s=r.duration_s,
         progress=float(r.probe.get("progress", 0.0)), subtask_done=bool(r.probe.get("done", False)),
-        task_success=bool(r.probe.get("success", False)), gripper=r.candidate.gripper)
+        task_success=bool(r.probe.get("success", False)), gripper=r.candidate.gripper,
+        drop_height_m=r.release_drop_m)
 
 
 def _candidate_row(r: Rollout, table) -> dict:
@@ -288,5 +289,5 @@ def _candidate_row(r: Rollout, table) -> dict:
             "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible, "reason": r.reason,
             "collisions": len(r.contacts) + len(r.disturbed),
             "contacts": [f"{c.a}-{c.b}" for c in r.contacts], "disturbed": list(r.disturbed),
-            "progress": r.probe.get("progress"), "path_length_m": r.path_length_m,
+            "progress": r.probe.get("progress"), "path_length_m": r.path_length_m, "drop_m": r.release_drop_m,
             "mean_scores": {d: float(np.mean(v)) for d, v in dims.items()}}

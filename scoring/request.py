@@ -120,6 +120,7 @@ class CandidateEvidence:
     subtask_done: bool
     task_success: bool
     gripper: str
+    drop_height_m: float = 0.0      # how far a released object falls onto what is below it
 
     def __post_init__(self) -> None:
         _check_id(self.id, "CandidateEvidence.id")
@@ -143,7 +144,7 @@ class CandidateEvidence:
             "joint_limit_margin_rad",
             _check_real(self.joint_limit_margin_rad, f"{where}.joint_limit_margin_rad"),
         )
-        for name in ("ik_error_m", "path_length_m", "duration_s"):
+        for name in ("ik_error_m", "path_length_m", "duration_s", "drop_height_m"):
             object.__setattr__(self, name, _check_real(getattr(self, name), f"{where}.{name}", minimum=0.0))
         progress = _check_real(self.progress, f"{where}.progress", minimum=0.0)
         if progress > 1.0:

@@ -12,7 +12,8 @@ Mapping from ``CandidateEvidence`` to scores (all in [0, 10]):
 - safety = 0 if the rollout has any unexpected contact (collisions > 0); otherwise
   ``10 * clip(min_clearance_m / 0.05 m, 0, 1)``, floored at 5 while the clearance is positive (clearance
   excludes the target object, so a small positive clearance is a near miss, not a crash), 0 at zero
-  clearance, 10 when nothing is in range (infinite clearance).
+  clearance, 10 when nothing is in range (infinite clearance); then scaled down linearly for a released
+  object's fall height between 2 cm (no penalty) and 7 cm (zero).
 - task_alignment = 10 if the rollout completes the task or the current subtask, else ``10 * progress``.
 - efficiency = ``10 * exp(-path_length_m / 0.6 m)``.
 - view_clarity = ``10 * inside_fraction * spread_term``: ``inside_fraction`` is the share of requested
@@ -45,6 +46,8 @@ MARGIN_FULL_RAD = 0.3
 IK_ERROR_ZERO_M = 0.02
 CLEARANCE_FULL_M = 0.05
 SAFETY_FLOOR_NEAR_MISS = 5.0
+DROP_SAFE_M = 0.02
+DROP_SPAN_M = 0.05
 PATH_LENGTH_SCALE_M = 0.6
 ENDPOINT_SPREAD_FULL_PX = 40.0
 DECIMALS = 3  # a VLM writes short numbers too; also keeps the JSON readable in the run log
@@ -67,7 +70,10 @@ def feasibility_score(ev: CandidateEvidence) -> float:
 def safety_score(ev: CandidateEvidence) -> float:
     if ev.collisions > 0 or ev.min_clearance_m <= 0.0:
         return 0.0
-    return max(SAFETY_FLOOR_NEAR_MISS, 10.0 * _clip01(ev.min_clearance_m / CLEARANCE_FULL_M))
+    score = max(SAFETY_FLOOR_NEAR_MISS, 10.0 * _clip01(ev.min_clearance_m / CLEARANCE_FULL_M))
+    # Letting an object fall is a hazard (it bounces, topples, and the twin cannot predict where it lands):
+    # no penalty up to DROP_SAFE_M, none left of the score at DROP_SAFE_M + DROP_SPAN_M.
+    return score * (1.0 - _clip01((ev.drop_height_m - DROP_SAFE_M) / DROP_SPAN_M))
 
 
 def task_alignment_score(ev: CandidateEvidence) -> float:

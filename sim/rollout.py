@@ -57,6 +57,7 @@ class Rollout:
     feasible: bool = True
     reason: str = ""
     probe: dict = field(default_factory=dict)
+    release_drop_m: float = 0.0         # fall height of an object the gripper let go of (0 if none)
 
     @property
     def path_length_m(self) -> float:

@@ -81,6 +81,7 @@ class World:
         self._finger_links = set(range(max(self.arm_idx) + 1, p.getNumJoints(robot_id, physicsClientId=client)))
         self._grasp: tuple[str, int] | None = None
         self._gripper_target_m = robot.gripper_max_width_m
+        self.last_drop_m = 0.0    # how far the last released object was above whatever is below it
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -285,6 +286,8 @@ class World:
             if name in ignore or name == held:
                 continue
             for mover in movers:
+                if mover != self.robot_id and name == TABLE:
+                    continue  # a held object touching the table is placing, not a hazard
                 for c in p.getClosestPoints(mover, body, max_distance_m, physicsClientId=self.client):
                     if mover == self.robot_id and name == TABLE and c[3] == -1:
                         continue  # the base stands on the table
@@ -315,6 +318,7 @@ class World:
         width = self.gripper_width_m()
         if self._grasp is not None:
             if self._gripper_target_m > width + 0.004:
+                self.last_drop_m = self._drop_height_m(self._grasp[0])
                 self._detach()
             return
         if self._gripper_target_m >= width - 0.002:
@@ -327,6 +331,14 @@ class World:
             if len(links) >= 2:
                 self._attach(self._names[body])
                 return
+
+    def _drop_height_m(self, name: str) -> float:
+        """Gap between the bottom of `name` and the first surface straight below its centre."""
+        lo, hi = self.object_aabb(name)
+        x, y = (lo[:2] + hi[:2]) / 2
+        start, end = (x, y, lo[2] - 1e-3), (x, y, lo[2] - 1.0)
+        hit = p.rayTest(start, end, physicsClientId=self.client)[0]
+        return float(hit[2]) * (start[2] - end[2]) if hit[0] >= 0 else float(lo[2])
 
     # ---------------------------------------------------------------- saving state
     @contextlib.contextmanager
@@ -435,6 +447,7 @@ class World:
         with self.saved_state():
             before = self.object_poses()
             held_before = self.grasped()
+            self.last_drop_m = 0.0
             q_path, grip, dt, ik_err = self.plan_joint_path(candidate, speed_scale)
             margin = float(np.min(np.minimum(q_path - self.lower, self.upper - q_path)))
             contacts: dict[tuple[str, str], Contact] = {}
@@ -464,6 +477,7 @@ class World:
             end = self.tcp_pose()
             gripper_after = self.gripper_width_m()
             probed = probe(self) if probe is not None else {}
+            drop = self.last_drop_m
         reason = ""
         feasible = True
         if ik_err > max_ik_error_m:
@@ -475,7 +489,7 @@ class World:
             ee_path_xyz=result.ee_path_xyz, ee_end_pose=end, contacts=tuple(contacts.values()),
             disturbed=disturbed, min_clearance_m=float(min(clearance)), joint_limit_margin_rad=margin,
             ik_error_m=ik_err, object_poses_after=after, grasped_after=grasped_after,
-            gripper_after_m=gripper_after, feasible=feasible, reason=reason, probe=probed)
+            gripper_after_m=gripper_after, feasible=feasible, reason=reason, probe=probed, release_drop_m=drop)
 
 
 def _expected(c: Contact, allowed: frozenset[str]) -> bool:

@@ -145,3 +145,17 @@ def test_bad_agent_params_are_reported(request_with, evidence):
         SimJudgeBackend().answer(
             request, request.views[0], AgentConfig("sj", "simjudge", params={"noise_std": -1})
         )
+
+
+def test_dropping_an_object_from_height_costs_safety():
+    from scoring.request import CandidateEvidence
+    from scoring.simjudge import safety_score
+
+    def ev(drop):
+        return CandidateEvidence(id=0, feasible=True, collisions=0, min_clearance_m=0.1, joint_limit_margin_rad=1.0,
+                                 ik_error_m=0.0, path_length_m=0.1, duration_s=1.0, progress=1.0, subtask_done=True,
+                                 task_success=False, gripper="open", drop_height_m=drop)
+
+    assert safety_score(ev(0.0)) == 10.0 and safety_score(ev(0.02)) == 10.0
+    assert safety_score(ev(0.045)) == 5.0          # halfway through the 2..7 cm ramp
+    assert safety_score(ev(0.10)) == 0.0

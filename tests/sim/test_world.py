@@ -117,3 +117,17 @@ def test_mesh_object_collides_and_is_drawn(client, panda_spec):
     assert (rgbd.seg[:, :16] != world.body_ids["clutter_0"]).all()
     # the box top is 0.74 m from the camera; every face is wound outwards so none is culled
     assert np.nanmedian(rgbd.depth_m[centre]) == pytest.approx(0.74, abs=0.005)
+
+
+def test_release_height_is_measured(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec, red_yaw=0.0))
+    world.step(60)
+    grasp = Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.1)), _down(panda_spec, (0.5, 0.1, 0.025))), "close")
+    roll = world.rollout(grasp, allowed_contacts=frozenset({"red"}))
+    world.execute_joint_path(roll.joint_path_rad, roll.gripper_width_m, roll.dt_s)
+    assert world.grasped() == "red"
+    high = world.rollout(Candidate(1, (_down(panda_spec, (0.5, 0.1, 0.125)),), "open"))
+    low = world.rollout(Candidate(2, (_down(panda_spec, (0.5, 0.1, 0.03)),), "open"))
+    # the cube's bottom is 2.5 cm below the TCP: released at TCP 12.5 cm it falls ~10 cm, at 3 cm ~0.5 cm
+    assert high.release_drop_m == pytest.approx(0.10, abs=0.01)
+    assert low.release_drop_m < 0.015
