@@ -20,7 +20,8 @@ def test_bad_task_file_is_rejected_clearly(tmp_path):
     path.write_text(yaml.safe_dump(task))
     proc = _cli("run", "--task", str(path), "--json")
     assert proc.returncode == 2
-    assert f"{path}: field 'objects.red_block'.asset: unknown asset 'block_rde'; did you mean 'block_red'" in proc.stderr
+    expected = f"{path}: field 'objects.red_block'.asset: unknown asset 'block_rde'; did you mean 'block_red'"
+    assert expected in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout.strip() == ""
 
 
