@@ -7,6 +7,7 @@ taken afterwards by evaluation code (cli / bench).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -261,6 +262,14 @@ class MPCPlanner:
         except RobotError as exc:
             msg = f"robot error at step {self.steps_done}: {exc}"
             self.runlog.append({"type": "event", "step": self.steps_done, "message": msg})
+            raise RunAborted(msg) from exc
+        except Exception as exc:
+            # A bug must not leave a run without its story: log it, leave the arm where it is, end the run.
+            log.exception("internal error at step %d", self.steps_done)
+            msg = f"internal error at step {self.steps_done}: {type(exc).__name__}: {exc}"
+            self.runlog.append({"type": "event", "step": self.steps_done, "message": msg})
+            with contextlib.suppress(RobotError):
+                self.robot.stop()
             raise RunAborted(msg) from exc
         return EpisodeResult(self.steps_done, believed, time.perf_counter() - start, dict(self.stage_time_s))
 

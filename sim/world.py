@@ -338,7 +338,8 @@ class World:
         x, y = (lo[:2] + hi[:2]) / 2
         start, end = (x, y, lo[2] - 1e-3), (x, y, lo[2] - 1.0)
         hit = p.rayTest(start, end, physicsClientId=self.client)[0]
-        return float(hit[2]) * (start[2] - end[2]) if hit[0] >= 0 else float(lo[2])
+        gap = float(hit[2]) * (start[2] - end[2]) if hit[0] >= 0 else float(lo[2])
+        return max(0.0, gap)   # resting contact can read a fraction of a millimetre below zero
 
     # ---------------------------------------------------------------- saving state
     @contextlib.contextmanager
