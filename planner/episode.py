@@ -68,9 +68,10 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     try:
         with launch_lab(loaded.lab, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
             planner = None
+            reconstructor = build_reconstructor(task)
             try:
                 with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
-                    planner = MPCPlanner(task, robot, build_reconstructor(task), build_renderer(), scorer_obj,
+                    planner = MPCPlanner(task, robot, reconstructor, build_renderer(), scorer_obj,
                                          runlog, cfg, on_step=on_step)
                     result = planner.run(max_steps)
                     steps, stage = result.steps, result.stage_time_s
@@ -81,6 +82,7 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
             finally:
                 if planner is not None:
                     planner.close()
+                reconstructor.close()
             if error is None:
                 try:
                     success = bool(LabEvaluator(lab.host, lab.port).truth().get("success"))
@@ -105,15 +107,10 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
     with launch_lab(loaded.lab, seed) as lab:
         with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
             obs = robot.observe()
-        reconstructor = build_reconstructor(task)
-        try:
+        with build_reconstructor(task) as reconstructor:
             start = time.perf_counter()
             estimate = reconstructor.update(obs)
             elapsed = time.perf_counter() - start
-        finally:
-            close = getattr(reconstructor, "close", None)
-            if close is not None:
-                close()
         truth = LabEvaluator(lab.host, lab.port).truth()
     objects = []
     for name, asset in task.objects.items():

@@ -33,6 +33,7 @@ GRIPPER_ACTION_S = 0.5        # time given to the fingers to open or close
 SETTLE_S = 0.3                # time for released objects to come to rest
 CARTESIAN_STEP_M = 0.01       # spacing of IK waypoints along a candidate's TCP path
 DISTURB_TOL_M = 0.01          # an untouched object that moved more than this was disturbed
+GRASP_DEPTH_M = 0.01          # the TCP must be this far below an object's top for the fingers to hold it
 
 
 @dataclass(frozen=True)
@@ -311,9 +312,11 @@ class World:
             self._grasp = None
 
     def _update_grasp(self) -> None:
-        """A closing gripper whose fingers both touch one object holds it; an opening gripper lets go.
+        """A closing gripper whose fingers both touch one object, deep enough, holds it; an opening one lets go.
 
-        The fixed constraint stands in for a real gripper's friction grip, which PyBullet models poorly.
+        The fixed constraint stands in for a real gripper's friction grip, which PyBullet models poorly. "Deep
+        enough" (the TCP at least GRASP_DEPTH_M below the object's top) keeps fingertips that merely pinch a
+        top edge from counting: such grasps slip on real hardware, and in the lab's physics too.
         """
         width = self.gripper_width_m()
         if self._grasp is not None:
@@ -325,10 +328,12 @@ class World:
             return
         touched: dict[int, set[int]] = {}
         for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
-            if c[3] in self._finger_links and c[2] in self._names and c[2] != self.table_id:
+            if c[3] in self.finger_idx and c[2] in self._names and c[2] != self.table_id:
                 touched.setdefault(c[2], set()).add(c[3])
+        tcp_z = self.tcp_pose().position[2]
         for body, links in touched.items():
-            if len(links) >= 2:
+            top_z = p.getAABB(body, physicsClientId=self.client)[1][2]
+            if len(links) >= 2 and top_z > tcp_z + GRASP_DEPTH_M:
                 self._attach(self._names[body])
                 return
 

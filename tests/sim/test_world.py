@@ -131,3 +131,13 @@ def test_release_height_is_measured(client, panda_spec):
     # the cube's bottom is 2.5 cm below the TCP: released at TCP 12.5 cm it falls ~10 cm, at 3 cm ~0.5 cm
     assert high.release_drop_m == pytest.approx(0.10, abs=0.01)
     assert low.release_drop_m < 0.015
+
+
+def test_pinching_the_top_edge_is_not_a_grasp(client, panda_spec):
+    world = World.from_scene(client, _scene(panda_spec, red_yaw=0.0))
+    world.step(60)
+    # TCP 5 mm below the cube's top (5 cm): fingertips only catch the edge
+    shallow = Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.1)), _down(panda_spec, (0.5, 0.1, 0.045))), "close")
+    deep = Candidate(1, (_down(panda_spec, (0.5, 0.1, 0.1)), _down(panda_spec, (0.5, 0.1, 0.025))), "close")
+    assert world.rollout(shallow, allowed_contacts=frozenset({"red"})).grasped_after is None
+    assert world.rollout(deep, allowed_contacts=frozenset({"red"})).grasped_after == "red"
