@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's TCP is taken as held
 HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
+HELD_SLIP_M = 0.03           # a held object seen farther than this from its place in the hand is not held
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,13 @@ class MPCPlanner:
             self.held = min(near)[1]
             self.T_tcp_held = T_world_tcp.inverse() @ estimate.objects[self.held].pose
         pose = T_world_tcp @ self.T_tcp_held
+        seen = estimate.objects.get(self.held)
+        if seen is not None and seen.found and np.linalg.norm(seen.pose.position - pose.position) > HELD_SLIP_M:
+            # the cameras see it elsewhere than in the hand: it slipped or was never held
+            log.info("%s is seen %.0f mm from where the hand would carry it: not held", self.held,
+                     1000 * np.linalg.norm(seen.pose.position - pose.position))
+            self.held, self.T_tcp_held = None, None
+            return dataclasses.replace(scene, grasped=None)
         objects = tuple(dataclasses.replace(o, pose=pose) if o.name == self.held else o for o in scene.objects)
         if self.held not in {o.name for o in objects}:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
