@@ -215,15 +215,17 @@ def _grasp_progress(world: World, name: str) -> float:
     return float(score)
 
 
-def _place_progress(world: World, obj: str, target: str, lateral_tol_m: float, release_gap_m: float) -> float:
-    """Carry `obj` over `target`, lower it to `release_gap_m` above the target's top, and let go."""
+def _place_progress(world: World, obj: str, target: str, lateral_tol_m: float, into: bool) -> float:
+    """Carry `obj` over `target`, lower it onto the target's top (or, `into`, to just above its floor), let go."""
     if world.grasped() != obj:
         return 0.4 * _grasp_progress(world, obj)
     lo_o, hi_o = world.object_aabb(obj)
     lo_t, hi_t = world.object_aabb(target)
     c_o, c_t = (lo_o + hi_o) / 2, (lo_t + hi_t) / 2
     bottom = np.array([c_o[0], c_o[1], lo_o[2]])
-    score = _approach_progress(bottom, c_t[:2], hi_t[2] + 0.06, hi_t[2] + release_gap_m, lateral_tol_m)
+    # a container's floor is about a centimetre above its bottom; release just above it (a short drop)
+    release_z = lo_t[2] + 0.025 if into else hi_t[2] + 0.005
+    score = _approach_progress(bottom, c_t[:2], hi_t[2] + 0.06, release_z, lateral_tol_m)
     return float(0.4 + 0.6 * score)
 
 
@@ -241,9 +243,9 @@ def progress(world: World, pred: dict) -> float:
     if key == "grasped":
         return min(0.99, _grasp_progress(world, arg))
     if key == "on_top":
-        return min(0.99, _place_progress(world, arg[0], arg[1], 0.012, 0.005))
+        return min(0.99, _place_progress(world, arg[0], arg[1], 0.012, into=False))
     if key == "inside":
-        return min(0.99, _place_progress(world, arg[0], arg[1], 0.04, 0.02))
+        return min(0.99, _place_progress(world, arg[0], arg[1], 0.04, into=True))
     if key in ("near", "at"):
         if key == "near":
             a, b = arg["objects"]
