@@ -30,10 +30,9 @@ from robot_io.trajectory import JointTrajectory
 from scoring import CandidateEvidence, Scorer, ScoreRequest, ViewImage
 from sim import predicates
 from sim.geometry import Pose
-from sim.predicates import GRIPPER_OPEN_FRACTION
 from sim.rollout import Rollout
 from sim.scene import ObjectSpec, SceneSpec
-from sim.world import World
+from sim.world import GRIPPER_OPEN_FRACTION, World
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.world import World
+from sim.world import GRIPPER_OPEN_FRACTION, World
 
 # name -> (argument kind, description of what is expected)
 PREDICATES: dict[str, tuple[str, str]] = {
@@ -26,8 +26,6 @@ PREDICATES: dict[str, tuple[str, str]] = {
 }
 COMBINATORS = ("all", "any", "not")
 
-GRIPPER_OPEN_FRACTION = 0.95   # wider than this fraction of the maximum counts as open (a cube held
-                               # across its diagonal leaves the fingers at ~88%)
 ON_TOP_GAP_M = 0.015
 UPRIGHT_TILT_DEG = 15.0
 INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim

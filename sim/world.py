@@ -34,6 +34,8 @@ SETTLE_S = 0.3                # time for released objects to come to rest
 CARTESIAN_STEP_M = 0.01       # spacing of IK waypoints along a candidate's TCP path
 DISTURB_TOL_M = 0.01          # an untouched object that moved more than this was disturbed
 GRASP_DEPTH_M = 0.01          # the TCP must be this far below an object's top for the fingers to hold it
+GRIPPER_OPEN_FRACTION = 0.95  # wider than this fraction of the maximum counts as open (a cube held across
+                              # its diagonal leaves the fingers at ~88%); open fingers squeeze nothing
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,8 @@ class World:
         for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
             if c[3] in self.finger_idx and c[2] in self._names and c[2] != self.table_id:
                 touched.setdefault(c[2], set()).add(c[3])
+        if width >= GRIPPER_OPEN_FRACTION * self.spec.robot.gripper_max_width_m:
+            return   # fingers still wide open (e.g. jammed against a tilted object): nothing is squeezed
         tcp_z = self.tcp_pose().position[2]
         for body, links in touched.items():
             top_z = p.getAABB(body, physicsClientId=self.client)[1][2]
