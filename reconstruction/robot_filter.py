@@ -142,7 +142,7 @@ class RobotFilter:
 
     def robot_depth(self, cam: CameraSpec) -> np.ndarray:
         """Rendered depth of the robot alone (NaN where the robot is not in view)."""
-        return render_rgbd(self.client, cam, renderer=self.renderer).depth_m
+        return render_rgbd(self.client, cam, renderer=self.renderer, segmentation=False).depth_m
 
     def mask(self, depth_m: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray, name: str = "cam") -> np.ndarray:
         """Boolean (H, W): True where the pixel shows the robot or something the robot hides."""

@@ -333,7 +333,7 @@ class SimLab:
         world = self.world
         frames = []
         for cam in self.spec.cameras:
-            rgbd = render_rgbd(self.client, cam, self._noise_rng, renderer=world.renderer)
+            rgbd = render_rgbd(self.client, cam, self._noise_rng, renderer=world.renderer, segmentation=False)
             frames.append(CameraFrame(cam.name, rgbd.rgb, rgbd.depth_m, cam.K, cam.T_world_camera_matrix))
         q, width, T = world.joint_pos_rad(), world.gripper_width_m(), world.tcp_pose().matrix()
         return Observation(tuple(frames), q, width, T, time.time())

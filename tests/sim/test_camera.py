@@ -63,3 +63,14 @@ def test_from_dict_errors_name_the_field():
     with pytest.raises(SpecError, match="up is parallel"):
         CameraSpec.from_dict({"width": 10, "height": 10, "fov_deg": 50, "eye": [0, 0, 1], "target": [0, 0, 0]},
                              "top")
+
+
+def test_segmentation_can_be_skipped_without_changing_the_picture(client):
+    renderer = load_fast_renderer(client)
+    p.loadURDF(f"{pybullet_data.getDataPath()}/plane.urdf", physicsClientId=client)
+    p.loadURDF(f"{pybullet_data.getDataPath()}/cube_small.urdf", (0.4, 0.0, 0.025), physicsClientId=client)
+    full = render_rgbd(client, _cam(), renderer=renderer)
+    lean = render_rgbd(client, _cam(), renderer=renderer, segmentation=False)
+    assert lean.seg is None and full.seg.max() == 1
+    np.testing.assert_array_equal(lean.rgb, full.rgb)
+    np.testing.assert_array_equal(np.isnan(lean.depth_m), np.isnan(full.depth_m))
