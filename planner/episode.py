@@ -62,8 +62,7 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
                          "started": time.strftime("%Y-%m-%d %H:%M:%S")})
     start = time.perf_counter()
     error = None
-    steps = 0
-    stage: dict = {}
+    steps, stage = 0, {}
     success = False
     try:
         with launch_lab(loaded.lab, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
@@ -73,14 +72,12 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
                 with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
                     planner = MPCPlanner(task, robot, reconstructor, build_renderer(), scorer_obj,
                                          runlog, cfg, on_step=on_step)
-                    result = planner.run(max_steps)
-                    steps, stage = result.steps, result.stage_time_s
+                    planner.run(max_steps)
             except (RunAborted, RobotError) as exc:
                 error = str(exc)
-                if planner is not None:
-                    steps, stage = planner.steps_done, planner.stage_time_s
             finally:
                 if planner is not None:
+                    steps, stage = planner.steps_done, planner.stage_time_s
                     planner.close()
                 reconstructor.close()
             if error is None:

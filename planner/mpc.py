@@ -19,6 +19,7 @@ import pybullet as p
 
 from planner.components import physics_priors
 from planner.errors import RunAborted
+from planner.report import write_report
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.task import PlannerTask, Subtask
@@ -259,6 +260,7 @@ class MPCPlanner:
                                         "message": f"step {k}: the twin shows the task done; stopping"})
                     break
                 self.runlog.append(record)
+                write_report(self.runlog.path)   # readable while running and after a kill
                 self.steps_done += 1
                 if self.on_step is not None:
                     self.on_step(record)
