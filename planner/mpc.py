@@ -49,6 +49,12 @@ class MPCConfig:
     settle_steps: int = 24            # physics steps to let the rebuilt twin settle before planning
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.speed_scale <= 1.0:
+            raise ValueError(f"MPCConfig.speed_scale: expected a fraction in (0, 1], got {self.speed_scale!r}")
+        if self.settle_steps < 0:
+            raise ValueError(f"MPCConfig.settle_steps: expected >= 0, got {self.settle_steps!r}")
+
 
 @dataclass(frozen=True)
 class EpisodeResult:
