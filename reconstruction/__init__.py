@@ -6,7 +6,7 @@ Floor 3 of the package stack: imports `sim` and `robot_io` types only. Nothing h
 
 from reconstruction.config import ReconConfig
 from reconstruction.estimate import EstimatedObject, SceneEstimate
-from reconstruction.models import ModelError, ObjectModel, models_from_assets, physics_prior
+from reconstruction.models import ModelError, ObjectModel
 from reconstruction.pose import PoseConfig, PoseEstimator
 from reconstruction.reconstructor import Reconstructor
 from reconstruction.robot_filter import RobotFilter
@@ -25,6 +25,4 @@ __all__ = [
     "SceneEstimate",
     "Segmenter",
     "TablePlane",
-    "models_from_assets",
-    "physics_prior",
 ]

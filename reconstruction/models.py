@@ -6,7 +6,6 @@ Geometry is expressed in the frame PyBullet reports for the body (the root link'
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import math
@@ -79,7 +78,7 @@ class ObjectModel:
     def from_catalog(cls, name: str, entry: dict, where: str = "catalog") -> ObjectModel:
         """An entry of configs/objects.yaml (or a task's inline asset): {urdf, scale?, rgba?, symmetry?, ...}.
 
-        Physics fields (mass_kg, friction, fixed) are priors for the twin, read with `physics_prior`.
+        Only the geometry fields are read; the planner's catalog (planner.catalog) owns the physics priors.
         """
         if not isinstance(entry, dict) or "urdf" not in entry:
             raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
@@ -106,40 +105,6 @@ class ObjectModel:
     def chromatic(self) -> bool:
         """Whether the asset color is saturated enough to tell it from gray clutter by chromaticity."""
         return color_saturation(self.rgba[:3]) > 0.3
-
-
-def models_from_assets(assets: dict[str, str | dict], catalog: dict[str, dict], where: str = "task"
-                       ) -> tuple[dict[str, ObjectModel], dict[str, dict]]:
-    """A task's named objects (name -> catalog key, or an inline asset dict) -> (models, physics priors).
-
-    The priors come from the catalog entry (or the inline asset), never from the task's `physics` truth.
-    """
-    models, priors = {}, {}
-    for name, asset in assets.items():
-        if isinstance(asset, str):
-            if asset not in catalog:
-                close = difflib.get_close_matches(asset, list(catalog), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; known: {sorted(catalog)}"
-                raise ModelError(f"{where}: object '{name}': asset '{asset}' is not in the catalog{hint}")
-            entry = catalog[asset]
-        elif isinstance(asset, dict):
-            entry = asset
-        else:
-            raise ModelError(f"{where}: object '{name}': asset must be a catalog key or a mapping, got {asset!r}")
-        models[name] = ObjectModel.from_catalog(name, entry, where)
-        priors[name] = physics_prior(entry)
-    return models, priors
-
-
-def physics_prior(entry: dict) -> dict:
-    """The twin's physics prior from a catalog entry: {mass_kg, friction, fixed} (missing fields left out)."""
-    out = {}
-    for key in ("mass_kg", "friction"):
-        if entry.get(key) is not None:
-            out[key] = float(entry[key])
-    if "fixed" in entry:
-        out["fixed"] = bool(entry["fixed"])
-    return out
 
 
 def color_saturation(rgb) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from reconstruction.models import ObjectModel, models_from_assets
+from reconstruction.models import ObjectModel
 from robot_io.observation import CameraFrame, Observation
 from sim.camera import CameraSpec, render_rgbd
 from sim.geometry import Pose, rotation_error_deg
@@ -58,7 +58,11 @@ def clutter_object(name: str, idx: int, xyz, yaw_deg: float, rgba) -> ObjectSpec
 
 def models_for(assets: dict[str, str], cat: dict | None = None) -> tuple[dict[str, ObjectModel], dict[str, dict]]:
     """object name -> asset key  =>  (models, physics priors) as the planner would build them."""
-    return models_from_assets(assets, cat or catalog())
+    cat = cat or catalog()
+    models = {name: ObjectModel.from_catalog(name, cat[key]) for name, key in assets.items()}
+    priors = {name: {k: cat[key][k] for k in ("mass_kg", "friction", "fixed") if k in cat[key]}
+              for name, key in assets.items()}
+    return models, priors
 
 
 def random_scene(rng: np.random.Generator, robot: RobotSpec, blocks=("block_red", "block_blue"),

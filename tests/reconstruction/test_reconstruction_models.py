@@ -5,7 +5,7 @@ import pybullet as p
 import pytest
 from recon_scenes import catalog
 
-from reconstruction.models import ModelError, ObjectModel, load_geometry, models_from_assets, physics_prior
+from reconstruction.models import ModelError, ObjectModel, load_geometry
 from sim.geometry import Pose
 
 
@@ -78,18 +78,3 @@ def test_errors_name_the_field(tmp_path):
     empty = _write(tmp_path, '<link name="b"/>')
     with pytest.raises(ModelError, match="no visual or collision geometry"):
         _ = ObjectModel("x", empty).geometry
-
-
-def test_physics_prior_reads_only_physics():
-    entry = catalog()["tray"]
-    assert physics_prior(entry) == {"fixed": True}
-    assert physics_prior(catalog()["block_red"]) == {"mass_kg": 0.1, "friction": 0.8}
-
-
-def test_models_from_assets_catalog_keys_and_inline():
-    inline = {"urdf": "pybullet_data:cube_small.urdf", "rgba": [0.8, 0.1, 0.1, 1], "mass_kg": 0.2}
-    models, priors = models_from_assets({"red": "block_red", "mine": inline}, catalog())
-    assert models["red"].name == "red" and models["red"].symmetry == "cube"
-    assert priors == {"red": {"mass_kg": 0.1, "friction": 0.8}, "mine": {"mass_kg": 0.2}}
-    with pytest.raises(ModelError, match="did you mean 'block_red'"):
-        models_from_assets({"red": "block_rde"}, catalog())
