@@ -106,6 +106,7 @@ class MPCPlanner:
         self.stage_time_s: dict[str, float] = {}
         self.steps_done = 0
         self.priors = physics_priors(task)
+        self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
 
     def close(self) -> None:
         if self.client is not None and p.isConnected(self.client):
@@ -194,7 +195,11 @@ class MPCPlanner:
 
         t0 = time.perf_counter()
         tcp = world.tcp_pose()
-        candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed)
+        # A gripper command that changed nothing (the lab and the twin disagree about it) must not be
+        # repeated in place: without this the loop can toggle at one spot until max_steps.
+        stalled = self._toggle_width_m is not None and abs(obs.gripper_width_m - self._toggle_width_m) < 0.002
+        self._toggle_width_m = None
+        candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed, stay=not stalled)
         allowed = frozenset(_objects_in(subtask.done))
         success = self.task.success
 
@@ -225,7 +230,8 @@ class MPCPlanner:
                   "reconstruction": recon, "backends": sorted({c.backend for c in table.calls}),
                   "M_prime": table.M_prime, "view_confidence": table.view_confidence,
                   "scores": table.to_dict(), "chosen": chosen,
-                  "tcp_xyz": list(tcp.xyz), "gripper_width_m": obs.gripper_width_m}
+                  "tcp_xyz": list(tcp.xyz), "gripper_width_m": obs.gripper_width_m,
+                  "note": "the last gripper command changed nothing: no stay-and-toggle candidate" if stalled else ""}
         record["images"] = {v.name: self.runlog.save_image(k, v.name, v.png) for v in rendered}
         record["candidates"] = [_candidate_row(r, table) for r in rollouts]
 
@@ -245,6 +251,8 @@ class MPCPlanner:
                 record["execute"] = {"completed": report.completed, "stopped_reason": report.stopped_reason,
                                      "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
                 self.sampler.remember(tcp, candidates, table.S)
+                if roll.candidate.gripper != "keep":
+                    self._toggle_width_m = obs.gripper_width_m
         timings["execute"] = time.perf_counter() - t0
         self.sampler.advance()
         record["timings_s"] = timings

@@ -37,6 +37,8 @@ def _step_html(rec: dict) -> str:
                  f"&middot; scorer: {e(', '.join(rec.get('backends', [])))} &middot; M'={rec.get('M_prime')}"
                  f" &middot; timings (s): " + ", ".join(f"{k} {v:.3f}" for k, v in rec.get("timings_s", {}).items())
                  + "</p>")
+    if rec.get("note"):
+        parts.append(f"<div class='ev'>{e(rec['note'])}</div>")
     recon = rec.get("reconstruction", {})
     if recon:
         objs = ", ".join(f"{e(n)}: {'found' if o.get('found') else 'MISSING'} (fitness {_fmt(o.get('fitness'))})"

@@ -78,17 +78,21 @@ class AnnealedSampler:
     def advance(self) -> None:
         self.t += 1
 
-    def propose(self, tcp: Pose, gripper_open: bool) -> list[Candidate]:
+    def propose(self, tcp: Pose, gripper_open: bool, stay: bool = True) -> list[Candidate]:
+        """K candidates; with `stay`, candidate 0 toggles the gripper where the TCP is."""
         cfg = self.config
         radius = cfg.radius_m(self.t)
         yaw_spread = math.radians(cfg.yaw_spread_deg(self.t))
         start = tcp.position
         yaw0 = tcp_yaw(tcp, self.tcp_down)
         toggle = "close" if gripper_open else "open"
-        out = [Candidate(0, (downward(start, yaw0, self.tcp_down),), toggle, label=f"stay and {toggle}")]
-        n_exp = int(round(cfg.experience_share * (cfg.n_candidates - 1))) if self._memory else 0
-        for i in range(1, cfg.n_candidates):
-            if i <= n_exp:
+        out = []
+        if stay:
+            out.append(Candidate(0, (downward(start, yaw0, self.tcp_down),), toggle, label=f"stay and {toggle}"))
+        first = len(out)
+        n_exp = int(round(cfg.experience_share * (cfg.n_candidates - first))) if self._memory else 0
+        for i in range(first, cfg.n_candidates):
+            if i - first < n_exp:
                 step = self._from_memory(radius)
             else:
                 direction = self.rng.normal(size=3)

@@ -71,3 +71,13 @@ def test_config_validation():
         SamplerConfig(n_candidates=1)
     with pytest.raises(ValueError, match="radius_min_m"):
         SamplerConfig(radius0_m=0.01, radius_min_m=0.02)
+
+
+def test_stay_candidate_can_be_left_out():
+    tcp = downward((0.5, 0.0, 0.3), 0.0, DOWN)
+    with_stay = _sampler().propose(tcp, gripper_open=True)
+    without = _sampler().propose(tcp, gripper_open=True, stay=False)
+    assert with_stay[0].label == "stay and close"
+    assert len(without) == len(with_stay) and all(c.label != "stay and close" for c in without)
+    assert [c.id for c in without] == list(range(len(without)))
+    assert all(np.linalg.norm(c.goal.position - tcp.position) > 1e-6 for c in without)
