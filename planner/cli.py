@@ -9,6 +9,8 @@ import os
 import sys
 
 from planner.errors import TaskError
+from scoring import ScoringError
+from sim.scene import SpecError
 
 log = logging.getLogger("antigrounding")
 
@@ -126,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except TaskError as exc:
+    except (TaskError, SpecError, ScoringError) as exc:
+        # bad input (task, camera, robot, views or scoring config, an unknown --scorer): the message names
+        # the file and the field; no traceback
         print(f"antigrounding: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -70,11 +70,15 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
             reconstructor = build_reconstructor(task)
             try:
                 with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
-                    planner = MPCPlanner(task, robot, reconstructor, build_renderer(), scorer_obj,
+                    renderer = build_renderer(names=tuple(scorer_obj.config.views))
+                    planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
                                          runlog, cfg, on_step=on_step)
                     planner.run(max_steps)
             except (RunAborted, RobotError) as exc:
                 error = str(exc)
+            except Exception as exc:  # a bug: the run still gets its end record and report
+                log.exception("run failed")
+                error = f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 if planner is not None:
                     steps, stage = planner.steps_done, planner.stage_time_s

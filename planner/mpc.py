@@ -65,21 +65,6 @@ class EpisodeResult:
     error: str | None = None
 
 
-def _objects_in(pred: dict) -> set[str]:
-    (key, arg), = pred.items()
-    if key in ("all", "any"):
-        return set().union(*(_objects_in(s) for s in arg))
-    if key == "not":
-        return _objects_in(arg)
-    if isinstance(arg, str):
-        return {arg}
-    if isinstance(arg, list):
-        return {a for a in arg if isinstance(a, str)}
-    if isinstance(arg, dict):
-        return {v for k, v in arg.items() if k == "object"} | set(arg.get("objects", []))
-    return set()
-
-
 class MPCPlanner:
     """Runs one episode of a task on a robot. Components are passed in; nothing global."""
 
@@ -107,8 +92,11 @@ class MPCPlanner:
         self.steps_done = 0
         self.priors = physics_priors(task)
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
+        self._last_seen: dict[str, Pose] = {}         # where each named object was last found
 
     def close(self) -> None:
+        if self.world is not None:
+            self.world.close()
         if self.client is not None and p.isConnected(self.client):
             p.disconnect(self.client)
 
@@ -118,6 +106,12 @@ class MPCPlanner:
         scene = estimate.to_scene(self.task.robot, obs.joint_pos_rad, obs.gripper_width_m, self.reconstructor.models,
                                   self.priors)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        self._last_seen.update({n: o.pose for n, o in estimate.objects.items() if o.found})
+        present = {o.name for o in scene.objects}
+        stale = [n for n in self.task.objects if n not in present and n in self._last_seen]
+        # not found this step (occluded, or a poor match): keep it where it was last seen
+        scene = dataclasses.replace(scene, objects=scene.objects + tuple(
+            self._object_spec(n, self._last_seen[n]) for n in stale))
         scene = self._track_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
         if self.world is None:
             self.world = World.from_scene(self.client, scene, fast_render=True)
@@ -127,7 +121,7 @@ class MPCPlanner:
         summary = {
             "objects": {n: {"found": o.found, "fitness": o.fitness, "xyz": list(o.pose.xyz) if o.found else None}
                         for n, o in estimate.objects.items()},
-            "n_unknown": len(estimate.unknown), "held": self.held,
+            "n_unknown": len(estimate.unknown), "held": self.held, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }
         return self.world, summary
@@ -157,12 +151,14 @@ class MPCPlanner:
         objects = tuple(dataclasses.replace(o, pose=pose) if o.name == self.held else o for o in scene.objects)
         if self.held not in {o.name for o in objects}:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
-            asset = self.task.objects[self.held]
-            prior = self.priors[self.held]
-            objects = objects + (ObjectSpec(self.held, pose, urdf=asset.urdf, scale=asset.scale, rgba=asset.rgba,
-                                            symmetry=asset.symmetry, mass_kg=prior["mass_kg"],
-                                            friction=prior["friction"]),)
+            objects = objects + (self._object_spec(self.held, pose),)
         return dataclasses.replace(scene, objects=objects, grasped=self.held)
+
+    def _object_spec(self, name: str, pose: Pose) -> ObjectSpec:
+        """A named object of the task as the twin models it: catalog model and physics prior at `pose`."""
+        asset, prior = self.task.objects[name], self.priors[name]
+        return ObjectSpec(name, pose, urdf=asset.urdf, scale=asset.scale, rgba=asset.rgba, symmetry=asset.symmetry,
+                          mass_kg=prior["mass_kg"], friction=prior["friction"], fixed=prior["fixed"])
 
     # ------------------------------------------------------------------ one step
     def _subtask(self, world: World) -> tuple[Subtask, bool]:
@@ -200,7 +196,7 @@ class MPCPlanner:
         stalled = self._toggle_width_m is not None and abs(obs.gripper_width_m - self._toggle_width_m) < 0.002
         self._toggle_width_m = None
         candidates = self.sampler.propose(tcp, gripper_open=not self.gripper_closed, stay=not stalled)
-        allowed = frozenset(_objects_in(subtask.done))
+        allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
 
         def probe(w: World) -> dict:

@@ -115,6 +115,9 @@ class AnnealedSampler:
     def _from_memory(self, radius: float) -> np.ndarray:
         steps = np.stack([m[0] for m in self._memory])
         weights = np.array([m[1] for m in self._memory])
+        if weights.sum() <= 0:   # every memory has faded to nothing: draw a fresh direction
+            direction = self.rng.normal(size=3)
+            return direction / (np.linalg.norm(direction) + 1e-12) * radius * self.rng.uniform(0.4, 1.0)
         k = self.rng.choice(len(steps), p=weights / weights.sum())
         noise = self.rng.normal(scale=0.35, size=3)
         direction = steps[k] / (np.linalg.norm(steps[k]) + 1e-12) + noise

@@ -184,6 +184,8 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
             if key not in spec:
                 raise TaskError(f"{where}.{key}: missing")
         asset = _asset(spec["asset"], f"{where}.asset", catalog, base_dir)
+        _expect(asset.rgba is not None, f"{where}.asset.rgba",
+                "[r, g, b, a] for a named object (the reconstruction finds objects by colour)", None)
         pose = _pose(spec["pose"], f"{where}.pose", robot)
         mass, friction = _physics(spec.get("physics"), f"{where}.physics", asset)
         assets[name] = asset

@@ -91,8 +91,14 @@ class CameraSpec:
         for key in ("width", "height"):
             if key not in d:
                 raise SpecError(f"{where}: missing field '{key}' (pixels)")
-        extra = {k: float(d[k]) for k in ("near_m", "far_m", "depth_noise_m", "depth_dropout") if k in d}
-        width, height = int(d["width"]), int(d["height"])
+        def number(key: str, kind=float):
+            try:
+                return kind(d[key])
+            except (TypeError, ValueError):
+                raise SpecError(f"{where}: field '{key}': expected a number, got {d[key]!r}") from None
+
+        extra = {k: number(k) for k in ("near_m", "far_m", "depth_noise_m", "depth_dropout") if k in d}
+        width, height = number("width", int), number("height", int)
         has_k = all(k in d for k in ("fx", "fy", "cx", "cy"))
         if not has_k and "fov_deg" not in d:
             raise SpecError(f"{where}: missing field 'fov_deg' (or all of fx, fy, cx, cy)")

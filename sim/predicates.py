@@ -143,8 +143,30 @@ def _joint_value(world: World, obj: str, joint: str) -> float:
     raise PredicateError(f"object '{obj}' has no joint '{joint}'")
 
 
-def evaluate(world: World, pred: dict) -> bool:
+def objects_of(pred: dict) -> set[str]:
+    """The object names a predicate tree mentions."""
     (key, arg), = pred.items()
+    if key in COMBINATORS:
+        subs = arg if isinstance(arg, list) else [arg]
+        return set().union(*(objects_of(s) for s in subs))
+    kind = PREDICATES[key][0]
+    if kind == "object":
+        return {arg}
+    if kind == "pair":
+        return set(arg)
+    if kind == "near":
+        return set(arg["objects"])
+    if kind in ("at", "joint"):
+        return {arg["object"]}
+    return set()
+
+
+def evaluate(world: World, pred: dict) -> bool:
+    """Truth value on `world`. A leaf about an object the world does not hold (e.g. one the reconstruction
+    did not find) is False, not an error: the loop must go on and look again."""
+    (key, arg), = pred.items()
+    if key not in COMBINATORS and not all(world.has_object(n) for n in objects_of(pred)):
+        return False
     if key == "all":
         return all(evaluate(world, s) for s in arg)
     if key == "any":
@@ -232,6 +254,8 @@ def progress(world: World, pred: dict) -> float:
     if evaluate(world, pred):
         return 1.0
     (key, arg), = pred.items()
+    if key not in COMBINATORS and not all(world.has_object(n) for n in objects_of(pred)):
+        return 0.0
     if key == "all":
         return float(np.mean([progress(world, s) for s in arg]))
     if key == "any":

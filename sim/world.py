@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ class World:
     """Robot, table (the plane z = 0) and objects in one PyBullet client."""
 
     def __init__(self, client: int, scene: SceneSpec, robot_id: int, body_ids: dict[str, int],
-                 table_id: int, renderer: int = p.ER_TINY_RENDERER) -> None:
+                 table_id: int, renderer: int = p.ER_TINY_RENDERER, mesh_dir: str | None = None) -> None:
         self.client = client
+        self.mesh_dir = mesh_dir      # OBJ files of mesh objects; removed by close()
         self.spec = scene
         self.robot_id = robot_id
         self.body_ids = dict(body_ids)
@@ -78,6 +80,18 @@ class World:
                             if p.getJointInfo(robot_id, j, physicsClientId=client)[2] != p.JOINT_FIXED]
         self.lower = np.asarray(robot.joint_lower_rad)
         self.upper = np.asarray(robot.joint_upper_rad)
+        # PyBullet's null-space IK ignores limit lists unless they cover every movable joint (fingers too).
+        self._ik_lower, self._ik_upper = [], []
+        for j in self.movable_idx:
+            info = p.getJointInfo(robot_id, j, physicsClientId=client)
+            if j in self.arm_idx:
+                k = self.arm_idx.index(j)
+                lo, hi = self.lower[k], self.upper[k]
+            else:
+                lo, hi = (info[8], info[9]) if info[9] > info[8] else (-2 * np.pi, 2 * np.pi)
+            self._ik_lower.append(float(lo))
+            self._ik_upper.append(float(hi))
+        self._ik_ranges = [hi - lo for lo, hi in zip(self._ik_lower, self._ik_upper)]
         self._open = np.asarray(robot.finger_open_pos)
         self._closed = np.asarray(robot.finger_closed_pos)
         # Everything past the last arm joint (flange, hand, fingers) may touch the object being handled.
@@ -102,8 +116,9 @@ class World:
         robot = scene.robot
         robot_id = p.loadURDF(robot.urdf, robot.base_pose.xyz, robot.base_pose.quat_xyzw, useFixedBase=True,
                               physicsClientId=client)
-        body_ids = {obj.name: _load_object(client, obj) for obj in scene.objects}
-        world = cls(client, scene, robot_id, body_ids, table_id, renderer)
+        mesh_dir = _mesh_dir_for(scene.objects, None)
+        body_ids = {obj.name: _load_object(client, obj, mesh_dir) for obj in scene.objects}
+        world = cls(client, scene, robot_id, body_ids, table_id, renderer, mesh_dir)
         for j in world.finger_idx:
             p.changeDynamics(robot_id, j, lateralFriction=1.5, physicsClientId=client)
         q = np.asarray(scene.joint_pos_rad if scene.joint_pos_rad is not None else robot.home_joint_pos_rad)
@@ -113,6 +128,12 @@ class World:
         if scene.grasped is not None:
             world._attach(scene.grasped)
         return world
+
+    def close(self) -> None:
+        """Delete this world's mesh files (the client belongs to the caller and stays connected)."""
+        if self.mesh_dir is not None:
+            shutil.rmtree(self.mesh_dir, ignore_errors=True)
+            self.mesh_dir = None
 
     def update_scene(self, scene: SceneSpec) -> None:
         """Move this world to a new scene with the same robot, reusing loaded bodies where the model is unchanged.
@@ -128,13 +149,15 @@ class World:
             prev = old.get(obj.name)
             if prev is not None and _same_model(prev, obj):
                 body = self.body_ids[obj.name]
-                p.resetBasePositionAndOrientation(body, obj.pose.xyz, obj.pose.quat_xyzw, physicsClientId=self.client)
+                com = obj.pose @ _link_T_com(self.client, body)
+                p.resetBasePositionAndOrientation(body, com.xyz, com.quat_xyzw, physicsClientId=self.client)
                 p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=self.client)
                 keep[obj.name] = body
         for name, body in self.body_ids.items():
             if name not in keep:
                 p.removeBody(body, physicsClientId=self.client)
-        self.body_ids = {o.name: keep[o.name] if o.name in keep else _load_object(self.client, o)
+        self.mesh_dir = _mesh_dir_for([o for o in scene.objects if o.name not in keep], self.mesh_dir)
+        self.body_ids = {o.name: keep[o.name] if o.name in keep else _load_object(self.client, o, self.mesh_dir)
                          for o in scene.objects}
         self._names = {v: k for k, v in self.body_ids.items()}
         self._names[self.table_id] = TABLE
@@ -223,19 +246,25 @@ class World:
             return self.tcp_pose()
 
     def ik(self, target: Pose, q_seed=None, iterations: int = 4) -> tuple[np.ndarray, float]:
-        """Joint positions reaching the TCP target; returns (q, position error in metres). Restores the arm."""
+        """Joint positions reaching the TCP target; returns (q, position error in metres). Restores the arm.
+
+        The first pass is null-space IK (joint limits, posture kept near the seed); the null-space pull
+        stops it short by ~1 mm, so later passes refine with plain damped least squares from there.
+        """
         link_target = target @ self._link_T_tcp().inverse()
         with self._kinematic_probe():
             q = np.asarray(q_seed if q_seed is not None else self.joint_pos_rad(), dtype=float)
-            rest = list(q)
+            states = p.getJointStates(self.robot_id, self.movable_idx, physicsClientId=self.client)
+            rest = [float(q[self.arm_idx.index(j)]) if j in self.arm_idx else s[0]
+                    for j, s in zip(self.movable_idx, states)]
             err = np.inf
-            for _ in range(iterations):
+            for it in range(iterations):
                 self._reset_arm(q)
+                null_space = {"lowerLimits": self._ik_lower, "upperLimits": self._ik_upper,
+                              "jointRanges": self._ik_ranges, "restPoses": rest} if it == 0 else {}
                 sol = p.calculateInverseKinematics(
                     self.robot_id, self.ee_idx, link_target.xyz, link_target.quat_xyzw,
-                    lowerLimits=list(self.lower), upperLimits=list(self.upper),
-                    jointRanges=list(self.upper - self.lower), restPoses=rest,
-                    maxNumIterations=60, residualThreshold=1e-5, physicsClientId=self.client)
+                    maxNumIterations=60, residualThreshold=1e-5, physicsClientId=self.client, **null_space)
                 full = dict(zip(self.movable_idx, sol))
                 q = np.clip(np.array([full[j] for j in self.arm_idx]), self.lower, self.upper)
                 self._reset_arm(q)
@@ -245,8 +274,14 @@ class World:
         return q, err
 
     def object_pose(self, name: str) -> Pose:
-        pos, quat = p.getBasePositionAndOrientation(self.body_ids[name], physicsClientId=self.client)
-        return Pose(pos, quat)
+        """The object's URDF base-link frame (PyBullet reports the centre-of-mass frame; they differ by the
+        link's inertial origin)."""
+        body = self.body_ids[name]
+        pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=self.client)
+        return Pose(pos, quat) @ _link_T_com(self.client, body).inverse()
+
+    def has_object(self, name: str) -> bool:
+        return name in self.body_ids
 
     def object_aabb(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = p.getAABB(self.body_ids[name], physicsClientId=self.client)
@@ -300,8 +335,10 @@ class World:
     # ---------------------------------------------------------------- grasping
     def _attach(self, name: str) -> None:
         body = self.body_ids[name]
-        T_world_link = Pose(*p.getLinkState(self.robot_id, self.ee_idx, physicsClientId=self.client)[4:6])
-        T_link_obj = T_world_link.inverse() @ self.object_pose(name)
+        # constraint frames are relative to each body's centre of mass, not to its link frame
+        T_world_parent = Pose(*p.getLinkState(self.robot_id, self.ee_idx, physicsClientId=self.client)[0:2])
+        T_world_child = Pose(*p.getBasePositionAndOrientation(body, physicsClientId=self.client))
+        T_link_obj = T_world_parent.inverse() @ T_world_child
         cid = p.createConstraint(self.robot_id, self.ee_idx, body, -1, p.JOINT_FIXED, (0, 0, 0),
                                  T_link_obj.xyz, (0, 0, 0), T_link_obj.quat_xyzw, (0, 0, 0, 1),
                                  physicsClientId=self.client)
@@ -341,6 +378,10 @@ class World:
                 self._attach(self._names[body])
                 return
 
+    def _objects_resting(self, speed_mps: float = 0.01) -> bool:
+        return all(np.linalg.norm(p.getBaseVelocity(body, physicsClientId=self.client)[0]) < speed_mps
+                   for body in self.body_ids.values())
+
     def _drop_height_m(self, name: str) -> float:
         """Gap between the bottom of `name` and the first surface straight below its centre."""
         lo, hi = self.object_aabb(name)
@@ -376,7 +417,7 @@ class World:
     def execute_joint_path(self, joint_path_rad, gripper_width_m, dt_s: float,
                            should_stop: Callable[[], str | None] | None = None,
                            on_step: Callable[[], None] | None = None,
-                           settle_s: float = 0.2) -> ExecResult:
+                           settle_s: float = 0.5) -> ExecResult:
         """Track a joint path with position control, stepping physics; returns the TCP path reached.
 
         should_stop is polled every physics step; a non-None answer aborts and the arm holds where it is.
@@ -405,11 +446,13 @@ class World:
                     ee.append(self.tcp_pose().position)
                     return ExecResult(False, reason, np.asarray(ee), steps)
             ee.append(self.tcp_pose().position)
-        for _ in range(int(settle_s / TIMESTEP_S)):
+        # Settle until the arm has arrived and nothing is still moving (a released object may be falling),
+        # at most settle_s: an observation or a verdict must not catch an object in mid-air.
+        for k in range(int(settle_s / TIMESTEP_S)):
             p.stepSimulation(physicsClientId=self.client)
             self._update_grasp()
             steps += 1
-            if np.max(np.abs(self.joint_pos_rad() - path[-1])) < 2e-3 and steps % 12 == 0:
+            if k % 12 == 11 and np.max(np.abs(self.joint_pos_rad() - path[-1])) < 2e-3 and self._objects_resting():
                 break
         ee.append(self.tcp_pose().position)
         return ExecResult(True, None, np.asarray(ee), steps)
@@ -476,7 +519,7 @@ class World:
                     clearance.append(self.min_clearance_m(ignore=tuple(allowed_contacts)))
 
             result = self.execute_joint_path(q_path, grip, dt, on_step=watch,
-                                             settle_s=SETTLE_S if candidate.gripper == "open" else 0.1)
+                                             settle_s=SETTLE_S if candidate.gripper == "open" else 0.15)
             after = self.object_poses()
             grasped_after = self.grasped()
             touched = {c.b for c in contacts.values()} | set(allowed_contacts) | {held_before, grasped_after}
@@ -518,13 +561,26 @@ def _interpolate(a: Pose, b: Pose, s: float) -> Pose:
     return Pose(tuple(xyz), tuple(slerp([s]).as_quat()[0]))
 
 
+def _link_T_com(client: int, body: int) -> Pose:
+    """The base link's inertial (centre-of-mass) frame in the link frame."""
+    info = p.getDynamicsInfo(body, -1, physicsClientId=client)
+    return Pose(info[3], info[4])
+
+
 def _same_model(a: ObjectSpec, b: ObjectSpec) -> bool:
     return (a.urdf, a.scale, a.rgba, a.mesh_vertices, a.mass_kg, a.friction, a.fixed) == (
         b.urdf, b.scale, b.rgba, b.mesh_vertices, b.mass_kg, b.friction, b.fixed)
 
 
-def _mesh_file(vertices, faces) -> str:
-    """Write a mesh as OBJ under the temp dir, named by its content hash (reused across steps and runs)."""
+def _mesh_dir_for(objects, current: str | None) -> str | None:
+    """A private temp folder for mesh files, made only when some object is a mesh."""
+    if current is None and any(o.mesh_vertices is not None for o in objects):
+        return tempfile.mkdtemp(prefix="antigrounding-meshes-")
+    return current
+
+
+def _mesh_file(vertices, faces, folder: str | None) -> str:
+    """Write a mesh as OBJ under `folder` (the temp dir if None), named by its content hash."""
     verts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     if faces is None:
         faces = ConvexHull(verts).simplices
@@ -534,7 +590,7 @@ def _mesh_file(vertices, faces) -> str:
     inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3.0 - verts.mean(axis=0)) < 0
     tris[inward] = tris[inward][:, ::-1]
     digest = hashlib.sha1(verts.tobytes() + tris.tobytes()).hexdigest()[:20]
-    folder = os.path.join(tempfile.gettempdir(), "antigrounding-meshes")
+    folder = folder or tempfile.gettempdir()
     path = os.path.join(folder, f"{digest}.obj")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
@@ -547,13 +603,13 @@ def _mesh_file(vertices, faces) -> str:
     return path
 
 
-def _load_object(client: int, obj: ObjectSpec) -> int:
+def _load_object(client: int, obj: ObjectSpec, mesh_dir: str | None) -> int:
     if obj.urdf is not None:
         body = p.loadURDF(obj.urdf, obj.pose.xyz, obj.pose.quat_xyzw, globalScaling=obj.scale,
                           useFixedBase=obj.fixed, physicsClientId=client)
     else:
         # Through an OBJ file: the EGL renderer draws only file meshes, not vertex-list visual shapes.
-        path = _mesh_file(obj.mesh_vertices, obj.mesh_faces)
+        path = _mesh_file(obj.mesh_vertices, obj.mesh_faces, mesh_dir)
         col = p.createCollisionShape(p.GEOM_MESH, fileName=path, physicsClientId=client)
         vis = p.createVisualShape(p.GEOM_MESH, fileName=path, rgbaColor=obj.rgba or (0.55, 0.55, 0.55, 1),
                                   physicsClientId=client)

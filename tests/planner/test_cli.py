@@ -35,3 +35,9 @@ def test_help_lists_the_commands():
     assert proc.returncode == 0
     for cmd in ("run", "reconstruct", "bench"):
         assert cmd in proc.stdout
+
+
+def test_unknown_scorer_is_named_without_a_traceback():
+    proc = _cli("run", "--task", f"{REPO}/configs/tasks/stack_blocks.yaml", "--scorer", "simjugde")
+    assert proc.returncode == 2
+    assert "unknown backend 'simjugde'; did you mean 'simjudge'?" in proc.stderr and "Traceback" not in proc.stderr

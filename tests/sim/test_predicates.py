@@ -23,3 +23,18 @@ def test_valid_tree_passes():
 def test_invalid_predicates_name_the_field(pred, match):
     with pytest.raises(PredicateError, match=match):
         validate_predicate(pred, "task.success", NAMES)
+
+
+def test_missing_object_is_false_not_an_error(client, panda_spec):
+    """A twin without an object (the reconstruction did not find it) answers False / progress 0."""
+    from sim.predicates import evaluate, objects_of, progress
+    from sim.scene import SceneSpec
+    from sim.world import World
+
+    world = World.from_scene(client, SceneSpec(panda_spec))
+    pred = {"all": [{"on_top": ["red_block", "blue_block"]}, {"gripper_open": True}]}
+    assert objects_of(pred) == {"red_block", "blue_block"}
+    assert evaluate(world, pred) is False
+    assert evaluate(world, {"gripper_open": True}) is True
+    assert progress(world, {"on_top": ["red_block", "blue_block"]}) == 0.0
+    assert 0.0 < progress(world, pred) < 1.0

@@ -141,3 +141,18 @@ def test_pinching_the_top_edge_is_not_a_grasp(client, panda_spec):
     deep = Candidate(1, (_down(panda_spec, (0.5, 0.1, 0.1)), _down(panda_spec, (0.5, 0.1, 0.025))), "close")
     assert world.rollout(shallow, allowed_contacts=frozenset({"red"})).grasped_after is None
     assert world.rollout(deep, allowed_contacts=frozenset({"red"})).grasped_after == "red"
+
+
+def test_object_pose_is_the_urdf_link_frame_even_with_an_inertial_offset(client, panda_spec, tmp_path):
+    urdf = tmp_path / "offset.urdf"
+    urdf.write_text("""<robot name="o"><link name="base">
+      <inertial><origin xyz="0 0 0.05"/><mass value="0.1"/><inertia ixx="1e-4" iyy="1e-4" izz="1e-4" ixy="0"
+        ixz="0" iyz="0"/></inertial>
+      <collision><geometry><box size="0.04 0.04 0.04"/></geometry></collision></link></robot>""")
+    pose = Pose.from_xyz_rpy_deg((0.5, 0.2, 0.3), (0, 0, 30))
+    spec = SceneSpec(panda_spec, (ObjectSpec("o", pose, urdf=str(urdf), fixed=True),))
+    world = World.from_scene(client, spec)
+    np.testing.assert_allclose(world.object_pose("o").matrix(), pose.matrix(), atol=1e-6)
+    moved = Pose.from_xyz_rpy_deg((0.45, -0.1, 0.2), (0, 0, -20))
+    world.update_scene(SceneSpec(panda_spec, (ObjectSpec("o", moved, urdf=str(urdf), fixed=True),)))
+    np.testing.assert_allclose(world.object_pose("o").matrix(), moved.matrix(), atol=1e-6)
