@@ -9,6 +9,7 @@ import os
 import sys
 
 from planner.errors import TaskError
+from planner.paths import config_path
 from scoring import ScoringError
 from sim.scene import SpecError
 
@@ -97,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_reconstruct)
 
     bench = sub.add_parser("bench", help="success rate and per-stage timings over seeds (prints tables)")
-    bench.add_argument("--tasks", nargs="+", default=["configs/tasks/stack_blocks.yaml",
-                                                      "configs/tasks/pick_place_tray.yaml"])
+    bench.add_argument("--tasks", nargs="+", default=[config_path("tasks", "stack_blocks.yaml"),
+                                                      config_path("tasks", "pick_place_tray.yaml")])
     bench.add_argument("--seeds", type=int, default=10, help="number of seeds per task (default 10)")
     bench.add_argument("--first-seed", type=int, default=0)
     bench.add_argument("--scorer", default="simjudge")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import os
 
-from planner.runlog import _atomic_write, read_header, read_records
+from planner.runlog import atomic_write, read_header, read_records
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1700px}
@@ -106,5 +106,5 @@ def write_report(run_dir: str) -> str:
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(header.get('task', 'run'))}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
     path = os.path.join(run_dir, "report.html")
-    _atomic_write(path, page.encode("utf-8"))
+    atomic_write(path, page.encode("utf-8"))
     return path

@@ -38,7 +38,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -67,7 +67,7 @@ class RunLog:
         return cls(path)
 
     def write_header(self, header: dict) -> None:
-        _atomic_write(os.path.join(self.path, HEADER_NAME), json.dumps(_jsonable(header), indent=2).encode())
+        atomic_write(os.path.join(self.path, HEADER_NAME), json.dumps(_jsonable(header), indent=2).encode())
 
     def append(self, record: dict) -> None:
         line = json.dumps(_jsonable(record), separators=(",", ":"))
@@ -80,7 +80,7 @@ class RunLog:
         rel = os.path.join(f"step_{step:03d}", f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png")
         full = os.path.join(self.path, rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        _atomic_write(full, png)
+        atomic_write(full, png)
         return rel
 
     def close(self) -> None:

@@ -78,7 +78,7 @@ def _pose(d: Any, where: str, robot: RobotSpec) -> Pose:
     inside = lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and -0.01 <= z <= hi[2]
     _expect(inside, f"{where}.xyz",
             f"a position inside robot '{robot.name}' workspace x in [{lo[0]}, {hi[0]}], y in [{lo[1]}, {hi[1]}], "
-            f"z in [0, {hi[2]}] m", d["xyz"])
+            f"z in [-0.01, {hi[2]}] m", d["xyz"])
     return Pose.from_xyz_rpy_deg(d["xyz"], rpy)
 
 
@@ -177,6 +177,8 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
     truth: list[ObjectSpec] = []
     for name, spec in objs_raw.items():
         where = f"{src}: field 'objects.{name}'"
+        _expect(isinstance(name, str) and name.isidentifier(), where, "an object name made of letters, digits and _",
+                name)
         _expect(isinstance(spec, dict), where, "a mapping {asset, pose, physics}", spec)
         unknown = sorted(set(spec) - {"asset", "pose", "physics"})
         _expect(not unknown, where, "only the fields asset, pose, physics", spec)
@@ -198,6 +200,7 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
     for i, spec in enumerate(clutter_raw):
         where = f"{src}: field 'clutter[{i}]'"
         _expect(isinstance(spec, dict) and "asset" in spec and "pose" in spec, where, "a mapping {asset, pose}", spec)
+        _expect(not set(spec) - {"asset", "pose", "physics"}, where, "only the fields asset, pose, physics", spec)
         asset = _asset(spec["asset"], f"{where}.asset", catalog, base_dir)
         mass, friction = _physics(spec.get("physics"), f"{where}.physics", asset)
         truth.append(ObjectSpec(f"clutter_{i}", _pose(spec["pose"], f"{where}.pose", robot), urdf=asset.urdf,

@@ -90,7 +90,8 @@ def validate_predicate(pred: Any, where: str, object_names: set[str] | frozenset
     elif kind == "at":
         need_object(arg.get("object"), f"{field}.object")
         xyz = arg.get("xyz")
-        if not isinstance(xyz, list) or len(xyz) != 3:
+        if not isinstance(xyz, list) or len(xyz) != 3 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in xyz):
             _fail(f"{field}.xyz", f"expected [x, y, z] in metres, got {xyz!r}")
         need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
     elif kind == "joint":

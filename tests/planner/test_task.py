@@ -88,6 +88,7 @@ def test_pose_outside_workspace(tmp_path):
     (lambda d: d["objects"]["red_block"].update(physics={"mass_kg": -1}), r"physics.mass_kg: expected a positive"),
     (lambda d: d.update(identify=["green_block"]), r"field 'identify': expected a list of task object names"),
     (lambda d: d["subtasks"][0].update(done={"grasped": "nothing"}), r"subtasks\[0\]'.done.grasped: expected a task"),
+    (lambda d: d["clutter"][0].update(phyiscs={"mass_kg": 1}), r"clutter\[0\]': expected only the fields asset"),
     (lambda d: d["objects"]["red_block"].update(asset={"urdf": "pybullet_data:cube_small.urdf"}),
      r"objects.red_block'.asset.rgba: expected \[r, g, b, a\] for a named object"),
 ])

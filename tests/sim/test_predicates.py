@@ -18,6 +18,7 @@ def test_valid_tree_passes():
     ({"gripper_open": "yes"}, r"gripper_open: expected true or false"),
     ({"all": []}, r"task.success.all: expected a non-empty list"),
     ({"at": {"object": "tray", "xyz": [0, 0], "within_m": 0.1}}, r"at.xyz: expected \[x, y, z\]"),
+    ({"at": {"object": "tray", "xyz": ["a", 0, 0], "within_m": 0.1}}, r"at.xyz: expected \[x, y, z\]"),
     ({"grasped": "tray", "gripper_open": True}, r"exactly one predicate"),
 ])
 def test_invalid_predicates_name_the_field(pred, match):
