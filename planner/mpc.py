@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's TCP is taken as held
 HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
 HELD_SLIP_M = 0.03           # a held object seen farther than this from its place in the hand is not held
+MAX_RELEASE_DROP_M = 0.04    # a release from higher than this is vetoed while another candidate is clean
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,13 @@ class MPCPlanner:
         table = self.scorer.score(request)
         timings["score"] = time.perf_counter() - t0
 
+        # The twin's own verdicts veto before any score counts: a candidate that collides, knocks something
+        # over or drops what it holds from height is not sent while a clean one exists.
         feasible = [r.candidate.id for r in rollouts if r.feasible]
-        chosen = table.best(feasible)
+        clean = [r.candidate.id for r in rollouts if r.feasible and _clean(r)]
+        chosen = table.best(clean)
+        if chosen is None:
+            chosen = table.best(feasible)
         record = {"type": "step", "step": k, "done": False, "subtask_index": self.subtask_index,
                   "subtask": subtask.say, "t": self.sampler.t, "radius_m": self.config.sampler.radius_m(self.sampler.t),
                   "reconstruction": recon, "backends": sorted({c.backend for c in table.calls}),
@@ -293,6 +299,10 @@ class MPCPlanner:
         return EpisodeResult(self.steps_done, believed, time.perf_counter() - start, dict(self.stage_time_s))
 
 
+def _clean(r: Rollout) -> bool:
+    return not r.contacts and not r.disturbed and r.release_drop_m <= MAX_RELEASE_DROP_M
+
+
 def _evidence(r: Rollout) -> CandidateEvidence:
     return CandidateEvidence(
         id=r.candidate.id, feasible=r.feasible, collisions=len(r.contacts) + len(r.disturbed),
@@ -314,8 +324,9 @@ def _candidate_row(r: Rollout, table) -> dict:
                 for d in ("safety", "task_alignment", "efficiency", "feasibility"):
                     dims.setdefault(d, []).append(float(c[d]))
     return {"id": cid, "S": table.S.get(cid), "gripper": r.candidate.gripper, "label": r.candidate.label,
-            "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible, "reason": r.reason,
-            "collisions": len(r.contacts) + len(r.disturbed),
+            "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible,
+            "reason": r.reason or ("" if _clean(r) else "twin: collision or high release, vetoed"),
+            "collisions": len(r.contacts) + len(r.disturbed), "clean": _clean(r),
             "contacts": [f"{c.a}-{c.b}" for c in r.contacts], "disturbed": list(r.disturbed),
             "progress": r.probe.get("progress"), "path_length_m": r.path_length_m, "drop_m": r.release_drop_m,
             "mean_scores": {d: float(np.mean(v)) for d, v in dims.items()}}

@@ -20,8 +20,8 @@ from sim.rollout import Candidate
 class SamplerConfig:
     n_candidates: int = 16
     radius0_m: float = 0.18
-    radius_min_m: float = 0.015
-    lambda_r: float = 0.3
+    radius_min_m: float = 0.02
+    lambda_r: float = 0.2
     yaw0_deg: float = 45.0
     yaw_min_deg: float = 4.0
     p_gripper_toggle: float = 0.3     # share of candidates that end by opening/closing the gripper

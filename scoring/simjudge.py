@@ -13,7 +13,7 @@ Mapping from ``CandidateEvidence`` to scores (all in [0, 10]):
   ``10 * clip(min_clearance_m / 0.05 m, 0, 1)``, floored at 5 while the clearance is positive (clearance
   excludes the target object, so a small positive clearance is a near miss, not a crash), 0 at zero
   clearance, 10 when nothing is in range (infinite clearance); then scaled down linearly for a released
-  object's fall height between 2 cm (no penalty) and 7 cm (zero).
+  object's fall height between 1 cm (no penalty) and 4 cm (zero).
 - task_alignment = 10 if the rollout completes the task or the current subtask, else ``10 * progress``.
 - efficiency = ``10 * exp(-path_length_m / 0.6 m)``.
 - view_clarity = ``10 * inside_fraction * spread_term``: ``inside_fraction`` is the share of requested
@@ -46,8 +46,8 @@ MARGIN_FULL_RAD = 0.3
 IK_ERROR_ZERO_M = 0.02
 CLEARANCE_FULL_M = 0.05
 SAFETY_FLOOR_NEAR_MISS = 5.0
-DROP_SAFE_M = 0.02
-DROP_SPAN_M = 0.05
+DROP_SAFE_M = 0.01
+DROP_SPAN_M = 0.03
 PATH_LENGTH_SCALE_M = 0.6
 ENDPOINT_SPREAD_FULL_PX = 40.0
 DECIMALS = 3  # a VLM writes short numbers too; also keeps the JSON readable in the run log

@@ -156,6 +156,6 @@ def test_dropping_an_object_from_height_costs_safety():
                                  ik_error_m=0.0, path_length_m=0.1, duration_s=1.0, progress=1.0, subtask_done=True,
                                  task_success=False, gripper="open", drop_height_m=drop)
 
-    assert safety_score(ev(0.0)) == 10.0 and safety_score(ev(0.02)) == 10.0
-    assert safety_score(ev(0.045)) == 5.0          # halfway through the 2..7 cm ramp
-    assert safety_score(ev(0.10)) == 0.0
+    assert safety_score(ev(0.0)) == 10.0 and safety_score(ev(0.01)) == 10.0
+    assert safety_score(ev(0.025)) == pytest.approx(5.0)   # halfway through the 1..4 cm ramp
+    assert safety_score(ev(0.04)) == 0.0 and safety_score(ev(0.10)) == 0.0
