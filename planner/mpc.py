@@ -41,6 +41,7 @@ HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's T
 HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
 HELD_SLIP_M = 0.03           # a held object seen farther than this from its place in the hand is not held
 MAX_RELEASE_DROP_M = 0.04    # a release from higher than this is vetoed while another candidate is clean
+HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class MPCPlanner:
         scene = estimate.to_scene(self.task.robot, obs.joint_pos_rad, obs.gripper_width_m, self.reconstructor.models,
                                   self.priors)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
+        # the pose fit left over; as obstacles they would collide with every candidate.
+        at_hand = {u.name for u in estimate.unknown
+                   if np.linalg.norm(u.pose.position - T_world_tcp.position) < HAND_CLEAR_RADIUS_M}
+        if at_hand:
+            scene = dataclasses.replace(scene, objects=tuple(o for o in scene.objects if o.name not in at_hand))
         self._last_seen.update({n: o.pose for n, o in estimate.objects.items() if o.found})
         present = {o.name for o in scene.objects}
         stale = [n for n in self.task.objects if n not in present and n in self._last_seen]
@@ -122,7 +129,7 @@ class MPCPlanner:
         summary = {
             "objects": {n: {"found": o.found, "fitness": o.fitness, "xyz": list(o.pose.xyz) if o.found else None}
                         for n, o in estimate.objects.items()},
-            "n_unknown": len(estimate.unknown), "held": self.held, "last_seen_pose_used": stale,
+            "n_unknown": len(estimate.unknown) - len(at_hand), "held": self.held, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }
         return self.world, summary
