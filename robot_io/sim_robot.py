@@ -9,11 +9,13 @@ that read truth would be grading its own homework.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -326,6 +328,15 @@ def _read_port(proc: subprocess.Popen, log_path: Path, timeout_s: float) -> int:
                                     f"its log ends:\n{_tail(log_path, 20)}")
 
 
+def _die_with_parent() -> None:
+    """In the lab child before exec: ask Linux to SIGTERM it when the planner process dies, even by kill -9,
+    so a killed planner never leaves a lab (and its arm) running. (The signal follows the launching thread:
+    call launch_lab from a thread that lives as long as the run.) Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
 def _terminate(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -367,7 +378,7 @@ def launch_lab(
                "--port", str(port), "--host", host]
         with open(log_file, "ab") as log_f:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_f,
-                                    env=child_env)
+                                    env=child_env, preexec_fn=_die_with_parent)
         try:
             lab_port = _read_port(proc, log_file, startup_timeout_s)
             log.info("sim lab pid %d listening on %s:%d (seed %d)", proc.pid, host, lab_port, seed)
