@@ -192,7 +192,14 @@ class MPCPlanner:
         timings["reconstruct"] = time.perf_counter() - t0
 
         if predicates.evaluate(world, self.task.success):
-            return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
+            # Believe success only when a second, fresh observation shows it too: one reconstruction can be
+            # wrong, and stopping early on a wrong belief ends the run.
+            t0 = time.perf_counter()
+            world, recon = self._twin(self.robot.observe())
+            timings["confirm"] = time.perf_counter() - t0
+            if predicates.evaluate(world, self.task.success):
+                return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
+            recon["note"] = "a first observation showed the task done; a second did not"
         subtask, changed = self._subtask(world)
         if changed:
             self.sampler.reset()
