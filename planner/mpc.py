@@ -313,13 +313,18 @@ class MPCPlanner:
         return EpisodeResult(self.steps_done, believed, time.perf_counter() - start, dict(self.stage_time_s))
 
 
+def _collisions(r: Rollout) -> int:
+    """Unexpected contacts plus objects knocked out of place, as the twin saw them."""
+    return len(r.contacts) + len(r.disturbed)
+
+
 def _clean(r: Rollout) -> bool:
-    return not r.contacts and not r.disturbed and r.release_drop_m <= MAX_RELEASE_DROP_M
+    return _collisions(r) == 0 and r.release_drop_m <= MAX_RELEASE_DROP_M
 
 
 def _evidence(r: Rollout) -> CandidateEvidence:
     return CandidateEvidence(
-        id=r.candidate.id, feasible=r.feasible, collisions=len(r.contacts) + len(r.disturbed),
+        id=r.candidate.id, feasible=r.feasible, collisions=_collisions(r),
         min_clearance_m=r.min_clearance_m, joint_limit_margin_rad=r.joint_limit_margin_rad,
         ik_error_m=r.ik_error_m, path_length_m=r.path_length_m, duration_s=r.duration_s,
         progress=float(r.probe.get("progress", 0.0)), subtask_done=bool(r.probe.get("done", False)),
@@ -340,7 +345,7 @@ def _candidate_row(r: Rollout, table) -> dict:
     return {"id": cid, "S": table.S.get(cid), "gripper": r.candidate.gripper, "label": r.candidate.label,
             "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible,
             "reason": r.reason or ("" if _clean(r) else "twin: collision or high release, vetoed"),
-            "collisions": len(r.contacts) + len(r.disturbed), "clean": _clean(r),
+            "collisions": _collisions(r), "clean": _clean(r),
             "contacts": [f"{c.a}-{c.b}" for c in r.contacts], "disturbed": list(r.disturbed),
             "progress": r.probe.get("progress"), "path_length_m": r.path_length_m, "drop_m": r.release_drop_m,
             "mean_scores": {d: float(np.mean(v)) for d, v in dims.items()}}
