@@ -71,6 +71,14 @@ class Backend(ABC):
     def answer(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str:
         """The raw answer text for this view of the request, as the agent's model would write it."""
 
+    def cache_key(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str | None:
+        """A stable key for the answer cache, or None when answers must not be cached (default).
+
+        VLM backends return a hash of (backend name, model, prompt hash, image hash, decoding parameters):
+        whatever changes the answer must change the key. Never include an API key or an endpoint secret.
+        """
+        return None
+
     def close(self) -> None:
         """Release clients, sessions or models. Default: nothing to release."""
         return None
@@ -80,6 +88,9 @@ BackendEntry = type[Backend] | str
 
 BACKENDS: dict[str, BackendEntry] = {
     "simjudge": "scoring.simjudge:SimJudgeBackend",
+    "anthropic": "scoring.anthropic_backend:AnthropicBackend",
+    "openai": "scoring.openai_backend:OpenAIBackend",
+    "transformers": "scoring.transformers_backend:TransformersBackend",
 }
 
 

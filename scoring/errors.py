@@ -30,6 +30,17 @@ class BackendError(ScoringError, RuntimeError):
     """A backend could not produce an answer (missing input, bad agent parameters, transport failure)."""
 
 
+class TransientBackendError(BackendError):
+    """A failure worth retrying: HTTP 429, a 5xx, or a connection error (never a timeout or a 4xx).
+
+    retry_after_s: the server's Retry-After, when it sent one; the retry loop waits at least that long.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class UnknownBackendError(BackendError, ValueError):
     """make_backend() was asked for a name that is not registered."""
 
