@@ -23,6 +23,7 @@ from planner.report import write_report
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.task import PlannerTask, Subtask
+from planner.twin_view import twin_beside_camera_png
 from render.renderer import Renderer
 from robot_io.errors import ConnectionLostError, RobotError, SafetyRejected
 from robot_io.observation import Observation
@@ -249,6 +250,9 @@ class MPCPlanner:
                   "tcp_xyz": list(tcp.xyz), "gripper_width_m": obs.gripper_width_m,
                   "note": "the last gripper command changed nothing: no stay-and-toggle candidate" if stalled else ""}
         record["images"] = {v.name: self.runlog.save_image(k, v.name, v.png) for v in rendered}
+        t0 = time.perf_counter()
+        record["twin_view"] = self.runlog.save_image(k, "twin_vs_camera", twin_beside_camera_png(world, obs.frames[0]))
+        timings["render"] += time.perf_counter() - t0   # the twin through camera 0, for the report
         record["candidates"] = [_candidate_row(r, table) for r in rollouts]
 
         t0 = time.perf_counter()

@@ -17,7 +17,9 @@ figcaption{font-size:12px;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:13px;margin-top:8px}
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f4f4f4} tr.chosen td{background:#fff3c4;font-weight:600} td.l{text-align:left}
-.t{font-size:12px;color:#555} .ev{background:#fbe9e7;border-radius:6px;padding:8px 12px;margin:10px 0}
+.t{font-size:12px;color:#555} img.tv{width:960px;border:1px solid #ccc}
+pre.raw{white-space:pre-wrap;font-size:11px;background:#f7f7f7;padding:6px;max-height:160px;overflow:auto}
+.ev{background:#fbe9e7;border-radius:6px;padding:8px 12px;margin:10px 0}
 """
 
 
@@ -27,6 +29,26 @@ def _fmt(v, digits: int = 2) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return html.escape(str(v))
+
+
+def _calls_html(scores: dict) -> str:
+    """Every (agent, view) call: backend, model, latency, cache, error and the raw answer, folded."""
+    calls = scores.get("calls", [])
+    if not calls:
+        return ""
+    e = html.escape
+    rows = []
+    for c in calls:
+        status = "ok" if c.get("parsed") is not None else f"failed: {c.get('error')}"
+        extra = " (cached)" if c.get("cached") else ""
+        notes = "; ".join((c.get("parsed") or {}).get("notes", []))
+        status += f" · {notes}" if notes else ""
+        rows.append(f"<tr><td class='l'>{e(c.get('agent', ''))}</td><td class='l'>{e(c.get('view', ''))}</td>"
+                    f"<td class='l'>{e(c.get('backend', ''))} / {e(c.get('model', ''))}</td>"
+                    f"<td>{_fmt(c.get('latency_s'))}{extra}</td><td class='l'>{e(status)}"
+                    f"<pre class='raw'>{e(c.get('raw_text') or '')}</pre></td></tr>")
+    return ("<details><summary class='t'>agent calls (raw answers)</summary><table><tr><th>agent</th><th>view</th>"
+            "<th>backend / model</th><th>s</th><th class='l'>outcome</th></tr>" + "".join(rows) + "</table></details>")
 
 
 def _step_html(rec: dict) -> str:
@@ -51,6 +73,12 @@ def _step_html(rec: dict) -> str:
         parts.append(f"<figure><a href='{e(path)}'><img src='{e(path)}' alt='{e(view)}'></a>"
                      f"<figcaption>{e(view)} (confidence C'={_fmt(conf)})</figcaption></figure>")
     parts.append("</div>")
+    if rec.get("twin_view"):
+        parts.append(f"<details open><summary class='t'>twin vs camera (the reconstruction rendered through the "
+                     f"real camera; double edges in the blend are disagreements)</summary>"
+                     f"<a href='{e(rec['twin_view'])}'><img class='tv' src='{e(rec['twin_view'])}' "
+                     f"alt='twin vs camera'></a></details>")
+    parts.append(_calls_html(rec.get("scores", {})))
     cands = rec.get("candidates", [])
     if cands:
         dims = ["safety", "task_alignment", "efficiency", "feasibility"]
