@@ -12,7 +12,13 @@ SEED ?= 0
 $(BIN)/antigrounding: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The tests also need pytest and the local-VLM extra (torch CPU + transformers, pinned) for the
+# transformers backend's tiny-model test; the demo does not.
+$(VENV)/.test-deps: $(BIN)/antigrounding
+	$(BIN)/python -m pip install --quiet -e ".[test,local-vlm]"
 	touch $@
 
 install: $(BIN)/antigrounding
@@ -20,10 +26,10 @@ install: $(BIN)/antigrounding
 demo: install
 	$(BIN)/antigrounding run --task $(TASK) --seed $(SEED)
 
-test: install
+test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -p no:dash
 
-lint: install
+lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
 bench: install
