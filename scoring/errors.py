@@ -26,6 +26,10 @@ class AnswerError(ScoringError, ValueError):
     """An agent's answer does not match ANSWER_SCHEMA or names candidates that are not in the request."""
 
 
+class RefusalError(AnswerError):
+    """The agent declined to answer ("I'm sorry, but I can't help with that"), so there is nothing to parse."""
+
+
 class BackendError(ScoringError, RuntimeError):
     """A backend could not produce an answer (missing input, bad agent parameters, transport failure)."""
 

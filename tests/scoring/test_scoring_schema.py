@@ -61,11 +61,8 @@ def test_to_dict_round_trips():
 @pytest.mark.parametrize(
     "answer, message",
     [
-        (good(view_clarity=10.5), "view_clarity: expected a number in [0, 10], got 10.5"),
-        (good(view_clarity=-0.1), "view_clarity: expected a number in [0, 10], got -0.1"),
         (good(view_clarity="7"), "view_clarity: expected a number (finite), got '7'"),
         (good(view_clarity=True), "view_clarity: expected a number (finite), got True"),
-        (good(candidates=[row(1, safety=11)]), "candidates[0].safety: expected a number in [0, 10], got 11"),
         (
             good(candidates=[row(1), row(2, efficiency=None)]),
             "candidates[1].efficiency: expected a number (finite), got None",
@@ -90,6 +87,24 @@ def test_strict_rejections_name_the_field(answer, message):
     with pytest.raises(AnswerError) as info:
         parse_answer(answer, [1, 2])
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (good(view_clarity=10.5), "view_clarity: expected a number in [0, 10], got 10.5"),
+        (good(view_clarity=-0.1), "view_clarity: expected a number in [0, 10], got -0.1"),
+        (good(candidates=[row(1, safety=11)]), "candidates[0].safety: expected a number in [0, 10], got 11"),
+    ],
+)
+def test_out_of_range_breaks_the_schema_but_parse_answer_clamps_it(answer, message):
+    # The schema (what the model is told) still says [0, 10]; parse_answer repairs such answers with a note
+    # (tests/scoring/test_scoring_parse_tolerant.py covers the repairs).
+    with pytest.raises(AnswerError) as info:
+        validate_against_schema(answer, ANSWER_SCHEMA)
+    assert message in str(info.value)
+    parsed = parse_answer(answer, [1, 2])
+    assert parsed.notes and "clamped" in parsed.notes[0]
 
 
 def test_integral_float_id_is_accepted_as_int():
