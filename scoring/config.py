@@ -1,4 +1,5 @@
-"""Scoring configuration (configs/scoring/*.yaml): dimension weights, lambda_C, the agent ensemble, the views.
+"""Scoring configuration (configs/scoring/*.yaml): dimension weights, lambda_C, the agent ensemble, the views,
+and optionally per-backend settings and pool settings.
 
 File format::
 
@@ -7,6 +8,25 @@ File format::
     agents:                        # at least one; names unique
       - {name: simjudge-0, backend: simjudge, model: rollout-metrics, params: {noise_std: 0.0}}
     views: [front, top, side]      # virtual views the planner renders and the agents are asked about
+    backends:                      # optional: backend name -> settings
+      openai:
+        base_url: http://127.0.0.1:8000/v1   # any other key: a constructor argument of the backend
+        timeout_s: 60              # per-call deadline in the pool (all attempts); null = none
+        max_retries: 2             # retries of transient failures (429, 5xx, connection errors)
+        backoff_s: 1.0             # first retry's wait; doubles per retry ...
+        max_backoff_s: 30.0        # ... up to this (a server's Retry-After may ask for more)
+        jitter: 0.5                # fraction of each wait drawn at random
+        max_concurrency: 4         # calls of this backend in flight at once; null = no limit
+        requests_per_minute: 60    # token bucket; null = no limit
+        burst: 1                   # tokens saved up (default: one second's worth, at least 1)
+    pool:                          # optional
+      step_timeout_s: 180          # deadline for all calls of one scoring step; null = none
+
+The pool keys above are read by the executors and are not passed to the backend's constructor, except that
+``timeout_s`` is also given to a constructor that takes a ``timeout_s`` argument (so the HTTP client gives up
+when the pool does). API keys never belong here: a key named like one (api_key, key, token, secret, ...)
+anywhere in the file is rejected, as are credentials inside a URL; backends read ANTHROPIC_API_KEY /
+OPENAI_API_KEY from the environment. So ``repr`` and ``to_dict`` of a config are safe to log.
 
 Weights are kept as written (fusion scales them to sum 1). Every error is a ConfigError naming the file,
 the field and what was expected; unknown keys, dimensions and backends get a did-you-mean.
@@ -14,21 +34,212 @@ the field and what was expected; unknown keys, dimensions and backends get a did
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from scoring.backend import AgentConfig, backend_class
+from scoring.backend import AgentConfig, Backend, backend_class
 from scoring.errors import AgentParamError, BackendError, ConfigError, did_you_mean
 from scoring.fusion import normalize_weights
+from scoring.retry import RetryPolicy
 from scoring.schema import DIMENSIONS
 
-TOP_LEVEL_KEYS = ("weights", "lambda_C", "agents", "views")
+TOP_LEVEL_KEYS = ("weights", "lambda_C", "agents", "views", "backends", "pool")
+REQUIRED_KEYS = ("weights", "lambda_C", "agents", "views")
 AGENT_KEYS = ("name", "backend", "model", "params")
+POOL_SETTING_KEYS = (
+    "timeout_s",
+    "max_retries",
+    "backoff_s",
+    "max_backoff_s",
+    "jitter",
+    "max_concurrency",
+    "requests_per_minute",
+    "burst",
+)
+POOL_KEYS = ("step_timeout_s",)
+
+KEYS_FROM_ENVIRONMENT = "keys come from the environment: ANTHROPIC_API_KEY / OPENAI_API_KEY"
+_SECRET_NAMES = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "authorization",
+        "access_token",
+        "auth_token",
+        "bearer_token",
+        "client_secret",
+        "x_api_key",
+    }
+)
+_URL_WITH_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s]+@")
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a setting name that would hold a credential (api_key, token, x-api-key, openai_api_key, ...)."""
+    norm = name.strip().lower().replace("-", "_")
+    return norm in _SECRET_NAMES or norm.endswith(("_api_key", "_apikey", "_secret", "_password", "_token"))
+
+
+def find_secret(data: Any, where: str = "") -> str | None:
+    """The field path of the first credential-like key or URL-with-credentials in nested data, or None."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and is_secret_name(key):
+                return path
+            found = find_secret(value, path)
+            if found:
+                return found
+    elif isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            found = find_secret(value, f"{where}[{index}]")
+            if found:
+                return found
+    elif isinstance(data, str) and _URL_WITH_CREDENTIALS.match(data):
+        return where
+    return None
+
+
+def _secret_message(path: str) -> str:
+    # The value is never echoed: it may be a real key.
+    return f"field '{path}': credentials must not be written in a config file; {KEYS_FROM_ENVIRONMENT}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Settings of one backend: constructor kwargs for ``make_backend`` and the pool's budget for its calls.
+
+    See the module docstring for the meaning of each field. ``kwargs`` must not hold credentials (ValueError).
+    """
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = 120.0
+    max_retries: int = 2
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    jitter: float = 0.5
+    max_concurrency: int | None = None
+    requests_per_minute: float | None = None
+    burst: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):
+            raise ValueError("BackendSettings.kwargs: expected a mapping with string keys")
+        secret = find_secret(dict(self.kwargs), "kwargs")
+        if secret:
+            raise ValueError(f"BackendSettings: {_secret_message(secret)}")
+        clash = sorted(set(self.kwargs) & set(POOL_SETTING_KEYS))
+        if clash:
+            raise ValueError(f"BackendSettings.kwargs: {clash[0]!r} is a pool setting, give it as a field")
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+        if self.timeout_s is not None:
+            if not _is_number(self.timeout_s) or self.timeout_s <= 0:
+                raise ValueError(f"timeout_s: expected a number > 0 (seconds) or null, got {self.timeout_s!r}")
+            object.__setattr__(self, "timeout_s", float(self.timeout_s))
+        policy = self.retry_policy()  # validates max_retries, backoff_s, max_backoff_s, jitter
+        object.__setattr__(self, "backoff_s", policy.backoff_s)
+        object.__setattr__(self, "max_backoff_s", policy.max_backoff_s)
+        object.__setattr__(self, "jitter", policy.jitter)
+        if self.max_concurrency is not None and (not _is_int(self.max_concurrency) or self.max_concurrency < 1):
+            raise ValueError(f"max_concurrency: expected an integer >= 1 or null, got {self.max_concurrency!r}")
+        rpm = self.requests_per_minute
+        if rpm is not None:
+            if not _is_number(rpm) or rpm <= 0:
+                raise ValueError(f"requests_per_minute: expected a number > 0 or null, got {rpm!r}")
+            object.__setattr__(self, "requests_per_minute", float(rpm))
+        if self.burst is not None:
+            if not _is_number(self.burst) or self.burst < 1:
+                raise ValueError(f"burst: expected a number >= 1 or null, got {self.burst!r}")
+            if rpm is None:
+                raise ValueError("burst: only meaningful with requests_per_minute")
+            object.__setattr__(self, "burst", float(self.burst))
+
+    def retry_policy(self) -> RetryPolicy:
+        try:
+            return RetryPolicy(
+                max_retries=self.max_retries,
+                backoff_s=self.backoff_s,
+                max_backoff_s=self.max_backoff_s,
+                jitter=self.jitter,
+            )
+        except ValueError as err:
+            raise ValueError(str(err).removeprefix("RetryPolicy.")) from None
+
+    def constructor_kwargs(self, cls: type[Backend]) -> dict[str, Any]:
+        """The kwargs for ``cls(...)``: ``kwargs``, plus ``timeout_s`` when the constructor takes it."""
+        out = dict(self.kwargs)
+        if self.timeout_s is not None and "timeout_s" not in out and _accepts(cls, "timeout_s"):
+            out["timeout_s"] = self.timeout_s
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's flat shape: constructor kwargs and pool settings side by side."""
+        out = dict(self.kwargs)
+        for key in POOL_SETTING_KEYS:
+            out[key] = getattr(self, key)
+        return out
+
+
+DEFAULT_BACKEND_SETTINGS = BackendSettings()
+
+
+def _accepts(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` takes a keyword argument ``name`` (explicitly, or through **kwargs)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _constructor_params(cls: type) -> tuple[str, ...] | None:
+    """Keyword names ``cls(...)`` takes, or None when it takes **kwargs (anything goes)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(name for name, p in params.items() if p.kind in kinds)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Settings of the call pool as a whole. step_timeout_s: deadline for all calls of one step (None: none)."""
+
+    step_timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.step_timeout_s is not None:
+            if not _is_number(self.step_timeout_s) or self.step_timeout_s <= 0:
+                raise ValueError(
+                    f"step_timeout_s: expected a number > 0 (seconds) or null, got {self.step_timeout_s!r}"
+                )
+            object.__setattr__(self, "step_timeout_s", float(self.step_timeout_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step_timeout_s": self.step_timeout_s}
 
 
 @dataclass(frozen=True)
@@ -39,6 +250,8 @@ class ScoringConfig:
     lambda_C: float
     agents: tuple[AgentConfig, ...]
     views: tuple[str, ...]
+    backends: dict[str, BackendSettings] = field(default_factory=dict)
+    pool: PoolSettings = field(default_factory=PoolSettings)
 
     def __post_init__(self) -> None:
         normalize_weights(self.weights)  # raises ValueError naming the bad dimension
@@ -53,6 +266,9 @@ class ScoringConfig:
         for agent in agents:
             if not isinstance(agent, AgentConfig):
                 raise ValueError(f"agents: expected AgentConfig, got {type(agent).__name__}")
+            secret = find_secret(agent.params, f"agents.{agent.name}.params")
+            if secret:
+                raise ValueError(_secret_message(secret))
         names = [a.name for a in agents]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -62,13 +278,25 @@ class ScoringConfig:
             raise ValueError(f"views: expected a non-empty list of view names, got {list(views)!r}")
         if len(set(views)) != len(views):
             raise ValueError(f"views: view names must be unique, got {list(views)}")
+        if not isinstance(self.backends, Mapping):
+            raise ValueError(f"backends: expected a mapping of backend name to BackendSettings, got {self.backends!r}")
+        for name, settings in self.backends.items():
+            if not isinstance(name, str) or not isinstance(settings, BackendSettings):
+                raise ValueError(f"backends[{name!r}]: expected BackendSettings, got {type(settings).__name__}")
+        if not isinstance(self.pool, PoolSettings):
+            raise ValueError(f"pool: expected PoolSettings, got {type(self.pool).__name__}")
         object.__setattr__(self, "agents", agents)
         object.__setattr__(self, "views", views)
+        object.__setattr__(self, "backends", dict(self.backends))
 
     @property
     def normalized_weights(self) -> dict[str, float]:
         """The weights scaled to sum 1, as fusion uses them."""
         return normalize_weights(self.weights)
+
+    def backend_settings(self, name: str) -> BackendSettings:
+        """The settings of backend ``name`` (the defaults when the file has none for it)."""
+        return self.backends.get(name, DEFAULT_BACKEND_SETTINGS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict in the file's shape (scoring_config_from_dict(to_dict()) gives it back)."""
@@ -77,11 +305,9 @@ class ScoringConfig:
             "lambda_C": self.lambda_C,
             "agents": [a.to_dict() for a in self.agents],
             "views": list(self.views),
+            "backends": {name: s.to_dict() for name, s in self.backends.items()},
+            "pool": self.pool.to_dict(),
         }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _reject_unknown(mapping: Mapping[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
@@ -98,9 +324,13 @@ def scoring_config_from_dict(data: Any, source: str = "<scoring config>") -> Sco
         return ConfigError(f"{source}: field '{field_name}': expected {expected}, got {value!r}")
 
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, got {data!r}")
+        raise ConfigError(f"{source}: expected a mapping with keys {', '.join(REQUIRED_KEYS)}, got {data!r}")
+    # First, before any message could echo a value: no credentials anywhere in the file.
+    secret = find_secret(data)
+    if secret:
+        raise ConfigError(f"{source}: {_secret_message(secret)}")
     _reject_unknown(data, TOP_LEVEL_KEYS, source, "")
-    for key in TOP_LEVEL_KEYS:
+    for key in REQUIRED_KEYS:
         if key not in data:
             raise ConfigError(f"{source}: field '{key}': missing (required)")
 
@@ -168,12 +398,73 @@ def scoring_config_from_dict(data: Any, source: str = "<scoring config>") -> Sco
     if len(set(views)) != len(views):
         raise fail("views", "unique view names", views)
 
+    backends = _backends_from_dict(data.get("backends"), source)
+    pool = _pool_from_dict(data.get("pool"), source)
+
     try:
         return ScoringConfig(
-            weights=dict(weights), lambda_C=float(lam), agents=tuple(agents), views=tuple(views)
+            weights=dict(weights),
+            lambda_C=float(lam),
+            agents=tuple(agents),
+            views=tuple(views),
+            backends=backends,
+            pool=pool,
         )
     except ValueError as err:  # everything is checked above; this keeps the file name on any slip
         raise ConfigError(f"{source}: {err}") from None
+
+
+def _backends_from_dict(raw: Any, source: str) -> dict[str, BackendSettings]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{source}: field 'backends': expected a mapping of backend name to settings, got {raw!r}"
+        )
+    out: dict[str, BackendSettings] = {}
+    for name, entry in raw.items():
+        where = f"backends.{name}"
+        try:
+            cls = backend_class(str(name))
+        except BackendError as err:
+            raise ConfigError(f"{source}: field '{where}': {err}") from None
+        entry = {} if entry is None else entry
+        if not isinstance(entry, Mapping) or not all(isinstance(k, str) for k in entry):
+            raise ConfigError(
+                f"{source}: field '{where}': expected a mapping of constructor arguments and pool settings "
+                f"({', '.join(POOL_SETTING_KEYS)}), got {entry!r}"
+            )
+        kwargs = {k: v for k, v in entry.items() if k not in POOL_SETTING_KEYS}
+        known = _constructor_params(cls)
+        if known is not None:
+            for key in kwargs:
+                if key not in known:
+                    choices = tuple(known) + POOL_SETTING_KEYS
+                    raise ConfigError(
+                        f"{source}: field '{where}.{key}': not a constructor argument of {cls.__name__} nor a "
+                        f"pool setting{did_you_mean(key, choices)}"
+                    )
+        pool_fields = {k: entry[k] for k in POOL_SETTING_KEYS if k in entry}
+        try:
+            out[str(name)] = BackendSettings(kwargs=kwargs, **pool_fields)
+        except ValueError as err:
+            message = str(err)
+            field_name = message.split(":", 1)[0]
+            raise ConfigError(f"{source}: field '{where}.{field_name}':{message.split(':', 1)[1]}") from None
+    return out
+
+
+def _pool_from_dict(raw: Any, source: str) -> PoolSettings:
+    if raw is None:
+        return PoolSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: field 'pool': expected a mapping with {', '.join(POOL_KEYS)}, got {raw!r}")
+    _reject_unknown(raw, POOL_KEYS, source, "pool.")
+    try:
+        return PoolSettings(**dict(raw))
+    except ValueError as err:
+        field_name, _, rest = str(err).partition(":")
+        raise ConfigError(f"{source}: field 'pool.{field_name}':{rest}") from None
 
 
 def load_scoring_config(path: str | os.PathLike[str]) -> ScoringConfig:

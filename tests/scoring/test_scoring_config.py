@@ -120,3 +120,168 @@ def test_dataclass_validates_direct_construction():
         ScoringConfig(weights=weights, lambda_C=0.5, agents=(agent, agent), views=("front",))
     with pytest.raises(ValueError, match="lambda_C"):
         ScoringConfig(weights=weights, lambda_C=float("nan"), agents=(agent,), views=("front",))
+
+
+# --- backends: and pool: sections, and keeping credentials out of config files ---------------------------------
+
+SHIPPED = sorted(
+    os.path.join(REPO, "configs", "scoring", name)
+    for name in os.listdir(os.path.join(REPO, "configs", "scoring"))
+    if name.endswith(".yaml")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+def test_every_shipped_config_loads_and_round_trips(path):
+    cfg = load_scoring_config(path)
+    assert scoring_config_from_dict(cfg.to_dict()) == cfg
+    for name in cfg.backends:
+        assert name in {a.backend for a in cfg.agents}, f"{path}: settings for unused backend {name}"
+
+
+def test_shipped_examples_cover_the_backends():
+    names = {os.path.basename(p) for p in SHIPPED}
+    assert {"default.yaml", "anthropic.yaml", "openai.yaml", "transformers.yaml", "mixture.yaml"} <= names
+    assert {a.backend for a in load_scoring_config(DEFAULT).agents} == {"simjudge"}
+    mixture = load_scoring_config(os.path.join(REPO, "configs", "scoring", "mixture.yaml"))
+    assert len({a.backend for a in mixture.agents} - {"simjudge"}) >= 2
+    assert len({a.params.get("prompt") for a in mixture.agents if a.backend != "simjudge"}) >= 2
+
+
+def with_sections(backends=None, pool=None):
+    data = base()
+    if backends is not None:
+        data["backends"] = backends
+    if pool is not None:
+        data["pool"] = pool
+    return data
+
+
+def test_backends_and_pool_sections_parse(tmp_path):
+    from scoring.config import BackendSettings
+    from scoring.openai_backend import OpenAIBackend
+    from scoring.simjudge import SimJudgeBackend
+
+    data = with_sections(
+        backends={
+            "openai": {"base_url": "http://127.0.0.1:8000/v1", "structured": "json_object", "timeout_s": 30,
+                       "max_retries": 4, "backoff_s": 0.5, "max_concurrency": 3, "requests_per_minute": 120,
+                       "burst": 4},
+            "simjudge": {"timeout_s": 5},
+        },
+        pool={"step_timeout_s": 90},
+    )
+    cfg = load_scoring_config(write(tmp_path, data))
+    openai = cfg.backends["openai"]
+    assert openai.kwargs == {"base_url": "http://127.0.0.1:8000/v1", "structured": "json_object"}
+    assert (openai.timeout_s, openai.max_retries, openai.backoff_s) == (30.0, 4, 0.5)
+    assert (openai.max_concurrency, openai.requests_per_minute, openai.burst) == (3, 120.0, 4.0)
+    assert openai.retry_policy().max_retries == 4
+    # The pool's timeout also bounds the HTTP client when the constructor takes one; simjudge takes none.
+    assert openai.constructor_kwargs(OpenAIBackend) == {**openai.kwargs, "timeout_s": 30.0}
+    assert cfg.backends["simjudge"].constructor_kwargs(SimJudgeBackend) == {}
+    assert cfg.pool.step_timeout_s == 90.0
+    assert cfg.backend_settings("anthropic") == BackendSettings()  # defaults for a backend not listed
+    assert scoring_config_from_dict(cfg.to_dict()) == cfg
+    # The planner swaps agents with dataclasses.replace; the sections survive it.
+    import dataclasses
+
+    assert dataclasses.replace(cfg, agents=cfg.agents[:1]).backends == cfg.backends
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (with_sections(backends=[1]), "field 'backends': expected a mapping of backend name to settings, got [1]"),
+        (
+            with_sections(backends={"opnai": {}}),
+            "field 'backends.opnai': unknown backend 'opnai'; did you mean 'openai'?",
+        ),
+        (
+            with_sections(backends={"openai": {"base_ulr": "http://x"}}),
+            "field 'backends.openai.base_ulr': not a constructor argument of OpenAIBackend nor a pool setting; "
+            "did you mean 'base_url'?",
+        ),
+        (
+            with_sections(backends={"openai": {"max_retries": -1}}),
+            "field 'backends.openai.max_retries': expected an integer >= 0, got -1",
+        ),
+        (
+            with_sections(backends={"openai": {"timeout_s": 0}}),
+            "field 'backends.openai.timeout_s': expected a number > 0 (seconds) or null, got 0",
+        ),
+        (
+            with_sections(backends={"openai": {"max_concurrency": 0}}),
+            "field 'backends.openai.max_concurrency': expected an integer >= 1 or null, got 0",
+        ),
+        (
+            with_sections(backends={"openai": {"requests_per_minute": "fast"}}),
+            "field 'backends.openai.requests_per_minute': expected a number > 0 or null, got 'fast'",
+        ),
+        (
+            with_sections(backends={"openai": {"burst": 3}}),
+            "field 'backends.openai.burst': only meaningful with requests_per_minute",
+        ),
+        (
+            with_sections(backends={"openai": {"backoff_s": 5, "max_backoff_s": 1}}),
+            "field 'backends.openai.max_backoff_s': expected a number >= backoff_s (5), got 1",
+        ),
+        (
+            with_sections(pool={"step_timeout": 5}),
+            "field 'pool.step_timeout': unknown key; did you mean 'step_timeout_s'?",
+        ),
+        (
+            with_sections(pool={"step_timeout_s": -1}),
+            "field 'pool.step_timeout_s': expected a number > 0 (seconds) or null, got -1",
+        ),
+    ],
+)
+def test_section_errors_name_file_field_and_expectation(tmp_path, data, message):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_scoring_config(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+SECRET = "sk-live-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "data, field_path",
+    [
+        (with_sections(backends={"openai": {"api_key": SECRET}}), "backends.openai.api_key"),
+        (with_sections(backends={"anthropic": {"x-api-key": SECRET}}), "backends.anthropic.x-api-key"),
+        (with_sections(backends={"openai": {"default_headers": {"Authorization": SECRET}}}),
+         "backends.openai.default_headers.Authorization"),
+        (mutate(["agents", 0, "params"], {"token": SECRET}), "agents[0].params.token"),
+        (mutate(["agents", 0, "params"], {"hf_token": SECRET}), "agents[0].params.hf_token"),
+        (with_sections(backends={"openai": {"base_url": f"https://user:{SECRET}@example.com/v1"}}),
+         "backends.openai.base_url"),
+        ({**base(), "key": SECRET}, "key"),
+    ],
+)
+def test_credentials_are_rejected_without_echoing_them(tmp_path, data, field_path):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_scoring_config(path)
+    message = str(info.value)
+    assert message == (
+        f"{path}: field '{field_path}': credentials must not be written in a config file; "
+        "keys come from the environment: ANTHROPIC_API_KEY / OPENAI_API_KEY"
+    )
+    assert SECRET not in message
+
+
+def test_settings_and_configs_built_in_code_reject_credentials_too():
+    from scoring.backend import AgentConfig
+    from scoring.config import BackendSettings
+
+    with pytest.raises(ValueError, match="keys come from the environment") as info:
+        BackendSettings(kwargs={"api_key": SECRET})
+    assert SECRET not in str(info.value)
+    agent = AgentConfig("a", "simjudge", params={"secret": SECRET})
+    with pytest.raises(ValueError, match="keys come from the environment") as info:
+        ScoringConfig(weights=base()["weights"], lambda_C=0.5, agents=(agent,), views=("front",))
+    assert SECRET not in str(info.value)
+    # Names that merely contain "key"/"token" as words of another meaning are fine.
+    assert BackendSettings(kwargs={"max_tokens": 10, "api_key_env": "MY_KEY_VAR"}).kwargs["max_tokens"] == 10

@@ -82,7 +82,7 @@ def test_malformed_answers_are_recorded_not_raised(request3):
     bad_score = json.dumps(
         {
             "view_clarity": 5,
-            "candidates": [{"id": 1, "safety": 11, "task_alignment": 1, "efficiency": 1, "feasibility": 1}],
+            "candidates": [{"id": 99, "safety": 1, "task_alignment": 1, "efficiency": 1, "feasibility": 1}],
         }
     )
     agents = [
@@ -101,7 +101,7 @@ def test_malformed_answers_are_recorded_not_raised(request3):
     assert by_agent["chatty"].error.startswith("AnswerError: answer is not valid JSON")
     assert by_agent["chatty"].raw_text == "I think candidate 2 is best."  # kept for the run log
     assert by_agent["overflow"].error == (
-        "AnswerError: candidates[0].safety: expected a number in [0, 10], got 11"
+        "AnswerError: candidates[0].id: 99 is not a candidate in this request (expected one of [1, 2, 3])"
     )
     assert by_agent["dict"].error == "TypeError: backend 'fixed' returned dict, expected str"
 
