@@ -1,4 +1,4 @@
-"""The `antigrounding` command line: run, reconstruct, bench."""
+"""The `antigrounding` command line: run, score, reconstruct, bench."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def _step_line(rec: dict) -> None:
     s = next((c.get("S") for c in rec.get("candidates", []) if c["id"] == chosen), None)
     what = f"chose {chosen} (S={s:.2f})" if chosen is not None and s is not None else "held still"
     t = sum(rec.get("timings_s", {}).values())
-    print(f"  step {rec['step']:2d} | {rec.get('subtask', '')[:48]:48s} | {what:18s} | {t:5.2f} s",
+    rate = rec.get("score_cache_hit_rate")
+    cache = "" if rate is None else f" | cache {100 * rate:3.0f}%"
+    agents = f" | M'={rec.get('M_prime')}" if rec.get("backends") != ["simjudge"] else ""
+    print(f"  step {rec['step']:2d} | {rec.get('subtask', '')[:48]:48s} | {what:18s} | {t:5.2f} s{agents}{cache}",
           file=sys.stderr, flush=True)
 
 
@@ -32,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     out = run_task(args.task, seed=args.seed, scorer=args.scorer, out_dir=args.out,
                    scoring_config=args.scoring_config, max_steps=args.max_steps, n_candidates=args.candidates,
-                   on_step=None if args.quiet else _step_line)
+                   on_step=None if args.quiet else _step_line, pool=_pool_options(args))
     verdict = "SUCCESS" if out.success else "FAILED"
     print(f"antigrounding: {verdict} (lab's verdict) after {out.steps} steps in {out.time_s:.1f} s",
           file=sys.stderr)
@@ -46,6 +49,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary["run_dir"] = out.run_dir
         print(json.dumps(summary), flush=True)
     return 0 if out.error is None else 2
+
+
+def _pool_options(args: argparse.Namespace):
+    from planner.episode import PoolOptions
+
+    use_ray = False if args.no_ray else (True if args.ray_address else None)
+    cache = None if args.no_cache else (args.cache or os.path.join(args.out, "answer_cache.sqlite"))
+    return PoolOptions(use_ray=use_ray, ray_address=args.ray_address, cache_path=cache)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from planner.components import build_scorer
+    from planner.offline_score import format_table, load_logged_step, parse_image_args, score_images
+    from planner.task import load_task
+
+    task = load_task(args.task).planner
+    if args.step:
+        saved = load_logged_step(args.step)
+        images, ids, subtask = saved.images, saved.candidate_ids, saved.subtask
+    else:
+        images, ids, subtask = parse_image_args(args.images or []), tuple(args.ids or ()), ""
+    subtask = args.subtask or subtask or (task.subtasks[0].say if task.subtasks else task.instruction)
+    pool = _pool_options(args)
+    scorer, _ = build_scorer(args.scoring_config, args.scorer, use_ray=pool.use_ray, ray_address=pool.ray_address,
+                             cache_path=pool.cache_path)
+    with scorer:
+        table = score_images(scorer, task.instruction, subtask, ids, images)
+    print(format_table(table), file=sys.stderr)
+    if args.json:
+        print(json.dumps(table.to_dict()), flush=True)
+    return 0 if table.S else 2
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -72,6 +106,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _add_pool_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-address", default=None, help="run the agents on this Ray cluster (default: a local "
+                        "Ray when an agent calls a model; simjudge alone runs in process)")
+    parser.add_argument("--no-ray", action="store_true", help="call the agents one by one in this process")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
+    parser.add_argument("--cache", default=None, help="answer cache file (default <out>/answer_cache.sqlite)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="antigrounding", description=__doc__.split("\n")[0] + ": real-to-sim MPC "
                                      "planner with VLM trajectory scoring")
@@ -89,7 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--candidates", type=int, default=None, help="candidates per step (default 16)")
     run.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     run.add_argument("--quiet", action="store_true", help="no per-step progress lines")
+    _add_pool_args(run)
     run.set_defaults(func=cmd_run)
+
+    score = sub.add_parser("score", help="score saved pictures with the agents (debug prompts and backends)")
+    score.add_argument("--task", required=True, help="task YAML: its instruction (and first subtask)")
+    score.add_argument("--step", default=None, help="a logged step folder, runs/<run>/step_NNN: its images, "
+                       "candidate ids and subtask")
+    score.add_argument("--images", nargs="+", default=None, metavar="VIEW=PNG",
+                       help="pictures to score, view=path.png (or a path: the view is its file name)")
+    score.add_argument("--ids", nargs="+", type=int, default=None, help="candidate ids drawn in the pictures")
+    score.add_argument("--subtask", default=None, help="subtask text (default: the step's, or the task's first)")
+    score.add_argument("--scorer", default=None, help="anthropic | openai | transformers | a configs/scoring name")
+    score.add_argument("--scoring-config", default=None, help="scoring YAML")
+    score.add_argument("--out", default="runs", help="where the answer cache lives (default runs/)")
+    score.add_argument("--json", action="store_true", help="stdout: the score table with every raw answer")
+    _add_pool_args(score)
+    score.set_defaults(func=cmd_score)
 
     rec = sub.add_parser("reconstruct", help="observe once, reconstruct, report pose errors against the lab")
     rec.add_argument("--task", required=True)

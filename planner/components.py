@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from planner.errors import TaskError
 from planner.paths import config_path
@@ -11,7 +12,9 @@ from reconstruction.models import ObjectModel
 from reconstruction.reconstructor import Reconstructor
 from render.renderer import Renderer
 from render.views import load_views
-from scoring import AgentConfig, ConfigError, Scorer, load_scoring_config
+from scoring import ConfigError, Scorer, ScoringConfig, backend_class, load_scoring_config
+from scoring.cache import AnswerCache
+from scoring.pool import RayExecutor
 
 DEFAULT_SCORING = config_path("scoring", "default.yaml")
 DEFAULT_VIEWS = config_path("views.yaml")
@@ -33,19 +36,43 @@ def build_renderer(views_path: str | None = None, names: tuple[str, ...] | None 
     return Renderer(load_views(views_path or DEFAULT_VIEWS, names))
 
 
-def build_scorer(path: str | None = None, backend: str | None = None) -> tuple[Scorer, str]:
-    """The scoring config's agents; `backend` (the CLI's --scorer) replaces every agent's backend."""
+def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
+    """The scoring config a run uses.
+
+    --scoring-config wins; else --scorer NAME picks configs/scoring/NAME.yaml when it exists (anthropic,
+    openai, transformers, mixture ship); else the default config with every agent switched to NAME.
+    """
+    if path is None and backend is not None and os.path.exists(config_path("scoring", f"{backend}.yaml")):
+        path, backend = config_path("scoring", f"{backend}.yaml"), None
     try:
         cfg = load_scoring_config(path or DEFAULT_SCORING)
     except ConfigError as exc:
         raise TaskError(str(exc)) from None
     if backend is not None:
-        if backend == "simjudge":
-            agents = (AgentConfig("simjudge-0", "simjudge", "rollout-metrics"),)
-        else:
-            agents = tuple(dataclasses.replace(a, backend=backend, name=f"{backend}-{i}")
-                           for i, a in enumerate(cfg.agents))
+        backend_class(backend)   # an unknown name fails here, with a did-you-mean
+        agents = tuple(dataclasses.replace(a, backend=backend, name=f"{backend}-{i}")
+                       for i, a in enumerate(cfg.agents))
         cfg = dataclasses.replace(cfg, agents=agents)
-    scorer = Scorer.from_config(cfg)
+    return cfg
+
+
+def build_scorer(path: str | None = None, backend: str | None = None, *, use_ray: bool | None = None,
+                 ray_address: str | None = None, cache_path: str | None = None) -> tuple[Scorer, str]:
+    """A Scorer for the run: its agents, how their calls run, and the answer cache.
+
+    use_ray None: Ray when an agent calls a model (its calls wait on I/O and go in flight together); an
+    all-simjudge ensemble answers in microseconds and runs in process. A Ray address implies Ray.
+    cache_path None: no cache. The pool starts in the background, overlapping the lab's start.
+    """
+    cfg = scoring_config_for(path, backend)
+    calls_models = any(a.backend != "simjudge" for a in cfg.agents)
+    if use_ray is None:
+        use_ray = calls_models or ray_address is not None
+    executor = None
+    if use_ray:
+        executor = RayExecutor.from_config(cfg, address=ray_address)
+        executor.start_in_background(cfg.agents)
+    cache = AnswerCache(cache_path) if cache_path and calls_models else None
+    scorer = Scorer(None, cfg, executor=executor, cache=cache)
     name = "+".join(sorted({a.backend for a in cfg.agents}))
     return scorer, name

@@ -246,7 +246,7 @@ class MPCPlanner:
                   "subtask": subtask.say, "t": self.sampler.t, "radius_m": self.config.sampler.radius_m(self.sampler.t),
                   "reconstruction": recon, "backends": sorted({c.backend for c in table.calls}),
                   "M_prime": table.M_prime, "view_confidence": table.view_confidence,
-                  "scores": table.to_dict(), "chosen": chosen,
+                  "scores": table.to_dict(), "chosen": chosen, "score_cache_hit_rate": table.cache_hit_rate,
                   "tcp_xyz": list(tcp.xyz), "gripper_width_m": obs.gripper_width_m,
                   "note": "the last gripper command changed nothing: no stay-and-toggle candidate" if stalled else ""}
         record["images"] = {v.name: self.runlog.save_image(k, v.name, v.png) for v in rendered}

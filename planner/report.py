@@ -31,6 +31,10 @@ def _fmt(v, digits: int = 2) -> str:
     return html.escape(str(v))
 
 
+def _cache_note(rate) -> str:
+    return "" if rate is None else f" (answer cache hit rate {100 * rate:.0f}%)"
+
+
 def _calls_html(scores: dict) -> str:
     """Every (agent, view) call: backend, model, latency, cache, error and the raw answer, folded."""
     calls = scores.get("calls", [])
@@ -58,7 +62,7 @@ def _step_html(rec: dict) -> str:
     parts.append(f"<p class='t'>t={rec.get('t')} &middot; sampling radius {_fmt(rec.get('radius_m'), 3)} m "
                  f"&middot; scorer: {e(', '.join(rec.get('backends', [])))} &middot; M'={rec.get('M_prime')}"
                  f" &middot; timings (s): " + ", ".join(f"{k} {v:.3f}" for k, v in rec.get("timings_s", {}).items())
-                 + "</p>")
+                 + _cache_note(rec.get("score_cache_hit_rate")) + "</p>")
     if rec.get("note"):
         parts.append(f"<div class='ev'>{e(rec['note'])}</div>")
     recon = rec.get("reconstruction", {})

@@ -40,7 +40,7 @@ from scoring.schema import REFUSAL_MARKER, answer_schema
 logger = logging.getLogger(__name__)
 
 KEY_ENV = "ANTHROPIC_API_KEY"
-DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_TIMEOUT_S = 60.0
 TOOL_NAME = "submit_scores"

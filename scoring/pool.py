@@ -314,9 +314,11 @@ class RayExecutor(CallExecutor):
             raise RuntimeError("; ".join(failed))
 
     def start_in_background(self, agents: Sequence[AgentConfig]) -> None:
-        """Begin ``start(agents)`` in a thread, so Ray's startup (seconds) overlaps the caller's own setup
-        (launching the lab, the first observation); the next ``run`` waits for it. A failure is logged and
-        the next ``run`` tries again."""
+        """Start Ray here, then the agents' actors in a thread, so building their backends (seconds: client
+        imports, model loads) overlaps the caller's own setup; the next ``run`` waits for it. A failure is
+        logged and the next ``run`` tries again. Ray itself starts in the calling thread: ``ray.init`` from
+        another thread hangs (Ray 2.60)."""
+        self._ensure_ray()
 
         def target() -> None:
             try:
