@@ -42,7 +42,18 @@ def recon_table(tasks: list[str], seeds: list[int]) -> None:
                    f"{p95(t):7.2f} {statistics.median(r):14.2f} {p95(r):7.2f} {statistics.median(times):11.3f}")
 
 
+def scoring_pool_table(repeats: int) -> None:
+    from scoring.pool_benchmark import format_pool_table, run_pool_benchmark
+
+    _print("Agent pool: a stub API server that answers after 1.0 s, the real OpenAI-compatible backend, "
+           "3 agents x 3 views per step")
+    _print(format_pool_table(run_pool_benchmark(repeats=repeats, delay_s=1.0)))
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.scoring_pool:
+        scoring_pool_table(args.repeats)
+        return 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if not args.recon_only:
         _print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "

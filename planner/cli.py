@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="runs/bench")
     bench.add_argument("--recon-only", action="store_true", help="only the reconstruction error table")
     bench.add_argument("--candidates", type=int, default=None)
+    bench.add_argument("--scoring-pool", action="store_true", help="only the agent-pool benchmark (stub server, "
+                       "Ray pool vs serial, a killed actor, the answer cache)")
+    bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

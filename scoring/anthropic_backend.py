@@ -116,6 +116,10 @@ class AnthropicBackend(Backend):
                 check_temperature(value, upper=1.0)
         check_prompt_param(params)
 
+    def warm_up(self) -> None:
+        """Import the client library and build the client now (about 2-3 s), not in the first call."""
+        self._get_client()
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:

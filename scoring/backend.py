@@ -71,6 +71,11 @@ class Backend(ABC):
     def answer(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str:
         """The raw answer text for this view of the request, as the agent's model would write it."""
 
+    def warm_up(self) -> None:
+        """Do the slow one-time setup now (client imports, a model load) instead of in the first call. The agent
+        pool calls it when an agent's actor starts. Default: nothing to do."""
+        return None
+
     def cache_key(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str | None:
         """A stable key for the answer cache, or None when answers must not be cached (default).
 

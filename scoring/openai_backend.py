@@ -186,6 +186,10 @@ class OpenAIBackend(Backend):
     def _secrets(self) -> tuple[str, ...]:
         return (self._api_key.value,) if self._api_key is not None else ()
 
+    def warm_up(self) -> None:
+        """Import the client library and build the client now (about 2-3 s), not in the first call."""
+        self._get_client()
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
