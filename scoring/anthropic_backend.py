@@ -26,12 +26,12 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from scoring.api_backend import ApiClientBackend
 from scoring.api_errors import check_max_tokens, check_temperature, public_url, scrub, translate_api_error
-from scoring.backend import AgentConfig, Backend
+from scoring.backend import AgentConfig
 from scoring.errors import AgentParamError, BackendError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
@@ -51,7 +51,7 @@ TOOL_DESCRIPTION = (
 AGENT_PARAMS = ("prompt", "max_tokens", "temperature")
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(ApiClientBackend):
     """Claude through the Messages API (``anthropic`` library), images as base64 blocks, a forced tool."""
 
     name: ClassVar[str] = "anthropic"
@@ -82,9 +82,7 @@ class AnthropicBackend(Backend):
         self.max_tokens = int(max_tokens)
         self.timeout_s = float(timeout_s)
         self.base_url = base_url
-        self._client = client
-        self._owns_client = client is None
-        self._lock = threading.Lock()
+        super().__init__(client)
 
     def __repr__(self) -> str:
         where = public_url(self.base_url) or "ANTHROPIC_BASE_URL or the library default"
@@ -92,18 +90,6 @@ class AnthropicBackend(Backend):
             f"AnthropicBackend(model={self.model!r}, max_tokens={self.max_tokens}, timeout_s={self.timeout_s:g}, "
             f"base_url={where!r})"
         )
-
-    # The client holds an HTTP connection pool and the key: it is rebuilt, not pickled, in another process.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_lock")
-        if self._owns_client:
-            state["_client"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     @classmethod
     def check_agent_params(cls, params: Mapping[str, Any]) -> None:
@@ -116,23 +102,19 @@ class AnthropicBackend(Backend):
                 check_temperature(value, upper=1.0)
         check_prompt_param(params)
 
-    def warm_up(self) -> None:
-        """Import the client library and build the client now (about 2-3 s), not in the first call."""
-        self._get_client()
+    def _make_client(self) -> Any:
+        import anthropic
 
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import anthropic
+        key = os.environ.get(KEY_ENV)
+        if not key:
+            raise BackendError(f"anthropic backend: no API key; set the {KEY_ENV} environment variable")
+        kwargs: dict[str, Any] = {"api_key": key, "timeout": self.timeout_s, "max_retries": 0}
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        return anthropic.Anthropic(**kwargs)
 
-                key = os.environ.get(KEY_ENV)
-                if not key:
-                    raise BackendError(f"anthropic backend: no API key; set the {KEY_ENV} environment variable")
-                kwargs: dict[str, Any] = {"api_key": key, "timeout": self.timeout_s, "max_retries": 0}
-                if self.base_url is not None:
-                    kwargs["base_url"] = self.base_url
-                self._client = anthropic.Anthropic(**kwargs)
-            return self._client
+    def _scrub(self, text: str) -> str:
+        return scrub(text, env_vars=(KEY_ENV,))
 
     def _settings(self, agent: AgentConfig) -> tuple[str, int, float | None]:
         try:
@@ -232,13 +214,3 @@ class AnthropicBackend(Backend):
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
-    def close(self) -> None:
-        if not self._owns_client:
-            return  # an injected client belongs to the caller
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception as err:  # closing must not fail a shutdown; the reason is logged
-                logger.debug("anthropic client close failed: %s", scrub(str(err), env_vars=(KEY_ENV,)))

@@ -35,12 +35,12 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from scoring.api_backend import ApiClientBackend
 from scoring.api_errors import check_max_tokens, check_temperature, public_url, scrub, translate_api_error
-from scoring.backend import AgentConfig, Backend
+from scoring.backend import AgentConfig
 from scoring.errors import AgentParamError, BackendError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
@@ -79,7 +79,7 @@ def _check_structured(value: Any, where: str = "structured") -> str:
     return value
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ApiClientBackend):
     """An OpenAI-compatible chat-completions server (``openai`` library), image as a data URL."""
 
     name: ClassVar[str] = "openai"
@@ -128,9 +128,7 @@ class OpenAIBackend(Backend):
         self.structured = structured
         self.max_tokens_param = max_tokens_param
         self._api_key = _Secret(api_key) if api_key else None
-        self._client = client
-        self._owns_client = client is None
-        self._lock = threading.Lock()
+        super().__init__(client)
         self._no_response_format = False
         if client is None:
             self._resolve_key()  # fail when the ensemble is built, not at the first MPC step
@@ -141,18 +139,6 @@ class OpenAIBackend(Backend):
             f"OpenAIBackend(model={self.model!r}, base_url={where!r}, structured={self.structured!r}, "
             f"max_tokens={self.max_tokens}, timeout_s={self.timeout_s:g})"
         )
-
-    # The client holds an HTTP connection pool: it is rebuilt, not pickled, in another process.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_lock")
-        if self._owns_client:
-            state["_client"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     @classmethod
     def check_agent_params(cls, params: Mapping[str, Any]) -> None:
@@ -186,25 +172,21 @@ class OpenAIBackend(Backend):
     def _secrets(self) -> tuple[str, ...]:
         return (self._api_key.value,) if self._api_key is not None else ()
 
-    def warm_up(self) -> None:
-        """Import the client library and build the client now (about 2-3 s), not in the first call."""
-        self._get_client()
+    def _make_client(self) -> Any:
+        import openai
 
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import openai
+        key = self._resolve_key()
+        if key == PLACEHOLDER_KEY:
+            logger.info("openai backend: no %s set; sending the placeholder key %r to %s",
+                        self.api_key_env, PLACEHOLDER_KEY, public_url(self._resolved_base_url()))
+        kwargs: dict[str, Any] = {"api_key": key, "timeout": self.timeout_s, "max_retries": 0}
+        base_url = self._resolved_base_url()
+        if base_url:
+            kwargs["base_url"] = base_url
+        return openai.OpenAI(**kwargs)
 
-                key = self._resolve_key()
-                if key == PLACEHOLDER_KEY:
-                    logger.info("openai backend: no %s set; sending the placeholder key %r to %s",
-                                self.api_key_env, PLACEHOLDER_KEY, public_url(self._resolved_base_url()))
-                kwargs: dict[str, Any] = {"api_key": key, "timeout": self.timeout_s, "max_retries": 0}
-                base_url = self._resolved_base_url()
-                if base_url:
-                    kwargs["base_url"] = base_url
-                self._client = openai.OpenAI(**kwargs)
-            return self._client
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._secrets(), (self.api_key_env,))
 
     def _settings(self, agent: AgentConfig) -> tuple[str, int, float | None, str]:
         try:
@@ -338,14 +320,3 @@ class OpenAIBackend(Backend):
             "schema": hashlib.sha256(json.dumps(fmt, sort_keys=True).encode("utf-8")).hexdigest(),
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
-
-    def close(self) -> None:
-        if not self._owns_client:
-            return  # an injected client belongs to the caller
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception as err:  # closing must not fail a shutdown; the reason is logged
-                logger.debug("openai client close failed: %s", scrub(str(err), self._secrets(), (self.api_key_env,)))
