@@ -311,6 +311,7 @@ class OpenAIBackend(ApiClientBackend):
         fmt = self.response_format(structured, request.candidate_ids)
         content = {
             "backend": self.name,
+            "server": public_url(self._resolved_base_url()),   # one model name can mean different weights
             "model": model,
             "prompt": prompt.sha256,
             "image": view.png_sha256,
