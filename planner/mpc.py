@@ -24,6 +24,7 @@ from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.task import PlannerTask, Subtask
 from planner.twin_view import twin_beside_camera_png
+from reconstruction.identification import identify_objects, merge_priors
 from render.renderer import Renderer
 from robot_io.errors import ConnectionLostError, RobotError, SafetyRejected
 from robot_io.observation import Observation
@@ -42,6 +43,7 @@ HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's T
 HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
 HELD_SLIP_M = 0.03           # a held object seen farther than this from its place in the hand is not held
 MAX_RELEASE_DROP_M = 0.04    # a release from higher than this is vetoed while another candidate is clean
+IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
 
 
@@ -279,11 +281,26 @@ class MPCPlanner:
         return record
 
     # ------------------------------------------------------------------ episode
+    def identify(self) -> dict:
+        """Probe the task's `identify:` objects once (mass, friction) and give the twin the fitted values.
+
+        A miss or a low-confidence fit keeps the catalog prior; either way the record says what happened.
+        """
+        estimates = identify_objects(self.robot, self.reconstructor, self.task.identify)
+        self.priors = merge_priors(self.priors, estimates, min_confidence=IDENTIFY_MIN_CONFIDENCE)
+        record = {"type": "identification", "min_confidence": IDENTIFY_MIN_CONFIDENCE,
+                  "objects": {n: e.to_dict() for n, e in estimates.items()},
+                  "twin_physics": {n: self.priors[n] for n in estimates if n in self.priors}}
+        self.runlog.append(record)
+        return record
+
     def run(self, max_steps: int | None = None) -> EpisodeResult:
         max_steps = max_steps or self.task.max_steps
         start = time.perf_counter()
         believed = False
         try:
+            if self.task.identify:
+                self.identify()
             for k in range(max_steps):
                 record = self.step(k)
                 for key, v in record.get("timings_s", {}).items():

@@ -31,6 +31,20 @@ def _fmt(v, digits: int = 2) -> str:
     return html.escape(str(v))
 
 
+def _identification_html(rec: dict) -> str:
+    e = html.escape
+    rows = []
+    for name, est in rec.get("objects", {}).items():
+        used = rec.get("twin_physics", {}).get(name, {})
+        rows.append(f"<tr><td class='l'>{e(name)}</td><td>{_fmt(est.get('mass_kg'), 3)}</td>"
+                    f"<td>{_fmt(est.get('friction'), 2)}</td><td>{_fmt(est.get('confidence'))}</td>"
+                    f"<td>{_fmt(used.get('mass_kg'), 3)}</td><td>{_fmt(used.get('friction'), 2)}</td>"
+                    f"<td class='l'>{e('; '.join(est.get('notes', [])))}</td></tr>")
+    return ("<div class='step'><h3>Physical parameters (probe before the first step)</h3><table><tr><th>object</th>"
+            "<th>mass kg</th><th>friction</th><th>confidence</th><th>twin mass</th><th>twin friction</th>"
+            "<th class='l'>notes</th></tr>" + "".join(rows) + "</table></div>")
+
+
 def _cache_note(rate) -> str:
     return "" if rate is None else f" (answer cache hit rate {100 * rate:.0f}%)"
 
@@ -133,6 +147,8 @@ def write_report(run_dir: str) -> str:
     for rec in records:
         if rec.get("type") == "step":
             body.append(_step_html(rec))
+        elif rec.get("type") == "identification":
+            body.append(_identification_html(rec))
         elif rec.get("type") == "event":
             body.append(f"<div class='ev'>{e(rec.get('message', ''))}</div>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(header.get('task', 'run'))}</title>"

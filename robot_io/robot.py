@@ -13,7 +13,7 @@ from typing import Self
 import numpy as np
 
 from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, SafetyRejected
-from robot_io.observation import Observation
+from robot_io.observation import JointStateTrace, Observation
 from robot_io.trajectory import JointTrajectory
 
 __all__ = [
@@ -84,6 +84,14 @@ class Robot(ABC):
     @abstractmethod
     def disconnect(self) -> None:
         """Close the link and release resources; a no-op when not connected."""
+
+    def last_trace(self) -> JointStateTrace | None:
+        """The joint states (positions, measured torques) recorded during the last `execute`, or None.
+
+        Optional: drivers that stream the arm's state while it moves (libfranka, UR RTDE, the sim lab)
+        override it; the default answers None ("not recorded"), which callers must accept.
+        """
+        return None
 
     def __enter__(self) -> Self:
         self.connect()

@@ -33,7 +33,7 @@ import pybullet as p
 from robot_io.envelope import EnvelopeConfig, SafetyEnvelope
 from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError
 from robot_io.labspec import LabSpec
-from robot_io.observation import Observation
+from robot_io.observation import JointStateTrace, Observation
 from robot_io.protocol import ProtocolError, recv_msg, send_msg
 from robot_io.robot import ExecuteReport, Robot
 from robot_io.trajectory import JointTrajectory
@@ -95,6 +95,7 @@ class SimRobot(Robot):
         self._hb_thread: threading.Thread | None = None
         self._fk_client: int | None = None
         self._fk_world: World | None = None
+        self._last_exec_id: int | None = None
 
     def __repr__(self) -> str:
         return f"SimRobot({self.host}:{self.port}, connected={self.is_connected})"
@@ -149,6 +150,7 @@ class SimRobot(Robot):
             self._hb_thread.join(timeout=self.reply_timeout_s)
         self._hb_thread = None
         sock, self._sock, self._lost = self._sock, None, None
+        self._last_exec_id = None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -236,6 +238,7 @@ class SimRobot(Robot):
             log.info("safety envelope: %s", note)
         reply = self._request({"op": "execute", "trajectory": sent.to_msg()})
         exec_id = reply["exec_id"]
+        self._last_exec_id = exec_id
         deadline = time.monotonic() + self._execute_timeout(sent)
         try:
             while True:
@@ -264,6 +267,21 @@ class SimRobot(Robot):
 
     def stop(self) -> None:
         self._request({"op": "stop"})
+
+    def last_trace(self) -> JointStateTrace | None:
+        """The lab's record of the last trajectory this driver executed (one sample per physics step), or None
+        when nothing ran yet or the lab does not record (a lab without the 'trace' feature)."""
+        if self._last_exec_id is None or "trace" not in self.hello.get("features", ()):
+            return None
+        reply = self._request({"op": "trace"})
+        if reply.get("exec_id") != self._last_exec_id:
+            log.warning("the lab's last trace is of trajectory %s, not %s (another client executed since)",
+                        reply.get("exec_id"), self._last_exec_id)
+            return None
+        try:
+            return JointStateTrace.from_msg(reply["trace"])
+        except (KeyError, TypeError, ValueError, ProtocolError) as e:
+            raise RobotError(f"sim lab at {self.host}:{self.port} sent a malformed trace: {e}") from e
 
 
 # ---------------------------------------------------------------- the lab process

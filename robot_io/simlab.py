@@ -7,9 +7,12 @@ PyBullet DIRECT client, lets the objects settle, prints exactly one line `{"port
 serves length-prefixed msgpack requests (`robot_io.protocol`), exposing only what real hardware would:
 
     hello      -> robot name, dof, camera names, robot spec, controller period, heartbeat timeout
-    observe    -> Observation.to_msg(): every camera rendered with depth noise, joint/gripper/TCP state
+    observe    -> Observation.to_msg(): every camera rendered with depth noise, joint/gripper/TCP state and
+                  measured joint torques (the motors' applied torques with sensor noise and offset)
     execute    -> {trajectory: JointTrajectory.to_msg()} accepted and run asynchronously in a physics thread
     status     -> {executing, completed, stopped_reason, joint_pos_rad, gripper_width_m, exec_id}
+    trace      -> {exec_id, trace: JointStateTrace.to_msg()}: the joint states of the last finished trajectory,
+                  one sample per physics step (what libfranka / UR RTDE stream from a real arm)
     stop       -> abort the running trajectory, hold the arm where it is
     heartbeat  -> keep-alive (any message counts as one)
     shutdown   -> stop serving and exit
@@ -49,7 +52,7 @@ from scipy.spatial.transform import Rotation
 
 from robot_io.errors import ConnectionLostError
 from robot_io.labspec import LabSpec, LabSpecError, Randomize
-from robot_io.observation import CameraFrame, Observation
+from robot_io.observation import CameraFrame, JointStateTrace, Observation
 from robot_io.protocol import ProtocolError, recv_msg, send_msg
 from robot_io.trajectory import JointTrajectory
 from sim.camera import render_rgbd
@@ -61,13 +64,19 @@ from sim.world import TIMESTEP_S, World
 log = logging.getLogger("robot_io.simlab")
 
 PROTOCOL_VERSION = 1
-OPS = ("hello", "observe", "execute", "status", "stop", "heartbeat", "shutdown", "evaluate")
+OPS = ("hello", "observe", "execute", "status", "stop", "heartbeat", "shutdown", "evaluate", "trace")
+FEATURES = ("joint_effort", "trace")   # announced in hello: measured torques in observe, the trace op
 MIN_GAP_M = 0.01             # randomised objects keep at least this much xy space between their AABBs
 MAX_LAYOUT_TRIES = 200
 POST_STOP_SETTLE_S = 0.2     # simulated time the held arm and the objects get after an abort
 LIMIT_TOL_RAD = 1e-6
 ENGINE_TIMEOUT_S = 60.0     # a handler gives up waiting for the engine after this long
 MAX_WAYPOINTS = 1_000_000
+# Joint torque "sensor": PyBullet's applied motor torque plus white noise per sample and a constant offset per
+# joint (drawn once per seed), the two errors a real torque sensor or current-based estimate has.
+EFFORT_NOISE_NM = 0.05
+EFFORT_BIAS_NM = 0.1
+MAX_TRACE_SAMPLES = 200_000   # ~14 min at 240 Hz; longer motions keep their first samples (logged)
 
 
 # ---------------------------------------------------------------- per-seed randomisation
@@ -166,6 +175,7 @@ class _Execution:
     done: bool = False
     completed: bool = False
     stopped_reason: str | None = None
+    trace: JointStateTrace | None = None
 
 
 class SimLab:
@@ -189,8 +199,11 @@ class SimLab:
         self.world = World.from_scene(self.client, self.scene, fast_render=fast_render)
         self.initial_poses = {n: pose.to_dict() for n, pose in self.world.object_poses().items()}
         self.world.step(int(round(spec.settle_s / TIMESTEP_S)))
-        # Camera noise has its own stream so the number of observations never changes the layout.
+        # Camera noise has its own stream so the number of observations never changes the layout; the torque
+        # sensor has another, so reading torques never changes the camera noise.
         self._noise_rng = np.random.default_rng([self.seed, 1])
+        self._effort_rng = np.random.default_rng([self.seed, 2])
+        self._effort_bias = self._effort_rng.normal(0.0, EFFORT_BIAS_NM, size=len(self.world.arm_idx))
         self._jobs: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
         self._state_lock = threading.Lock()       # execution bookkeeping and the cached arm state
         self._exec: _Execution | None = None
@@ -321,6 +334,7 @@ class SimLab:
             "control_period_s": TIMESTEP_S,
             "heartbeat_timeout_s": self.spec.heartbeat_timeout_s,
             "realtime_factor": self.spec.realtime_factor,
+            "features": list(FEATURES),
         }
 
     def _op_heartbeat(self, conn: _Conn, msg: dict) -> dict[str, Any]:
@@ -336,7 +350,13 @@ class SimLab:
             rgbd = render_rgbd(self.client, cam, self._noise_rng, renderer=world.renderer, segmentation=False)
             frames.append(CameraFrame(cam.name, rgbd.rgb, rgbd.depth_m, cam.K, cam.T_world_camera_matrix))
         q, width, T = world.joint_pos_rad(), world.gripper_width_m(), world.tcp_pose().matrix()
-        return Observation(tuple(frames), q, width, T, time.time())
+        return Observation(tuple(frames), q, width, T, time.time(), joint_effort_nm=self._measured_effort())
+
+    def _measured_effort(self) -> np.ndarray:
+        """Engine thread: the arm motors' applied torques of the last physics step, as a torque sensor reads them."""
+        states = p.getJointStates(self.world.robot_id, self.world.arm_idx, physicsClientId=self.client)
+        tau = np.array([s[3] for s in states])
+        return tau + self._effort_bias + self._effort_rng.normal(0.0, EFFORT_NOISE_NM, size=tau.shape)
 
     def _op_status(self, conn: _Conn, msg: dict) -> dict[str, Any]:
         with self._state_lock:
@@ -376,6 +396,17 @@ class SimLab:
         self._jobs.put((lambda: self._run(ex, traj), Future()))
         return {"accepted": True, "exec_id": ex.exec_id, "n_waypoints": traj.n_waypoints,
                 "duration_s": traj.duration_s}
+
+    def _op_trace(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+        with self._state_lock:
+            ex = self._exec
+        if ex is None:
+            raise ValueError("no trajectory has run yet; nothing was recorded")
+        if not ex.done:
+            raise ValueError(f"trajectory {ex.exec_id} is still executing; ask for its trace when it is done")
+        if ex.trace is None:
+            raise ValueError(f"trajectory {ex.exec_id} left no trace")
+        return {"exec_id": ex.exec_id, "trace": ex.trace.to_msg()}
 
     def _op_evaluate(self, conn: _Conn, msg: dict) -> dict[str, Any]:
         return self._on_engine(self._evaluate)
@@ -448,10 +479,18 @@ class SimLab:
             self._serve_jobs(t0 + steps * TIMESTEP_S / rf - time.monotonic() if rf > 0 else 0.0)
             return ex.abort
 
+        samples: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+        def record() -> None:
+            if len(samples) < MAX_TRACE_SAMPLES:
+                states = p.getJointStates(self.world.robot_id, self.world.arm_idx, physicsClientId=self.client)
+                samples.append((np.array([s[0] for s in states]), np.array([s[3] for s in states]),
+                                self.world.gripper_width_m()))
+
         completed, reason = False, None
         try:
             result = self.world.execute_joint_path(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s,
-                                                   should_stop=should_stop)
+                                                   should_stop=should_stop, on_step=record)
             completed, reason = result.completed, result.stopped_reason
             if not completed:
                 # execute_joint_path already commands the arm to hold its current position.
@@ -460,10 +499,23 @@ class SimLab:
             log.exception("trajectory %d failed", ex.exec_id)
             completed, reason = False, f"error: {type(e).__name__}: {e}"
         self._cache_state()
+        trace = self._trace(samples)
         with self._state_lock:
-            ex.completed, ex.stopped_reason, ex.done = completed, reason, True
+            ex.completed, ex.stopped_reason, ex.trace, ex.done = completed, reason, trace, True
         log.info("trajectory %d: %s after %.2f s wall, %d physics steps", ex.exec_id,
                  "completed" if completed else f"stopped ({reason})", time.monotonic() - t0, steps)
+
+
+    def _trace(self, samples: list[tuple[np.ndarray, np.ndarray, float]]) -> JointStateTrace:
+        """The recorded physics steps as the torque sensor would have measured them."""
+        if len(samples) >= MAX_TRACE_SAMPLES:
+            log.warning("trace truncated to its first %d samples", MAX_TRACE_SAMPLES)
+        dof = len(self.world.arm_idx)
+        q = np.array([s[0] for s in samples]).reshape(-1, dof)
+        tau = np.array([s[1] for s in samples]).reshape(-1, dof)
+        tau = tau + self._effort_bias + self._effort_rng.normal(0.0, EFFORT_NOISE_NM, size=tau.shape)
+        t = np.arange(1, len(samples) + 1) * TIMESTEP_S
+        return JointStateTrace(t, q, tau, np.array([s[2] for s in samples]))
 
 
 # ---------------------------------------------------------------- process entry
