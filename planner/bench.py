@@ -50,9 +50,19 @@ def scoring_pool_table(repeats: int) -> None:
     _print(format_pool_table(run_pool_benchmark(repeats=repeats, delay_s=1.0)))
 
 
+def identification_table(seeds: list[int]) -> None:
+    from planner.ident_benchmark import format_ident_table, run_ident_benchmark
+
+    _print("Identification (probe + fit) vs the sim lab's truth, blocks of different mass and friction")
+    _print(format_ident_table(run_ident_benchmark(seeds=seeds)))
+
+
 def run_bench(args: argparse.Namespace) -> int:
     if args.scoring_pool:
         scoring_pool_table(args.repeats)
+        return 0
+    if args.identification:
+        identification_table(list(range(args.first_seed, args.first_seed + args.seeds)))
         return 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if not args.recon_only:

@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--candidates", type=int, default=None)
     bench.add_argument("--scoring-pool", action="store_true", help="only the agent-pool benchmark (stub server, "
                        "Ray pool vs serial, a killed actor, the answer cache)")
+    bench.add_argument("--identification", action="store_true", help="only the mass/friction identification "
+                       "benchmark (configs/tasks/ident_blocks.yaml, 8 mass/friction cases per seed)")
     bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")
     bench.set_defaults(func=cmd_bench)
     return parser
