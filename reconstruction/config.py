@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconstruction.clutter import ClutterConfig
 from reconstruction.pose import PoseConfig
 
 
 @dataclass(frozen=True)
 class ReconConfig:
     voxel_m: float = 0.004                       # fused cloud resolution
+    edge_jump_per_m: float = 0.012               # drop flying pixels: see fusion.jump_edges (0: keep every pixel)
     crop_min_xyz: tuple[float, float, float] | None = None   # None: the robot's workspace box + crop_margin_m
     crop_max_xyz: tuple[float, float, float] | None = None
     crop_margin_m: float = 0.15
@@ -23,18 +25,24 @@ class ReconConfig:
     table_max_tilt_deg: float = 5.0              # fitted table plane accepted only this close to z = 0
     table_max_offset_m: float = 0.03
     table_inlier_m: float = 0.004
-    table_clearance_m: float = 0.006             # points this close above the table (or below) are table
+    table_clearance_m: float = 0.006             # points this close above the table (or below) are table ...
+    table_clearance_sigma: float = 3.0           # ... or within this many times the table's measured depth noise
     table_sample_stride: int = 24                # every n-th pixel near z = 0 votes in the plane fit
     cluster_eps_m: float = 0.01                  # DBSCAN neighbourhood
     cluster_min_points: int = 6
     min_cluster_points: int = 15
     max_color_dist: float = 0.08                 # chromaticity distance accepted as an object's color
     min_fitness: float = 0.5                     # below: the object is reported not found
-    explain_m: float = 0.01                      # points this close to a found model belong to it
+    full_coverage: float = 0.5                   # confidence = fitness x min(1, coverage / full_coverage)
+    low_confidence: float = 0.6                  # found objects below this confidence are reported
+    explain_m: float = 0.015                     # points this close to a found model (and its edge artefacts) are it
     clutter_min_points: int = 20
-    clutter_rest_height_m: float = 0.03          # clutter reaching below this is extended down to the table
+    phantom_tol_m: float = 0.008                 # an unknown cluster the cameras see this far through ...
+    phantom_max_seen_through: float = 0.35       # ... at more than this fraction of its points is dropped
+    clutter: ClutterConfig = field(default_factory=ClutterConfig)   # meshing of unknown objects
     held_max_gap_m: float = 0.005                # gripper this much narrower than fully open may hold something
     warm_up: bool = True                         # render each known camera once at construction
+    track: bool = True                           # start from last step's pose; skip the global search if it fits
     pose: PoseConfig = field(default_factory=PoseConfig)
 
     def __post_init__(self) -> None:
@@ -46,8 +54,11 @@ class ReconConfig:
             raise ValueError(f"ReconConfig.robot_proxy {self.robot_proxy!r}: expected 'collision' or 'visual'")
         if self.robot_renderer not in ("tiny", "egl"):
             raise ValueError(f"ReconConfig.robot_renderer {self.robot_renderer!r}: expected 'tiny' or 'egl'")
-        if not 0.0 <= self.min_fitness <= 1.0:
-            raise ValueError(f"ReconConfig.min_fitness must be in [0, 1], got {self.min_fitness!r}")
+        for name in ("min_fitness", "low_confidence", "full_coverage"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ReconConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.full_coverage <= 0 or self.edge_jump_per_m < 0 or self.table_clearance_sigma < 0:
+            raise ValueError("ReconConfig: full_coverage must be > 0, edge_jump_per_m and table_clearance_sigma >= 0")
         if (self.crop_min_xyz is None) != (self.crop_max_xyz is None):
             raise ValueError("ReconConfig: give both crop_min_xyz and crop_max_xyz, or neither")
         if self.crop_min_xyz is not None:

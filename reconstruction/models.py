@@ -1,7 +1,9 @@
 """Known object models (the CAD catalog): geometry from a URDF, as a trimesh and a surface point cloud.
 
-Geometry is expressed in the frame PyBullet reports for the body (the root link's inertial frame, which
-`getBasePositionAndOrientation` returns), so an estimated pose can be handed to `sim` as it is.
+Geometry is expressed in the URDF root link's frame: the frame `sim` poses objects in (ObjectSpec.pose, the
+base position given to loadURDF, World.object_pose), so an estimated pose can be handed to `sim` as it is.
+(PyBullet's getBasePositionAndOrientation reports the inertial frame instead; they differ by the root link's
+inertial origin.) The visual geometry is what cameras see; the collision geometry is what the object rests on.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class ModelGeometry:
     points: np.ndarray      # (N, 3) surface samples
     normals: np.ndarray     # (N, 3) unit face normals of the samples
     bounds: np.ndarray      # (2, 3) axis-aligned min / max of the mesh
+    collision_mesh: trimesh.Trimesh | None = None   # the collision shapes (None: the visual mesh stands in)
+    collision_parts: tuple[trimesh.Trimesh, ...] = ()   # the same, one mesh per URDF <collision> element
+
+    @property
+    def support_mesh(self) -> trimesh.Trimesh:
+        """What the object rests on: its collision geometry where the URDF has one."""
+        return self.mesh if self.collision_mesh is None else self.collision_mesh
 
     @property
     def extent(self) -> np.ndarray:
@@ -182,29 +191,16 @@ def _link_frames(root: ET.Element) -> dict[str, np.ndarray]:
     return frames
 
 
-@functools.lru_cache(maxsize=64)
-def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> ModelGeometry:
-    """Parse the URDF's visual elements (collision ones where a link has no visual) into one mesh.
-
-    Cached per (urdf, scale): the arrays are read-only and shared between models.
-    """
-    try:
-        root = ET.parse(urdf).getroot()
-    except ET.ParseError as exc:
-        raise ModelError(f"{urdf}: not valid XML: {exc}") from None
+def _link_meshes(root: ET.Element, urdf: str, tag: str, fallback: str | None) -> list[trimesh.Trimesh]:
+    """Every link's <tag> geometry (or <fallback> where a link has none) in the root link's frame."""
     frames = _link_frames(root)
     link_elems = {link.get("name"): link for link in root.findall("link")}
-    root_name = next(iter(frames))
-    # PyBullet's base frame is the root link's inertial frame, not its URDF link frame.
-    inertial = link_elems[root_name].find("inertial")
-    T_link_base = _origin(None if inertial is None else inertial.find("origin"))
-    T_base_link = np.linalg.inv(T_link_base)
     parts = []
     for name, T_root_link in frames.items():
         link = link_elems.get(name)
         if link is None:
             continue
-        elems = link.findall("visual") or link.findall("collision")
+        elems = link.findall(tag) or (link.findall(fallback) if fallback else [])
         for elem in elems:
             geom = elem.find("geometry")
             if geom is None:
@@ -212,12 +208,33 @@ def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> Mo
             mesh = _geometry_mesh(geom, urdf)
             if mesh is None or len(mesh.faces) == 0:
                 continue
-            mesh.apply_transform(T_base_link @ T_root_link @ _origin(elem.find("origin")))
+            mesh.apply_transform(T_root_link @ _origin(elem.find("origin")))
             parts.append(mesh)
+    return parts
+
+
+@functools.lru_cache(maxsize=64)
+def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> ModelGeometry:
+    """Parse the URDF's visual elements (collision ones where a link has no visual) into one mesh, in the root
+    link's frame, and its collision elements into another.
+
+    Cached per (urdf, scale): the arrays are read-only and shared between models.
+    """
+    try:
+        root = ET.parse(urdf).getroot()
+    except ET.ParseError as exc:
+        raise ModelError(f"{urdf}: not valid XML: {exc}") from None
+    parts = _link_meshes(root, urdf, "visual", "collision")
     if not parts:
         raise ModelError(f"{urdf}: no visual or collision geometry found")
     mesh = trimesh.util.concatenate(parts) if len(parts) > 1 else parts[0]
     mesh.apply_scale(scale)  # PyBullet's globalScaling scales every origin and shape alike
+    collision_parts = _link_meshes(root, urdf, "collision", None)
+    collision = None
+    for part in collision_parts:
+        part.apply_scale(scale)
+    if collision_parts:
+        collision = trimesh.util.concatenate(collision_parts) if len(collision_parts) > 1 else collision_parts[0]
     points, face_idx = trimesh.sample.sample_surface(mesh, n_points, seed=0)
     normals = np.asarray(mesh.face_normals)[face_idx]
     points = np.ascontiguousarray(points, dtype=np.float64)
@@ -227,4 +244,5 @@ def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> Mo
         arr.setflags(write=False)
     if not math.isfinite(float(np.abs(bounds).max())):
         raise ModelError(f"{urdf}: mesh has non-finite vertices")
-    return ModelGeometry(mesh=mesh, points=points, normals=normals, bounds=bounds)
+    return ModelGeometry(mesh=mesh, points=points, normals=normals, bounds=bounds, collision_mesh=collision,
+                         collision_parts=tuple(collision_parts))

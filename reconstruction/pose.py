@@ -4,23 +4,35 @@ Registration runs from the observed cluster (source) to the model surface (targe
 should lie on the model, while most of the model is unseen, so this direction is not biased by the hidden
 faces. Hypotheses come from FPFH + RANSAC global registration and, because objects rest on the table or in
 the gripper, from yaw-only rotations (upright, and aligned with the TCP when the cluster is in the hand).
-All are refined by point-to-plane ICP, ranked by fitness and inlier RMSE, and the best few are checked
-against the depth images: a model surface that the cameras see through contradicts the hypothesis.
+All are refined by point-to-plane ICP, ranked by fitness, coverage and inlier RMSE, and the best few are
+checked against the depth images: a model surface that the cameras see through contradicts the hypothesis.
+Symmetry (per catalog asset) limits the yaw hypotheses to one period (90 deg for a cube, one for a cylinder).
+In an MPC loop the last step's pose is tried first (tracking); the search runs only when it no longer fits.
+
+Objects at rest lie in one of their stable poses (trimesh.poses.compute_stable_poses on the model). A fit
+within a few degrees of one is snapped to it, set down on the table if it nearly touches it, and refined
+in the remaining degrees of freedom (x, y and yaw; z too when it rests on something else) by a constrained
+point-to-plane Gauss-Newton; it is kept only if it explains the points about as well as the free fit. On
+noisy depth this removes most of the tilt error, the largest one a few hundred noisy points leave. A resting
+chromatic object then has x, y and yaw refined on its color outline in every image (silhouette.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
 import trimesh
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from reconstruction.fusion import PointSet, transform, voxel_downsample
 from reconstruction.models import ObjectModel
 from reconstruction.segmentation import NEUTRAL, Cluster
+from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
 
 log = logging.getLogger(__name__)
 reg = o3d.pipelines.registration
@@ -48,7 +60,25 @@ class PoseConfig:
     min_points: int = 15                # fewer registration points than this: not attempted
     max_candidates: int = 3             # clusters tried per object
     good_fitness: float = 0.8           # a candidate cluster fitting this well ends the search
+    rest_snap_deg: float = 8.0          # a fit this close to a stable resting pose is snapped to it
+    rest_contact_m: float = 0.012       # ... and set down on the table when its lowest point is this close
+    rest_min_fitness_ratio: float = 0.94  # the constrained fit is kept if it explains this much of the free one
+    coverage_weight: float = 0.2        # hypotheses rank by fitness x (1 - w + w x coverage) - rmse term
+    silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)   # resting, chromatic, convex objects
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("voxel_min_m", "voxel_max_m", "voxel_per_diameter", "yaw_step_deg", "inlier_m",
+                     "coarse_corr_m", "visibility_tol_m", "rest_contact_m"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PoseConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.voxel_min_m > self.voxel_max_m:
+            raise ValueError("PoseConfig: voxel_min_m must be <= voxel_max_m")
+        for name in ("rest_min_fitness_ratio", "coverage_weight", "good_fitness", "ransac_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PoseConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.n_refine < 1 or self.max_candidates < 1 or self.min_points < 3:
+            raise ValueError("PoseConfig: n_refine and max_candidates must be >= 1, min_points >= 3")
 
 
 @dataclass(frozen=True)
@@ -64,21 +94,26 @@ class PoseResult:
     source: str              # which hypothesis won: "global", "yaw", "tcp"
     n_points: int            # observed points of the object
     cluster: Cluster | None = field(default=None, compare=False)
+    resting: str = ""        # "table": snapped to a stable pose on the table; "support": on something else
 
 
 @dataclass(frozen=True, eq=False)
 class DepthView:
-    """One camera's depth (robot removed) for checking hypotheses against what was seen."""
+    """One camera's depth (robot removed) for checking hypotheses against what was seen; with its color image and
+    robot mask, for the silhouette refinement."""
 
     depth_m: np.ndarray
     K: np.ndarray
     T_camera_world: np.ndarray
     origin: np.ndarray
+    rgb: np.ndarray | None = None
+    robot: np.ndarray | None = None      # bool (H, W): the arm's pixels
 
     @classmethod
-    def from_frame(cls, depth_m: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray) -> DepthView:
+    def from_frame(cls, depth_m: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray, rgb: np.ndarray | None = None,
+                   robot: np.ndarray | None = None) -> DepthView:
         T = np.asarray(T_world_camera, dtype=float)
-        return cls(depth_m, np.asarray(K, dtype=float), np.linalg.inv(T), T[:3, 3].copy())
+        return cls(depth_m, np.asarray(K, dtype=float), np.linalg.inv(T), T[:3, 3].copy(), rgb, robot)
 
 
 def visibility(points_world: np.ndarray, normals_world: np.ndarray, views: list[DepthView],
@@ -115,6 +150,26 @@ def visibility(points_world: np.ndarray, normals_world: np.ndarray, views: list[
     return supported / total, contradicted / total, total
 
 
+def seen_through(points_world: np.ndarray, views: list[DepthView], tol_m: float) -> tuple[float, int]:
+    """The fraction of (point, camera) pairs where the camera's depth lies more than tol_m beyond the point (the
+    camera sees through it: nothing is there), among the pairs where the point is in view with a return."""
+    through = total = 0
+    for v in views:
+        pc = points_world @ v.T_camera_world[:3, :3].T + v.T_camera_world[:3, 3]
+        z = pc[:, 2]
+        front = z > 1e-3
+        pc, z = pc[front], z[front]
+        u = np.round(v.K[0, 0] * pc[:, 0] / z + v.K[0, 2]).astype(np.int64)
+        w = np.round(v.K[1, 1] * pc[:, 1] / z + v.K[1, 2]).astype(np.int64)
+        H, W = v.depth_m.shape
+        inside = (u >= 0) & (u < W) & (w >= 0) & (w < H)
+        obs = v.depth_m[w[inside], u[inside]]
+        ok = np.isfinite(obs)
+        total += int(np.count_nonzero(ok))
+        through += int(np.count_nonzero(obs[ok] > z[inside][ok] + tol_m))
+    return (through / total if total else 0.0), total
+
+
 @dataclass(frozen=True, eq=False)
 class _Prepared:
     voxel_m: float
@@ -125,6 +180,12 @@ class _Prepared:
     normals: np.ndarray
     center: np.ndarray
     bottom_z: float
+    dense_points: np.ndarray             # the dense samples as arrays, with a KD-tree: constrained refinement
+    dense_normals: np.ndarray
+    tree: cKDTree
+    hull_vertices: np.ndarray            # of the collision geometry: the lowest point of a pose
+    stable_ups: np.ndarray               # (k, 3) object-frame directions that point up in a stable resting pose
+    convex_outline: bool                 # the mesh fills its convex hull: its outline is the hull's outline
 
 
 def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_points: int = 20000
@@ -176,8 +237,13 @@ class PoseEstimator:
         sparse = _cloud(pts, normals)
         fpfh = reg.compute_fpfh_feature(sparse, _hybrid(5 * voxel, 100))
         dense_pts, dense_normals = even_samples(geom.mesh, float(np.clip(voxel / 2, 0.0025, 0.005)), cfg.seed)
+        # Resting is judged on the visual mesh, the surface the cameras measure: catalog collision shapes are
+        # often coarser (the tray's tilted wall boxes reach 2 mm below its visual bottom).
+        support = geom.mesh
         prep = _Prepared(voxel, sparse, fpfh, _cloud(dense_pts, dense_normals), pts, normals,
-                         geom.bounds.mean(axis=0), float(geom.bounds[0, 2]))
+                         geom.bounds.mean(axis=0), float(support.bounds[0, 2]), dense_pts, dense_normals,
+                         cKDTree(dense_pts), np.asarray(support.convex_hull.vertices, dtype=float),
+                         stable_up_directions(support), fills_hull(geom.mesh, dense_pts, voxel))
         self._prepared[key] = prep
         return prep
 
@@ -246,47 +312,227 @@ class PoseEstimator:
         return pc
 
     def estimate(self, model: ObjectModel, cluster: Cluster, views: list[DepthView] | None = None,
-                 T_world_tcp: np.ndarray | None = None) -> PoseResult | None:
+                 T_world_tcp: np.ndarray | None = None, table_normal: np.ndarray | None = None,
+                 table_d: float | None = None, color_mask=None, T_prior: np.ndarray | None = None
+                 ) -> PoseResult | None:
+        """Best pose of the model in the cluster, or None when it has too few points to try.
+
+        table_normal, table_d: the fitted table plane n . x + d = 0 (default z = 0), for the resting snap.
+        color_mask: (h, w, 3) uint8 -> bool mask of the object's color; given (and views with rgb), a resting
+        object whose outline is convex gets x, y and yaw refined on its color outlines (silhouette.py).
+        T_prior: where the object was last found (tracking): tried first, and when it still fits well
+        (good_fitness) the global search is skipped, which is what keeps an MPC step cheap.
+        """
         cfg = self.config
         prep = self.prepare(model)
         src = self.source_cloud(cluster.points, prep.voxel_m)
-        n_src = len(src.points)
-        if n_src < cfg.min_points:
+        if len(src.points) < cfg.min_points:
             return None
         pts = np.asarray(src.points)
         o3d.utility.random.seed(cfg.seed)
-        hyps = [(name, np.linalg.inv(T)) for name, T in self._prior_hypotheses(model, prep, pts, T_world_tcp)]
-        T_glob = self._global(src, prep)
-        if T_glob is not None:
-            hyps.append(("global", T_glob))
+        up = np.array([0.0, 0.0, 1.0]) if table_normal is None else np.asarray(table_normal, dtype=float)
+        d = 0.0 if table_d is None else float(table_d)
+        held = T_world_tcp is not None and np.linalg.norm(pts.mean(axis=0) - T_world_tcp[:3, 3]) < cfg.in_hand_m
+        ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster)
+        best = None
+        if T_prior is not None:
+            best = self._refine(ctx, [("track", np.linalg.inv(T_prior))], 1)
+            if best is not None and best[1].fitness < cfg.good_fitness:
+                best = None
+        if best is None:
+            hyps = [(name, np.linalg.inv(T)) for name, T in self._prior_hypotheses(model, prep, pts, T_world_tcp)]
+            if T_prior is not None:
+                hyps.append(("track", np.linalg.inv(T_prior)))
+            T_glob = self._global(src, prep)
+            if T_glob is not None:
+                hyps.append(("global", T_glob))
+            best = self._refine(ctx, hyps, cfg.n_refine)
+        if best is None:
+            return None
+        result = best[1]
+        if (result.resting and color_mask is not None and views and prep.convex_outline
+                and cfg.silhouette.enabled):
+            result = self._silhouette(prep, pts, result, up, views, color_mask, self._inlier(prep))
+        return result
+
+    def _inlier(self, prep: _Prepared) -> float:
+        return max(self.config.inlier_m, prep.voxel_m)
+
+    def _refine(self, ctx, hyps: list[tuple[str, np.ndarray]], n_refine: int) -> tuple[float, PoseResult] | None:
+        """Coarse ICP of every hypothesis (T_model_scene) against the sparse model, then for the best n_refine a
+        fine ICP against the dense model, the resting snap and the check against the images; the best (rank,
+        result)."""
+        cfg = self.config
+        prep, src, pts, views, up, d, held, n_points, cluster = ctx
         p2l = reg.TransformationEstimationPointToPlane()
-        inlier = max(cfg.inlier_m, prep.voxel_m)
+        inlier = self._inlier(prep)
         coarse = max(cfg.coarse_corr_m, 2 * prep.voxel_m)
         scored = []
-        # Coarse pass against the sparse model (cheap), fine pass against the dense one for the best few.
         for name, T_ms in hyps:
             r = reg.registration_icp(src, prep.sparse, coarse, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=15))
             ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, r.transformation)
             scored.append((ev.fitness - 0.1 * ev.inlier_rmse / inlier, name, np.asarray(r.transformation)))
         scored.sort(key=lambda s: s[0], reverse=True)
         best = None
-        for _, name, T_ms in scored[: cfg.n_refine]:
+        for _, name, T_ms in scored[:n_refine]:
             r = reg.registration_icp(src, prep.dense, inlier, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=30))
-            T_ms = np.asarray(r.transformation)
-            # the ICP result's own fitness and RMSE are those at its final transformation and distance
-            fit, rmse = float(r.fitness), float(r.inlier_rmse)
-            T_wo = np.linalg.inv(T_ms)
+            T_wo = np.linalg.inv(np.asarray(r.transformation))
+            fit, rmse = fit_quality(prep, pts, T_wo, inlier)
+            resting = ""
+            if not held:
+                snapped = self._rest_refine(prep, pts, T_wo, up, d, inlier)
+                if snapped is not None:
+                    T_rest, resting = snapped
+                    fit_r, rmse_r = fit_quality(prep, pts, T_rest, inlier)
+                    if fit_r >= cfg.rest_min_fitness_ratio * fit:
+                        T_wo, fit, rmse = T_rest, fit_r, rmse_r
+                    else:
+                        resting = ""
             coverage, contradiction = 1.0, 0.0
             if views:
                 pw = transform(T_wo, prep.points)
                 nw = prep.normals @ T_wo[:3, :3].T
                 coverage, contradiction, _ = visibility(pw, nw, views, cfg.visibility_tol_m)
             fitness = fit * (1.0 - contradiction)
-            rank = fitness - 0.1 * rmse / inlier
+            w = cfg.coverage_weight
+            rank = fitness * (1.0 - w + w * coverage) - 0.1 * rmse / inlier
             if best is None or rank > best[0]:
-                best = (rank, PoseResult(T_wo, fitness, fit, rmse, coverage, contradiction, name, len(cluster),
-                                         cluster))
-        return None if best is None else best[1]
+                best = (rank, PoseResult(T_wo, fitness, fit, rmse, coverage, contradiction, name, n_points,
+                                         cluster, resting))
+        return best
+
+    def _silhouette(self, prep: _Prepared, pts: np.ndarray, res: PoseResult, up: np.ndarray, views, color_mask,
+                    inlier: float) -> PoseResult:
+        cfg = self.config
+        out = refine_on_silhouettes(prep.hull_vertices, res.T_world_object, up, views, color_mask, cfg.silhouette)
+        if out is None:
+            return res
+        T_wo, info = out
+        fit, rmse = fit_quality(prep, pts, T_wo, inlier)
+        if fit < 0.9 * res.icp_fitness:      # the outline and the depth disagree: keep the depth's answer
+            log.debug("silhouette pose rejected: depth fitness %.2f -> %.2f (%s)", res.icp_fitness, fit, info)
+            return res
+        pw = transform(T_wo, prep.points)
+        nw = prep.normals @ T_wo[:3, :3].T
+        coverage, contradiction, _ = visibility(pw, nw, views, cfg.visibility_tol_m)
+        return dataclasses.replace(res, T_world_object=T_wo, fitness=fit * (1.0 - contradiction), icp_fitness=fit,
+                                   rmse_m=rmse, coverage=coverage, contradiction=contradiction,
+                                   source=res.source + "+silhouette")
+
+    # ------------------------------------------------------------------ resting objects
+    def _rest_refine(self, prep: _Prepared, pts: np.ndarray, T_wo: np.ndarray, up: np.ndarray, table_d: float,
+                     inlier_m: float) -> tuple[np.ndarray, str] | None:
+        """Snap a fit near a stable pose onto it and refine the free degrees of freedom; None if not near one."""
+        cfg = self.config
+        R = T_wo[:3, :3]
+        if len(prep.stable_ups) == 0:
+            return None
+        cos = prep.stable_ups @ (R.T @ up)
+        k = int(np.argmax(cos))
+        if np.degrees(np.arccos(np.clip(cos[k], -1.0, 1.0))) > cfg.rest_snap_deg:
+            return None
+        R_new = _align(R @ prep.stable_ups[k], up) @ R
+        c_world = R @ prep.center + T_wo[:3, 3]
+        T = np.eye(4)
+        T[:3, :3] = R_new
+        T[:3, 3] = c_world - R_new @ prep.center
+        gap = self._lowest(prep, T, up) + table_d      # signed height of the lowest point above the table
+        on_table = abs(gap) < cfg.rest_contact_m
+        if on_table:
+            T[:3, 3] -= gap * up
+        T = planar_icp(prep, pts, T, up, fix_height=on_table, max_corr_m=2.0 * inlier_m)
+        T = planar_icp(prep, pts, T, up, fix_height=on_table, max_corr_m=inlier_m)
+        if on_table:
+            T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
+        return T, "table" if on_table else "support"
+
+    @staticmethod
+    def _lowest(prep: _Prepared, T: np.ndarray, up: np.ndarray) -> float:
+        """min over the model of up . x in the world (up . x + d is the height above the table plane)."""
+        return float(np.min((prep.hull_vertices @ T[:3, :3].T + T[:3, 3]) @ up))
+
+
+def fills_hull(mesh: trimesh.Trimesh, surface_points: np.ndarray, spacing_m: float) -> bool:
+    """Whether the mesh's surface covers its convex hull's surface (within about one sample spacing)."""
+    hull_pts, _ = trimesh.sample.sample_surface(mesh.convex_hull, 400, seed=0)
+    dist, _ = cKDTree(surface_points).query(hull_pts)
+    return bool(np.mean(dist < max(spacing_m, 0.003)) > 0.95)
+
+
+def stable_up_directions(mesh: trimesh.Trimesh, min_probability: float = 0.02) -> np.ndarray:
+    """Object-frame unit vectors that point up when the mesh rests on a plane in a stable pose."""
+    try:
+        transforms, probs = trimesh.poses.compute_stable_poses(mesh, n_samples=1, threshold=0.0)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:   # degenerate hull: no resting prior
+        log.info("no stable poses for a mesh of %d faces (%s)", len(mesh.faces), exc)
+        return np.zeros((0, 3))
+    ups = [np.asarray(T)[:3, :3].T @ np.array([0.0, 0.0, 1.0]) for T, pr in zip(transforms, probs)
+           if pr >= min_probability]
+    return np.array(ups, dtype=float).reshape(-1, 3)
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector a onto unit vector b."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    axis = np.cross(a, b)
+    s, c = float(np.linalg.norm(axis)), float(np.dot(a, b))
+    if s < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return Rotation.from_rotvec(np.pi * perp / np.linalg.norm(perp)).as_matrix()
+    return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
+
+
+def fit_quality(prep: _Prepared, pts_world: np.ndarray, T_wo: np.ndarray, inlier_m: float) -> tuple[float, float]:
+    """(fraction of the observed points within inlier_m of the dense model surface, their RMSE)."""
+    R, t = T_wo[:3, :3], T_wo[:3, 3]
+    dist, _ = prep.tree.query((pts_world - t) @ R, distance_upper_bound=inlier_m)
+    ok = np.isfinite(dist)
+    if not ok.any():
+        return 0.0, float("nan")
+    return float(ok.mean()), float(np.sqrt(np.mean(dist[ok] ** 2)))
+
+
+def planar_icp(prep: _Prepared, pts_world: np.ndarray, T_wo: np.ndarray, up: np.ndarray, fix_height: bool,
+               max_corr_m: float, iterations: int = 12, max_points: int = 1000) -> np.ndarray:
+    """Point-to-plane Gauss-Newton over translation and the rotation about `up` (the tilt stays as given).
+
+    fix_height keeps the translation in the plane normal to `up` (the object stands on the table). Three or four
+    parameters need far fewer points than a large object (the tray) offers: at most max_points are used.
+    """
+    if len(pts_world) > max_points:
+        pts_world = pts_world[np.random.default_rng(0).choice(len(pts_world), max_points, replace=False)]
+    T = T_wo.copy()
+    # in-plane basis (e1, e2) and up: translations along them, rotation about up through the model centre
+    e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(up, e1)
+    axes = [e1, e2] if fix_height else [e1, e2, up]
+    for _ in range(iterations):
+        R, t = T[:3, :3], T[:3, 3]
+        dist, idx = prep.tree.query((pts_world - t) @ R, distance_upper_bound=max_corr_m)
+        ok = np.isfinite(dist)
+        if np.count_nonzero(ok) < 6:
+            break
+        q = prep.dense_points[idx[ok]] @ R.T + t
+        n = prep.dense_normals[idx[ok]] @ R.T
+        s = pts_world[ok]
+        c = R @ prep.center + t
+        r = np.einsum("ij,ij->i", n, s - q)
+        J = np.column_stack([n @ a for a in axes] + [np.einsum("ij,ij->i", n, np.cross(up, q - c))])
+        H = J.T @ J + 1e-9 * np.eye(J.shape[1])
+        x = np.linalg.solve(H, J.T @ r)
+        dR = Rotation.from_rotvec(up * x[-1]).as_matrix()
+        shift = sum(xi * a for xi, a in zip(x[:-1], axes))
+        T_new = np.eye(4)
+        T_new[:3, :3] = dR @ R
+        T_new[:3, 3] = dR @ (t - c) + c + shift
+        T = T_new
+        if np.linalg.norm(shift) < 1e-5 and abs(x[-1]) < 1e-5:
+            break
+    return T
 
 
 # ---------------------------------------------------------------------------------------------- assignment

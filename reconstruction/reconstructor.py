@@ -1,8 +1,10 @@
 """Observation -> SceneEstimate, once per MPC step, from the cameras and the arm state only (never truth).
 
-Stages (each timed): robot pixels removed by rendering the arm at its measured joints; frames fused into
-one cloud; table plane fitted and removed; the rest voxelised, segmented by geometry and color; each named
-object posed against its CAD model; what no model explains becomes convex-hull clutter.
+Stages (each timed): frames checked for units and pose (checks); robot pixels removed by rendering the arm at
+its measured joints (robot_mask); flying pixels dropped and the frames back-projected into one world-frame
+cloud (fusion); the table plane fitted and everything within the table's measured depth noise of it removed
+(table); the rest voxelised (voxel) and segmented by geometry and color (segment); each named object posed
+against its CAD model (pose); what no model explains meshed as convex obstacles (unknown).
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from reconstruction.clutter import hull_object
+from reconstruction.checks import check_frame
+from reconstruction.clutter import UnknownMesher, UnknownObject
 from reconstruction.config import ReconConfig
-from reconstruction.estimate import EstimatedObject, SceneEstimate
-from reconstruction.fusion import Fuser, PointSet, voxel_downsample
+from reconstruction.estimate import EstimatedObject, Issue, SceneEstimate
+from reconstruction.fusion import Fuser, PointSet, jump_edges, voxel_downsample
 from reconstruction.models import ObjectModel
-from reconstruction.pose import DepthView, PoseEstimator, PoseResult, candidate_clusters
+from reconstruction.pose import DepthView, PoseEstimator, PoseResult, candidate_clusters, seen_through
 from reconstruction.robot_filter import RobotFilter
 from reconstruction.segmentation import (
+    NEUTRAL,
+    Cluster,
     ColorDbscanSegmenter,
+    SegmentationContext,
     Segmenter,
+    TablePlane,
+    color_labels,
     dbscan,
     fit_table_plane,
+    table_noise_per_m2,
 )
 from sim.camera import CameraSpec
 from sim.geometry import Pose
@@ -42,7 +51,8 @@ class Reconstructor:
 
     models: object name (as the task names it) -> its catalog model. cameras: the lab cameras, optional;
     given, the robot renderer is warmed up for them at construction. client: an empty PyBullet client to
-    render the robot in (else one is created and closed here). segmenter: replaces the color + DBSCAN one.
+    render the robot in (else one is created and closed here). segmenter: replaces the color + DBSCAN one
+    (for example ProjectedMaskSegmenter around a learned image segmenter).
     """
 
     def __init__(self, models: dict[str, ObjectModel], robot: RobotSpec,
@@ -71,6 +81,7 @@ class Reconstructor:
         self.pose_estimator = PoseEstimator(cfg.pose)
         for model in self.models.values():
             self.pose_estimator.prepare(model)  # model sampling and features once, not in the first step
+        self.mesher = UnknownMesher(cfg.clutter)
         self._last_pose: dict[str, Pose] = {}
         self.robot_filter = RobotFilter(robot, client, depth_tol_m=cfg.robot_depth_tol_m,
                                         dilate_px=cfg.robot_dilate_px, proxy=cfg.robot_proxy,
@@ -96,10 +107,15 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ one step
     def update(self, obs: Observation) -> SceneEstimate:
-        """obs: robot_io.observation.Observation (frames with K and T_world_camera, joint and gripper state)."""
+        """obs: robot_io.observation.Observation (frames with K and T_world_camera, joint and gripper state).
+
+        Raises checks.FrameError for a frame whose units or pose cannot be right; a frame that is only useless
+        this time (no depth, looking away) is skipped and reported as a 'camera' issue.
+        """
         cfg = self.config
         timings: dict[str, float] = {}
         notes: list[str] = []
+        issues: list[Issue] = []
         t_start = t = time.perf_counter()
 
         def lap(stage: str) -> None:
@@ -111,53 +127,123 @@ class Reconstructor:
         frames = tuple(obs.frames)
         if not frames:
             raise ValueError("Reconstructor.update: the observation has no camera frames")
-        depths = self.robot_filter.masked_depths(frames, obs.joint_pos_rad, obs.gripper_width_m)
+        checks = [check_frame(f.name, f.depth_m, f.K, f.T_world_camera, self.crop_min, self.crop_max) for f in frames]
+        for c in checks:
+            if c.issue:
+                notes.append(c.issue)
+                if not c.usable:
+                    issues.append(Issue("camera", c.name, c.issue))
+        frames = tuple(f for f, c in zip(frames, checks) if c.usable)
+        if not frames:
+            issues.append(Issue("camera", "", "no usable camera frame: nothing can be reconstructed this step"))
+        lap("checks")
+        robot_masks = self.robot_filter.masks(frames, obs.joint_pos_rad, obs.gripper_width_m)
+        depths = [np.where(m, np.float32(np.nan), np.asarray(f.depth_m, dtype=np.float32))
+                  for f, m in zip(frames, robot_masks)]
         lap("robot_mask")
+        if cfg.edge_jump_per_m > 0:
+            depths = [np.where(jump_edges(d, cfg.edge_jump_per_m), np.float32(np.nan), d) for d in depths]
         per_frame = self.fuser.frames(frames, depths)
         lap("fusion")
+        table, clear, low = self._split_at_table(per_frame, notes, issues)
+        lap("table")
+        points = voxel_downsample(clear, cfg.voxel_m)
+        low = voxel_downsample(low, cfg.voxel_m)
+        lap("voxel")
+        context = SegmentationContext(tuple(frames), tuple(depths), table)
+        clusters = self.segmenter.segment(points, context)
+        lap("segment")
+        views = [DepthView.from_frame(d, f.K, f.T_world_camera, f.rgb, m)
+                 for f, d, m in zip(frames, depths, robot_masks)]
+        T_world_tcp = np.asarray(obs.T_world_tcp, dtype=float)
+        closed = obs.gripper_width_m < self.robot.gripper_max_width_m - cfg.held_max_gap_m
+        reasons: dict[str, str] = {}
+        # Only closed fingers can hold something: with an open gripper every object is posed as resting, also
+        # the one the fingers are about to close on (that is when its yaw matters most).
+        results = self._pose_objects(clusters, low, views, T_world_tcp if closed else None, reasons, table)
+        objects = {name: self._estimated(name, results.get(name), obs, T_world_tcp, reasons, notes, issues)
+                   for name in self.models}
+        lap("pose")
+        clutter = self._unknown(points, objects, table, views, notes, issues,
+                                T_world_tcp[:3, 3] if closed else None)
+        lap("unknown")
+        timings["total"] = time.perf_counter() - t_start
+        log.debug("reconstruction timings %s", {k: round(v, 4) for k, v in timings.items()})
+        return SceneEstimate(objects=objects, unknown=tuple(p for c in clutter for p in c.parts), timings_s=timings,
+                             notes=tuple(notes), table=table, clutter=tuple(clutter), issues=tuple(issues),
+                             cameras_used=tuple(f.name for f in frames))
+
+    # ------------------------------------------------------------------ table
+    def _split_at_table(self, per_frame, notes, issues) -> tuple[TablePlane, PointSet, PointSet]:
+        """Fit the table; return it, the points clearly above it, and the low ones (above table_clearance_m
+        but within the table's noise): those only help pose objects already found among the clear ones."""
+        cfg = self.config
         # The plane is fitted on a sparse sample of the points near z = 0; only the points above it are
         # ever gathered at full resolution (the table is most of every image).
         band = cfg.table_max_offset_m + 0.01
         with np.errstate(invalid="ignore"):
-            low = PointSet.concatenate([fp.select(np.abs(fp.z) < band, stride=cfg.table_sample_stride)
-                                        for fp in per_frame])
-            table = fit_table_plane(low.points, cfg.table_max_tilt_deg, cfg.table_max_offset_m, cfg.table_inlier_m,
-                                    band_m=band)
+            lows = [fp.select(np.abs(fp.z) < band, stride=cfg.table_sample_stride) for fp in per_frame]
+            table = fit_table_plane(PointSet.concatenate(lows).points, cfg.table_max_tilt_deg,
+                                    cfg.table_max_offset_m, cfg.table_inlier_m, band_m=band)
             if table.note:
                 notes.append(table.note)
-            above = PointSet.concatenate([
-                fp.select(table.signed_distance_xyz(fp.x, fp.y, fp.z) > cfg.table_clearance_m) for fp in per_frame])
-        lap("table")
-        points = voxel_downsample(above, cfg.voxel_m)
-        lap("voxel")
-        clusters = self.segmenter.segment(points)
-        lap("segment")
-        views = [DepthView.from_frame(d, f.K, f.T_world_camera) for f, d in zip(frames, depths)]
-        T_world_tcp = np.asarray(obs.T_world_tcp, dtype=float)
-        results = self._pose_objects(clusters, views, T_world_tcp, notes)
-        objects = {}
-        for name in self.models:
-            res = results.get(name)
-            objects[name] = self._estimated(name, res, obs, T_world_tcp, notes)
-        lap("pose")
-        closed = obs.gripper_width_m < self.robot.gripper_max_width_m - cfg.held_max_gap_m
-        unknown = self._unknown(points, objects, notes, T_world_tcp[:3, 3] if closed else None)
-        lap("unknown")
-        timings["total"] = time.perf_counter() - t_start
-        log.debug("reconstruction timings %s", {k: round(v, 4) for k, v in timings.items()})
-        return SceneEstimate(objects=objects, unknown=tuple(unknown), timings_s=timings, notes=tuple(notes),
-                             table=table)
+                if per_frame:
+                    issues.append(Issue("table", "", table.note))
+            clear, low = [], []
+            for fp, lp in zip(per_frame, lows):
+                # Table noise must not become objects: a point is clear of the table only beyond
+                # table_clearance_sigma times this camera's measured table noise at the point's range.
+                noise = table_noise_per_m2(table, lp.points, fp.origin)
+                r2 = (fp.x - fp.origin[0]) ** 2 + (fp.y - fp.origin[1]) ** 2 + (fp.z - fp.origin[2]) ** 2
+                clearance = np.maximum(np.float32(cfg.table_clearance_m),
+                                       np.float32(cfg.table_clearance_sigma * noise) * r2)
+                height = table.signed_distance_xyz(fp.x, fp.y, fp.z)
+                clear.append(fp.select(height > clearance))
+                low.append(fp.select((height > cfg.table_clearance_m) & (height <= clearance)))
+        return table, PointSet.concatenate(clear), PointSet.concatenate(low)
 
     # ------------------------------------------------------------------ named objects
     def _label(self, model: ObjectModel) -> int:
         if isinstance(self.segmenter, ColorDbscanSegmenter) and model.chromatic:
             return self.segmenter.label_of(model.rgba[:3])
-        return -1
+        return NEUTRAL
 
-    def _pose_objects(self, clusters, views, T_world_tcp, notes) -> dict[str, PoseResult]:
+    def _color_mask(self, model: ObjectModel):
+        """image window (h, w, 3) uint8 -> mask of the model's color label, or None when color cannot tell."""
+        label = self._label(model)
+        if label == NEUTRAL:
+            return None
+        refs, max_dist = self.segmenter.references, self.segmenter.max_color_dist
+
+        def mask(rgb: np.ndarray) -> np.ndarray:
+            h, w = rgb.shape[:2]
+            labels = color_labels(rgb.reshape(-1, 3).astype(np.float64) / 255.0, refs, max_dist)
+            return (labels == label).reshape(h, w)
+
+        return mask
+
+    def _with_low_points(self, cluster: Cluster, low: PointSet, low_labels: np.ndarray | None) -> Cluster:
+        """The cluster plus the low points (near the table, within its noise) under its footprint: the bottom
+        of an object's sides, which the table cut removed, still helps its pose."""
+        if len(low) == 0:
+            return cluster
+        lo, hi = cluster.bounds
+        margin = 0.005 if cluster.label != NEUTRAL else 0.0
+        xy = low.points[:, :2]
+        inside = np.all((xy >= lo[:2] - margin) & (xy <= hi[:2] + margin), axis=1)
+        if low_labels is not None:
+            inside &= low_labels == cluster.label
+        if not inside.any():
+            return cluster
+        return Cluster(PointSet.concatenate([cluster.points, low.subset(inside)]), cluster.label)
+
+    def _pose_objects(self, clusters, low: PointSet, views, T_world_tcp, reasons, table) -> dict[str, PoseResult]:
         cfg = self.config
         used: set[int] = set()
         results: dict[str, PoseResult] = {}
+        low_labels = None
+        if isinstance(self.segmenter, ColorDbscanSegmenter) and len(low):
+            low_labels = color_labels(low.colors, self.segmenter.references, self.segmenter.max_color_dist)
         # Objects with a distinctive color first: their clusters are unambiguous; the neutral ones
         # (matched by size and shape) then choose among what is left.
         order = sorted(self.models, key=lambda n: (not self.models[n].chromatic, n))
@@ -165,28 +251,40 @@ class Reconstructor:
             model = self.models[name]
             cands = candidate_clusters(model, self._label(model), clusters, used, cfg.pose.max_candidates)
             if not cands:
-                notes.append(f"'{name}': no candidate cluster ({'color' if model.chromatic else 'size'} match)")
+                reasons[name] = f"no candidate cluster ({'color' if model.chromatic else 'size'} match)"
                 continue
             best, best_idx = None, None
+            color_mask = self._color_mask(model)
+            last = self._last_pose.get(name) if cfg.track else None
             for cluster, idx in cands:
-                res = self.pose_estimator.estimate(model, cluster, views, T_world_tcp)
+                cluster = self._with_low_points(cluster, low, low_labels)
+                prior = None
+                if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
+                    prior = last.matrix()
+                res = self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
+                                                   table.d, color_mask, prior)
                 if res is not None and (best is None or res.fitness > best.fitness):
                     best, best_idx = res, idx
                 if best is not None and best.fitness >= cfg.pose.good_fitness:
                     break
             if best is None:
-                notes.append(f"'{name}': too few points to register")
+                reasons[name] = "too few points to register"
                 continue
             results[name] = best
             if best.fitness >= cfg.min_fitness:
                 used.update(best_idx)
         return results
 
-    def _estimated(self, name: str, res: PoseResult | None, obs, T_world_tcp, notes) -> EstimatedObject:
+    def _estimated(self, name: str, res: PoseResult | None, obs, T_world_tcp, reasons, notes,
+                   issues) -> EstimatedObject:
         cfg = self.config
         if res is None or res.fitness < cfg.min_fitness:
+            why = reasons.get(name, "not seen")
             if res is not None:
-                notes.append(f"'{name}': best match fitness {res.fitness:.2f} < {cfg.min_fitness}; not found")
+                why = f"best match fitness {res.fitness:.2f} < min_fitness {cfg.min_fitness}"
+            message = f"'{name}': not found ({why})"
+            notes.append(message)
+            issues.append(Issue("missing", name, message))
             pose = self._last_pose.get(name, Pose.identity())
             return EstimatedObject(name, pose, 0.0 if res is None else res.fitness, False,
                                    0 if res is None else res.n_points)
@@ -196,14 +294,20 @@ class Reconstructor:
         gap = np.linalg.norm(res.T_world_object[:3, 3] - T_world_tcp[:3, 3])
         closed = obs.gripper_width_m < self.robot.gripper_max_width_m - cfg.held_max_gap_m
         held = bool(closed and gap < max(0.03, 0.5 * model.geometry.diameter))
+        confidence = float(res.fitness * min(1.0, res.coverage / cfg.full_coverage))
         if held and res.fitness < 0.8:
             notes.append(f"'{name}': held, partly hidden by the fingers (fitness {res.fitness:.2f})")
+        elif confidence < cfg.low_confidence:
+            message = (f"'{name}': low confidence {confidence:.2f} (fitness {res.fitness:.2f}, coverage "
+                       f"{res.coverage:.2f}, {res.n_points} points); the pose may be wrong")
+            notes.append(message)
+            issues.append(Issue("low_confidence", name, message))
         return EstimatedObject(name, pose, res.fitness, True, res.n_points, res.rmse_m, res.coverage, held,
-                               res.source)
+                               res.source, confidence, res.resting)
 
     # ------------------------------------------------------------------ clutter
-    def _unknown(self, points: PointSet, objects: dict[str, EstimatedObject], notes,
-                 closed_tcp_xyz: np.ndarray | None) -> list:
+    def _unknown(self, points: PointSet, objects: dict[str, EstimatedObject], table: TablePlane, views, notes,
+                 issues, closed_tcp_xyz: np.ndarray | None) -> list[UnknownObject]:
         cfg = self.config
         if len(points) == 0:
             return []
@@ -211,26 +315,41 @@ class Reconstructor:
         surfaces = []
         for name, est in objects.items():
             if est.found:
+                # the dense registration samples (<= 5 mm apart): the catalog's 3000 samples leave gaps of ~1 cm
+                # on a large model (the tray), where its own points would look unexplained
                 T = est.pose.matrix()
-                surfaces.append(self.models[name].points @ T[:3, :3].T + T[:3, 3])
-        if surfaces:
-            dist, _ = cKDTree(np.concatenate(surfaces)).query(points.points, distance_upper_bound=cfg.explain_m)
+                surface = self.pose_estimator.prepare(self.models[name]).dense_points
+                surfaces.append(surface @ T[:3, :3].T + T[:3, 3])
+        forbidden = np.concatenate(surfaces) if surfaces else None
+        if forbidden is not None:
+            dist, _ = cKDTree(forbidden).query(points.points, distance_upper_bound=cfg.explain_m)
             keep = ~np.isfinite(dist)
         rest = points.subset(keep)
         if len(rest) < cfg.clutter_min_points:
             return []
         ids = dbscan(rest.points, cfg.cluster_eps_m, cfg.cluster_min_points)
+        groups = [np.flatnonzero(ids == k) for k in range(ids.max(initial=-1) + 1)]
+        groups = [g for g in groups if len(g) >= cfg.clutter_min_points]
+        # named in a stable order (by position on a 2 cm grid), so an unchanged obstacle keeps its name
+        groups.sort(key=lambda g: tuple(np.round(rest.points[g, :2].mean(axis=0) / 0.02).astype(int)))
         out = []
-        for k in range(ids.max(initial=-1) + 1):
-            members = np.flatnonzero(ids == k)
-            if len(members) < cfg.clutter_min_points:
+        for members in groups:
+            # A phantom (a blob of table noise, flying pixels one camera saw) is seen through by the others;
+            # a real object is not: it hides what is behind it.
+            through, n_checked = seen_through(rest.points[members], views, cfg.phantom_tol_m)
+            if n_checked >= cfg.clutter_min_points and through > cfg.phantom_max_seen_through:
+                notes.append(f"unknown cluster of {len(members)} points at "
+                             f"{np.round(rest.points[members].mean(axis=0), 3).tolist()}: the other cameras see "
+                             f"through {through:.0%} of it; dropped as a phantom")
                 continue
-            spec = hull_object(f"clutter_{len(out)}", rest.subset(members), cfg.clutter_rest_height_m)
-            if spec is None:
-                notes.append(f"unknown cluster of {len(members)} points is too flat for a hull; skipped")
+            obj = self.mesher.mesh(f"clutter_{len(out)}", rest.subset(members), table, forbidden)
+            if obj is None:
+                notes.append(f"unknown cluster of {len(members)} points is too flat for an obstacle; skipped")
                 continue
-            if closed_tcp_xyz is not None and np.linalg.norm(np.asarray(spec.pose.xyz) - closed_tcp_xyz) < 0.05:
-                notes.append(f"{spec.name}: an unknown object between the closed fingers (held?); kept as a fixed "
-                             "obstacle")
-            out.append(spec)
+            if closed_tcp_xyz is not None and np.linalg.norm(np.asarray(obj.centroid) - closed_tcp_xyz) < 0.05:
+                message = (f"{obj.name}: an unknown object between the closed fingers (held?); kept as a fixed "
+                           "obstacle")
+                notes.append(message)
+                issues.append(Issue("held_unknown", obj.name, message))
+            out.append(obj)
         return out

@@ -166,12 +166,16 @@ class RobotFilter:
         with np.errstate(invalid="ignore"):
             return np.isfinite(robot) & (np.isnan(depth_m) | (depth_m >= robot - self.depth_tol_m))
 
+    def masks(self, frames, joint_pos_rad, gripper_width_m: float) -> list[np.ndarray]:
+        """Each frame's robot mask (see mask) with the arm at the given state."""
+        self.set_state(joint_pos_rad, gripper_width_m)
+        return [self.mask(np.asarray(f.depth_m, dtype=np.float32), f.K, f.T_world_camera, f.name) for f in frames]
+
     def masked_depths(self, frames, joint_pos_rad, gripper_width_m: float) -> list[np.ndarray]:
         """Each frame's depth with robot pixels set to NaN."""
-        self.set_state(joint_pos_rad, gripper_width_m)
         out = []
-        for f in frames:
+        for f, m in zip(frames, self.masks(frames, joint_pos_rad, gripper_width_m)):
             depth = np.array(f.depth_m, dtype=np.float32, copy=True)
-            depth[self.mask(depth, f.K, f.T_world_camera, f.name)] = np.nan
+            depth[m] = np.nan
             out.append(depth)
         return out

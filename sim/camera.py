@@ -1,4 +1,11 @@
-"""Pinhole RGB-D cameras on a PyBullet client: intrinsics, OpenCV-frame poses, rendering with depth noise."""
+"""Pinhole RGB-D cameras on a PyBullet client: intrinsics, OpenCV-frame poses, rendering with a sensor model.
+
+The sensor model stands in for an active-stereo RGB-D camera (RealSense D4xx class) so that the lab's frames are
+as imperfect as a real one's: axial noise that grows with z^2 and is spatially correlated (the stereo matcher's
+window), depth quantised to the sensor's output unit, no return or "flying" depths mixed from fore- and
+background at depth discontinuities, random dropout, and a little RGB noise. Every part is off unless the
+camera's fields ask for it and an rng is passed (the twin's own renders stay exact).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
+from scipy import ndimage
 
 from sim.scene import SpecError
 
@@ -16,6 +24,11 @@ log = logging.getLogger(__name__)
 
 # OpenCV optical frame (x right, y down, z forward) -> OpenGL camera frame (x right, y up, z backward).
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+# A 3x3 neighbourhood whose depths span more than this straddles a discontinuity (an object's silhouette, or a
+# surface seen at a grazing angle): where stereo matching mixes fore- and background or finds nothing.
+DEPTH_EDGE_JUMP_M = 0.02
+_FRACTIONS = ("depth_dropout", "depth_edge_dropout", "depth_flying_pixels")
+_NOISE_FIELDS = ("depth_noise_m", "depth_noise_corr_px", "depth_quant_m", "rgb_noise")
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,13 @@ class CameraSpec:
     T_world_camera: tuple[float, ...]
     near_m: float = 0.05
     far_m: float = 3.0
-    depth_noise_m: float = 0.0   # std at 1 m; grows with z^2 like structured-light sensors
-    depth_dropout: float = 0.0   # fraction of pixels with no return
+    depth_noise_m: float = 0.0        # axial std at 1 m; grows with z^2 (stereo: sigma_z = z^2 sigma_disp / (f b))
+    depth_dropout: float = 0.0        # fraction of pixels with no return, anywhere in the image
+    depth_noise_corr_px: float = 0.0  # spatial correlation of that noise: Gaussian sigma in pixels (0: white)
+    depth_quant_m: float = 0.0        # output unit of the depth (RealSense z16: 1 mm); 0: continuous
+    depth_edge_dropout: float = 0.0   # fraction of depth-discontinuity pixels with no return
+    depth_flying_pixels: float = 0.0  # fraction of them that return a depth between fore- and background
+    rgb_noise: float = 0.0            # std of the RGB noise in 8-bit levels
 
     def __post_init__(self) -> None:
         T = np.asarray(self.T_world_camera, dtype=float)
@@ -54,6 +72,17 @@ class CameraSpec:
             raise SpecError(f"camera '{self.name}': width, height, fx, fy must be > 0")
         if not 0 < self.near_m < self.far_m:
             raise SpecError(f"camera '{self.name}': need 0 < near_m < far_m")
+        for key in _NOISE_FIELDS + _FRACTIONS:
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+                raise SpecError(f"camera '{self.name}': field '{key}': expected a number >= 0, got {value!r}")
+            object.__setattr__(self, key, float(value))
+        for key in _FRACTIONS:
+            if getattr(self, key) > 1:
+                raise SpecError(f"camera '{self.name}': field '{key}': expected a fraction in [0, 1], "
+                                f"got {getattr(self, key)!r}")
+        if self.depth_edge_dropout + self.depth_flying_pixels > 1:
+            raise SpecError(f"camera '{self.name}': depth_edge_dropout + depth_flying_pixels must be <= 1")
 
     @property
     def K(self) -> np.ndarray:
@@ -97,7 +126,7 @@ class CameraSpec:
             except (TypeError, ValueError):
                 raise SpecError(f"{where}: field '{key}': expected a number, got {d[key]!r}") from None
 
-        extra = {k: number(k) for k in ("near_m", "far_m", "depth_noise_m", "depth_dropout") if k in d}
+        extra = {k: number(k) for k in ("near_m", "far_m", *_NOISE_FIELDS, *_FRACTIONS) if k in d}
         width, height = number("width", int), number("height", int)
         has_k = all(k in d for k in ("fx", "fy", "cx", "cy"))
         if not has_k and "fov_deg" not in d:
@@ -127,7 +156,12 @@ class CameraSpec:
     def to_dict(self) -> dict:
         return {"name": self.name, "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy,
                 "cx": self.cx, "cy": self.cy, "T_world_camera": list(self.T_world_camera), "near_m": self.near_m,
-                "far_m": self.far_m, "depth_noise_m": self.depth_noise_m, "depth_dropout": self.depth_dropout}
+                "far_m": self.far_m, **{k: getattr(self, k) for k in (*_NOISE_FIELDS, *_FRACTIONS)}}
+
+    @property
+    def has_sensor_model(self) -> bool:
+        """Whether any imperfection is switched on (render_rgbd applies them only when given an rng)."""
+        return any(getattr(self, k) > 0 for k in (*_NOISE_FIELDS, *_FRACTIONS))
 
     def view_matrix_gl(self) -> list[float]:
         T_world_gl = self.T_world_camera_matrix @ _CV_TO_GL
@@ -167,7 +201,7 @@ def load_fast_renderer(client: int) -> int:
 
 def render_rgbd(client: int, cam: CameraSpec, rng: np.random.Generator | None = None,
                 renderer: int = p.ER_TINY_RENDERER, segmentation: bool = True) -> RGBD:
-    """Render the client's scene. With rng and cam.depth_noise_m > 0 the depth gets sensor-like noise.
+    """Render the client's scene; with an rng, the camera's sensor model (apply_sensor_model) is applied.
 
     segmentation=False skips the mask pass (~10-15 ms of a ~50 ms EGL frame on 2 cores); seg is then None.
     """
@@ -183,11 +217,60 @@ def render_rgbd(client: int, cam: CameraSpec, rng: np.random.Generator | None = 
     if segmentation:
         seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)
         body = np.where(seg >= 0, seg & ((1 << 24) - 1), -1).astype(np.int32)
-    if rng is not None and cam.depth_noise_m > 0:
-        depth = depth + rng.normal(0.0, 1.0, depth.shape).astype(np.float32) * cam.depth_noise_m * depth**2
-    if rng is not None and cam.depth_dropout > 0:
-        depth[rng.random(depth.shape) < cam.depth_dropout] = np.nan
+    if rng is not None and cam.has_sensor_model:
+        rgb, depth = apply_sensor_model(rgb, depth, cam, rng)
     return RGBD(rgb, depth, body)
+
+
+def _unit_noise_field(shape: tuple[int, int], corr_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-variance Gaussian noise, smoothed by a Gaussian of corr_px pixels (white if 0)."""
+    white = rng.standard_normal(shape, dtype=np.float32)
+    if corr_px <= 0:
+        return white
+    radius = int(4.0 * corr_px + 0.5)     # ndimage's default truncation
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / corr_px) ** 2)
+    k /= k.sum()
+    smooth = ndimage.gaussian_filter(white, corr_px, mode="reflect")
+    # a separable unit-sum kernel shrinks the variance of white noise by (sum k^2)^2
+    return smooth / np.float32(np.sum(k**2))
+
+
+def apply_sensor_model(rgb: np.ndarray, depth_m: np.ndarray, cam: CameraSpec, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """An active-stereo camera's imperfections on exact (rgb, depth_m); returns new arrays.
+
+    Order follows the sensor: discontinuities first (the matcher mixes fore- and background there, or rejects
+    the match), then axial noise sigma(z) = depth_noise_m * z^2 correlated over depth_noise_corr_px pixels,
+    then quantisation to the output unit, then dropout. NaN stays NaN (no return).
+    """
+    depth = np.array(depth_m, dtype=np.float32, copy=True)
+    finite = np.isfinite(depth)
+    if cam.depth_edge_dropout > 0 or cam.depth_flying_pixels > 0:
+        filled = np.where(finite, depth, np.float32(cam.far_m))
+        lo = ndimage.minimum_filter(filled, size=3, mode="nearest")
+        hi = ndimage.maximum_filter(filled, size=3, mode="nearest")
+        edge = (hi - lo > DEPTH_EDGE_JUMP_M) & finite
+        u = rng.random(depth.shape, dtype=np.float32)
+        flying = edge & (u < cam.depth_flying_pixels)
+        dropped = edge & (u >= cam.depth_flying_pixels) & (u < cam.depth_flying_pixels + cam.depth_edge_dropout)
+        mix = rng.random(depth.shape, dtype=np.float32)
+        depth = np.where(flying, lo + mix * (hi - lo), depth)
+        depth[dropped] = np.nan
+        # a flying depth behind the far plane (mixed with "no return") is no return either
+        depth[flying & (depth >= cam.far_m)] = np.nan
+    if cam.depth_noise_m > 0:
+        depth = depth + _unit_noise_field(depth.shape, cam.depth_noise_corr_px, rng) * (
+            np.float32(cam.depth_noise_m) * depth * depth)
+    if cam.depth_quant_m > 0:
+        depth = (np.round(depth / cam.depth_quant_m) * cam.depth_quant_m).astype(np.float32)
+    if cam.depth_dropout > 0:
+        depth[rng.random(depth.shape) < cam.depth_dropout] = np.nan
+    with np.errstate(invalid="ignore"):
+        depth[depth <= 0] = np.nan
+    if cam.rgb_noise > 0:
+        noisy = rgb.astype(np.float32) + rng.standard_normal(rgb.shape, dtype=np.float32) * np.float32(cam.rgb_noise)
+        rgb = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+    return rgb, depth.astype(np.float32)
 
 
 def project_points(cam: CameraSpec, pts_world) -> tuple[np.ndarray, np.ndarray]:

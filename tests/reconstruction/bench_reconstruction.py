@@ -1,4 +1,5 @@
-"""Reconstruction benchmark: accuracy and per-stage timings on random lab scenes (not a test; prints tables).
+"""Reconstruction micro-benchmark: accuracy and per-stage timings on random scenes rendered in-process (not a test;
+prints tables). The benchmark of record runs the shipped tasks through the sim lab: planner/recon_benchmark.py.
 
     python tests/reconstruction/bench_reconstruction.py --scenes 12
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         for name, obj in est.objects.items():
             dt, dr = pose_errors(obj.pose, shot.truth[name], models[name].symmetry)
             rows.append((k, name, obj.found, obj.fitness, obj.source, obj.n_points, dt * 1000, dr))
-        print(f"scene {k}: {len(scene.objects)} objects, {len(est.unknown)} clutter hulls, "
+        print(f"scene {k}: {len(scene.objects)} objects, {len(est.clutter)} unknown ({len(est.unknown)} parts), "
               f"total {est.timings_s['total'] * 1000:.0f} ms  notes: {list(est.notes)}")
     print("\nscene  object        found  fitness  hypothesis  points   err_mm  err_deg")
     for k, name, found, fit, src, n, dt, dr in rows:

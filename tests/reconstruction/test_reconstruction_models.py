@@ -1,4 +1,4 @@
-"""Object models from URDFs: primitives, meshes, origins, scale, PyBullet's inertial base frame."""
+"""Object models from URDFs: primitives, meshes, origins, scale, the root link's frame (sim's object frame)."""
 
 import numpy as np
 import pybullet as p
@@ -36,7 +36,7 @@ def test_tray_scale_applies_on_top_of_the_mesh_scale():
     assert not m.chromatic
 
 
-def test_primitives_origins_and_inertial_frame(tmp_path):
+def test_primitives_origins_in_the_link_frame(tmp_path):
     urdf = _write(tmp_path, """
       <link name="base">
         <inertial><origin xyz="0 0 0.1"/><mass value="1"/>
@@ -46,14 +46,40 @@ def test_primitives_origins_and_inertial_frame(tmp_path):
           <geometry><cylinder radius="0.02" length="0.1"/></geometry></visual>
       </link>""")
     g = load_geometry(urdf, 2.0)
-    # box: x in [-0.1, 0.1], z in [0.08, 0.12] in the link frame; the base frame is 0.1 m up -> z in [-0.02, 0.02];
+    # box: x in [-0.1, 0.1], z in [0.08, 0.12] in the link frame (the inertial origin does not move it);
     # cylinder along y (rolled), centred at x = 0.2; everything doubled by the scale
-    np.testing.assert_allclose(g.bounds[0], [-0.2, -0.1, -0.04], atol=2e-3)
-    np.testing.assert_allclose(g.bounds[1], [0.44, 0.1, 0.04], atol=2e-3)
+    np.testing.assert_allclose(g.bounds[0], [-0.2, -0.1, 0.16], atol=2e-3)
+    np.testing.assert_allclose(g.bounds[1], [0.44, 0.1, 0.24], atol=2e-3)
+    assert g.collision_mesh is None and g.support_mesh is g.mesh
 
 
-def test_geometry_matches_pybullet_body_frame(client):
-    """A URDF whose inertial origin is offset: our model, posed at PyBullet's base pose, covers its AABB."""
+def test_model_frame_is_the_frame_sim_poses_objects_in(client, tmp_path, panda_spec):
+    """An offset, rotated inertial origin: the model posed at World.object_pose sits where the body is."""
+    from sim.scene import ObjectSpec, SceneSpec
+    from sim.world import World
+
+    urdf = _write(tmp_path, """
+      <link name="base">
+        <inertial><origin xyz="0.03 0.01 0.0" rpy="0 0 0.5"/><mass value="0.2"/>
+          <inertia ixx="1e-4" ixy="0" ixz="0" iyy="1e-4" iyz="0" izz="1e-4"/></inertial>
+        <visual><origin xyz="0.02 0 0.02"/><geometry><box size="0.08 0.04 0.04"/></geometry></visual>
+        <collision><origin xyz="0.02 0 0.02"/><geometry><box size="0.08 0.04 0.04"/></geometry></collision>
+      </link>""")
+    pose = Pose.from_xyz_rpy_deg((0.5, 0.1, 0.0), (0, 0, 30))
+    world = World.from_scene(client, SceneSpec(panda_spec, (ObjectSpec("o", pose, urdf=urdf, fixed=True),)))
+    m = ObjectModel("o", urdf)
+    T = world.object_pose("o").matrix()
+    pts = m.points @ T[:3, :3].T + T[:3, 3]
+    lo, hi = world.object_aabb("o")
+    # PyBullet's AABB of a rotated child shape is loose but centred on it; the model's centre must match it
+    # (posed in the inertial frame instead, it would be ~3 cm off)
+    np.testing.assert_allclose((pts.min(axis=0) + pts.max(axis=0)) / 2, (lo + hi) / 2, atol=2e-3)
+    np.testing.assert_allclose(world.object_pose("o").position, pose.position, atol=1e-6)
+    np.testing.assert_allclose(m.geometry.collision_mesh.bounds, m.geometry.bounds, atol=1e-9)
+
+
+def test_tray_geometry_covers_its_pybullet_body(client):
+    """The tray (visual mesh, collision boxes): our model, posed where it was loaded, covers its AABB."""
     m = ObjectModel.from_catalog("tray", catalog()["tray"])
     body = p.loadURDF(m.urdf, (0.3, 0.1, 0.0), globalScaling=m.scale, physicsClientId=client)
     pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=client)

@@ -218,3 +218,15 @@ def test_objects_of_one_color_share_a_label():
     seg = ColorDbscanSegmenter([(0.85, 0.12, 0.10), (0.85, 0.12, 0.10), (0.5, 0.5, 0.55)])
     assert len(seg.references) == 1
     assert seg.label_of((0.42, 0.06, 0.05)) == 0 and seg.label_of((0.5, 0.5, 0.5)) == NEUTRAL
+
+
+def test_yaw_hypotheses_follow_the_declared_symmetry():
+    from reconstruction.models import ObjectModel
+
+    est = PoseEstimator()
+    cube = ObjectModel.from_catalog("b", catalog()["block_red"])
+    assert cube.symmetry == "cube"
+    np.testing.assert_allclose(est._yaws(cube), [0.0, 22.5, 45.0, 67.5])             # one 90 deg period
+    none = ObjectModel(cube.name, cube.urdf, symmetry="none")
+    assert len(est._yaws(none)) == 12 and est._yaws(none).max() == 330.0           # the whole turn, capped
+    assert list(est._yaws(ObjectModel(cube.name, cube.urdf, symmetry="cylinder"))) == [0.0]
