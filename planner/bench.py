@@ -11,6 +11,7 @@ import statistics
 import sys
 
 from planner.episode import reconstruct_once, run_task
+from planner.paths import config_path
 from planner.task import load_task
 
 STAGES = ("observe", "reconstruct", "sample_rollout", "render", "score", "execute")
@@ -61,10 +62,18 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.scoring_pool:
         scoring_pool_table(args.repeats)
         return 0
+    if args.reconstruction:
+        from planner.recon_benchmark import DEFAULT_TASKS, format_recon_table, run_recon_benchmark
+
+        tasks = args.tasks or [config_path("tasks", f"{t}.yaml") for t in DEFAULT_TASKS]
+        _print(format_recon_table(run_recon_benchmark(tasks, list(range(args.first_seed,
+                                                                          args.first_seed + args.seeds)))))
+        return 0
     if args.identification:
         identification_table(list(range(args.first_seed, args.first_seed + args.seeds)))
         return 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    args.tasks = args.tasks or [config_path("tasks", n) for n in ("stack_blocks.yaml", "pick_place_tray.yaml")]
     if not args.recon_only:
         _print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "
                f"{args.candidates or 16} candidates x 3 views; seconds per MPC step are medians over seeds")

@@ -9,7 +9,7 @@ import os
 import sys
 
 from planner.errors import TaskError
-from planner.paths import config_path
+from reconstruction.checks import FrameError
 from scoring import ScoringError
 from sim.scene import SpecError
 
@@ -85,15 +85,20 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from planner.episode import reconstruct_once
 
-    result = reconstruct_once(args.task, seed=args.seed)
+    result = reconstruct_once(args.task, seed=args.seed, export_dir=args.export)
     if not args.json:
         for o in result["objects"]:
             if o["found"]:
                 print(f"{o['name']:16s} t_err {o['t_err_mm']:7.2f} mm   r_err {o['r_err_deg']:6.2f} deg   "
-                      f"fitness {o['fitness']:.2f}", file=sys.stderr)
+                      f"confidence {o['confidence']:.2f} ({o['status']})", file=sys.stderr)
             else:
                 print(f"{o['name']:16s} NOT FOUND", file=sys.stderr)
+        for issue in result["issues"]:
+            print(f"issue: {issue['kind']} {issue['subject']}: {issue['message']}", file=sys.stderr)
         print(f"time {result['time_s']:.3f} s, {result['n_unknown']} unknown obstacle(s)", file=sys.stderr)
+    if result["export"]:
+        print(f"twin exported to {args.export} (python {os.path.join(args.export, 'load_scene.py')} --gui)",
+              file=sys.stderr)
     else:
         print(json.dumps({"objects": [{k: o[k] for k in ("name", "t_err_mm", "r_err_deg")} for o in result["objects"]],
                           "time_s": result["time_s"]}), flush=True)
@@ -153,11 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--task", required=True)
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--json", action="store_true")
+    rec.add_argument("--export", default=None, metavar="DIR", help="write the estimated twin: scene.json, one URDF "
+                     "per object with OBJ meshes, and load_scene.py for plain PyBullet")
     rec.set_defaults(func=cmd_reconstruct)
 
     bench = sub.add_parser("bench", help="success rate and per-stage timings over seeds (prints tables)")
-    bench.add_argument("--tasks", nargs="+", default=[config_path("tasks", "stack_blocks.yaml"),
-                                                      config_path("tasks", "pick_place_tray.yaml")])
+    bench.add_argument("--tasks", nargs="+", default=None, help="task files (default: stack_blocks and "
+                       "pick_place_tray; with --reconstruction all five shipped tasks)")
     bench.add_argument("--seeds", type=int, default=10, help="number of seeds per task (default 10)")
     bench.add_argument("--first-seed", type=int, default=0)
     bench.add_argument("--scorer", default="simjudge")
@@ -166,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--candidates", type=int, default=None)
     bench.add_argument("--scoring-pool", action="store_true", help="only the agent-pool benchmark (stub server, "
                        "Ray pool vs serial, a killed actor, the answer cache)")
+    bench.add_argument("--reconstruction", action="store_true", help="only the reconstruction benchmark: per object "
+                       "errors, time per scene, clutter Chamfer, twin settling (default: all five shipped tasks)")
     bench.add_argument("--identification", action="store_true", help="only the mass/friction identification "
                        "benchmark (configs/tasks/ident_blocks.yaml, 8 mass/friction cases per seed)")
     bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
-    except (TaskError, SpecError, ScoringError) as exc:
+    except (TaskError, SpecError, ScoringError, FrameError) as exc:
         # bad input (task, camera, robot, views or scoring config, an unknown --scorer): the message names
         # the file and the field; no traceback
         print(f"antigrounding: error: {exc}", file=sys.stderr)

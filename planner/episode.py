@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.components import build_reconstructor, build_renderer, build_scorer
+from planner.components import build_reconstructor, build_renderer, build_scorer, physics_priors
 from planner.errors import RunAborted
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.report import write_report
 from planner.runlog import RunLog
 from planner.task import LoadedTask, load_task
+from reconstruction.export import export_scene
 from robot_io.errors import RobotError
 from robot_io.sim_robot import LabEvaluator, SimRobot, launch_lab
 from sim.geometry import Pose, rotation_error_deg
@@ -114,8 +115,11 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     return RunOutcome(task.name, seed, success, steps, elapsed, scorer_name, runlog.path, stage, error)
 
 
-def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = None) -> dict:
-    """Observe the lab once, reconstruct, and compare with the lab's truth (evaluation only)."""
+def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = None,
+                     export_dir: str | None = None) -> dict:
+    """Observe the lab once, reconstruct, and compare with the lab's truth (evaluation only).
+
+    export_dir: also write the estimated twin there (scene.json, URDFs + meshes, load_scene.py)."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
     with launch_lab(loaded.lab, seed) as lab:
@@ -125,7 +129,13 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
             start = time.perf_counter()
             estimate = reconstructor.update(obs)
             elapsed = time.perf_counter() - start
+            exported = None
+            if export_dir is not None:
+                scene = estimate.to_scene(task.robot, obs.joint_pos_rad, obs.gripper_width_m, reconstructor.models,
+                                          physics_priors(task))
+                exported = export_scene(scene, export_dir, estimate)
         truth = LabEvaluator(lab.host, lab.port).truth()
+    report = estimate.report()
     objects = []
     for name, asset in task.objects.items():
         est = estimate.objects.get(name)
@@ -136,6 +146,8 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
         t_err = float(np.linalg.norm(est.pose.position - true_pose.position)) * 1000.0
         r_err = rotation_error_deg(est.pose.rotation(), true_pose.rotation(), asset.symmetry)
         objects.append({"name": name, "found": True, "t_err_mm": round(t_err, 2), "r_err_deg": round(r_err, 2),
-                        "fitness": round(float(est.fitness), 3)})
-    return {"objects": objects, "time_s": round(elapsed, 3), "n_unknown": len(estimate.unknown),
+                        "fitness": round(float(est.fitness), 3), "status": report["objects"][name]["status"],
+                        "confidence": report["objects"][name]["confidence"]})
+    return {"objects": objects, "time_s": round(elapsed, 3), "n_unknown": len(estimate.clutter),
+            "issues": report["issues"], "export": exported,
             "timings_s": {k: round(v, 3) for k, v in getattr(estimate, "timings_s", {}).items()}}

@@ -129,11 +129,11 @@ class MPCPlanner:
         else:
             self.world.update_scene(scene)
         self.world.step(self.config.settle_steps)
+        report = estimate.report()
         summary = {
-            "objects": {n: {"found": o.found, "fitness": o.fitness, "xyz": list(o.pose.xyz) if o.found else None}
-                        for n, o in estimate.objects.items()},
-            "n_unknown": len(estimate.unknown) - len(at_hand), "held": self.held, "last_seen_pose_used": stale,
-            "timings_s": getattr(estimate, "timings_s", {}),
+            "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
+            "n_unknown": len(estimate.clutter), "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
+            "held": self.held, "last_seen_pose_used": stale, "timings_s": getattr(estimate, "timings_s", {}),
         }
         return self.world, summary
 

@@ -31,6 +31,12 @@ def _fmt(v, digits: int = 2) -> str:
     return html.escape(str(v))
 
 
+def _status(o: dict) -> str:
+    """An object's reconstruction status (older logs have only 'found')."""
+    status = o.get("status") or ("ok" if o.get("found") else "missing")
+    return {"ok": "found", "missing": "MISSING", "low_confidence": "LOW CONFIDENCE"}.get(status, status)
+
+
 def _identification_html(rec: dict) -> str:
     e = html.escape
     rows = []
@@ -81,10 +87,13 @@ def _step_html(rec: dict) -> str:
         parts.append(f"<div class='ev'>{e(rec['note'])}</div>")
     recon = rec.get("reconstruction", {})
     if recon:
-        objs = ", ".join(f"{e(n)}: {'found' if o.get('found') else 'MISSING'} (fitness {_fmt(o.get('fitness'))})"
+        objs = ", ".join(f"{e(n)}: {_status(o)} (confidence {_fmt(o.get('confidence'))})"
                          for n, o in recon.get("objects", {}).items())
         parts.append(f"<p class='t'>twin: {objs}; {recon.get('n_unknown', 0)} unknown obstacle(s)"
                      f"{'; holding ' + e(recon['held']) if recon.get('held') else ''}</p>")
+    for issue in recon.get("issues", []):
+        parts.append(f"<p class='t bad'>reconstruction: {e(issue.get('kind', ''))} {e(issue.get('subject', ''))}: "
+                     f"{e(issue.get('message', ''))}</p>")
     parts.append("<div class='views'>")
     for view, path in rec.get("images", {}).items():
         conf = rec.get("view_confidence", {}).get(view)
