@@ -20,6 +20,18 @@ BASE_EVIDENCE = dict(
 )
 
 
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def direct_localhost(monkeypatch):
+    """Clients talk to the stub on 127.0.0.1 directly, whatever proxy this machine has."""
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def evidence():
     def make(cid, **overrides):

@@ -19,16 +19,11 @@ from scoring.schema import answer_schema, parse_answer
 from scoring.stub_server import ANTHROPIC_PATH, StubVLMServer, make_stub_request, unused_base_url
 
 PLANTED_KEY = "sk-ant-planted-0123456789-NEVER-SHOW-THIS"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch):
-    # Talk to 127.0.0.1 directly whatever proxy this machine has, and with a key that must never show.
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+def environment(monkeypatch, direct_localhost):
+    # A key that must never show.
     for var in ("ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY", PLANTED_KEY)

@@ -17,15 +17,10 @@ from scoring.stub_server import OPENAI_PATH, StubVLMServer, make_stub_request, u
 
 PLANTED_KEY = "sk-planted-9876543210-NEVER-SHOW-THIS"
 CONFIG_KEY = "cfg-key-5555-NEVER-SHOW-THIS-EITHER"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch):
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+def environment(monkeypatch, direct_localhost):
     for var in ("OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
