@@ -99,8 +99,14 @@ def test_fields_are_validated_and_round_trip():
 
 def test_shipped_cameras_model_a_realsense_class_sensor():
     """The lab cameras' std at their ~1.05 m working distance is ~5 mm (D435 at this resolution)."""
-    from recon_scenes import lab_cameras
+    import os
 
-    for cam in lab_cameras():
+    import yaml
+
+    cams_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "configs", "cameras")
+    for name in ("front", "left", "right"):
+        with open(os.path.join(cams_dir, f"{name}.yaml")) as fh:
+            cam = CameraSpec.from_dict(yaml.safe_load(fh), name)
         assert 0.002 <= cam.depth_noise_m <= 0.008 and cam.depth_quant_m == 0.001
         assert cam.depth_noise_corr_px > 0 and cam.depth_flying_pixels > 0 and cam.depth_edge_dropout > 0
