@@ -43,6 +43,7 @@ HELD_MAX_DIST_M = 0.05       # a found object this close to a closed gripper's T
 HELD_MIN_WIDTH_M = 0.008     # a closed gripper wider than this has something between its fingers
 HELD_SLIP_M = 0.03           # a held object seen farther than this from its place in the hand is not held
 MAX_RELEASE_DROP_M = 0.04    # a release from higher than this is vetoed while another candidate is clean
+MAX_SILENT_STEPS = 3           # consecutive steps in which no agent answered before the run is aborted
 IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
 
@@ -298,6 +299,7 @@ class MPCPlanner:
         max_steps = max_steps or self.task.max_steps
         start = time.perf_counter()
         believed = False
+        silent = 0   # consecutive steps without one valid agent answer: a dead backend, a bad key, a wrong URL
         try:
             if self.task.identify:
                 self.identify()
@@ -315,6 +317,14 @@ class MPCPlanner:
                 self.steps_done += 1
                 if self.on_step is not None:
                     self.on_step(record)
+                silent = silent + 1 if record.get("M_prime") == 0 else 0
+                if silent >= MAX_SILENT_STEPS:
+                    msg = (f"no agent answered in {silent} steps in a row; the arm held still. Last: "
+                           f"{record.get('hold_reason')}")
+                    self.runlog.append({"type": "event", "step": k, "message": msg})
+                    raise RunAborted(msg)
+        except RunAborted:
+            raise
         except ConnectionLostError as exc:
             msg = f"robot connection lost at step {self.steps_done}: {exc}"
             self.runlog.append({"type": "event", "step": self.steps_done, "message": msg})

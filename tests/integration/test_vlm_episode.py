@@ -3,7 +3,8 @@ real planner, against a stub API server on 127.0.0.1 (the one fake, at the machi
 
 - A planted API key never reaches any file the run writes, the CLI's output or the answer cache, even when
   the server fails and echoes the credential back in its error.
-- When every agent fails, the step executes nothing, the arm holds still, and the log says why.
+- When every agent fails, the step executes nothing, the arm holds still, and the log says why; three such
+  steps in a row end the run with that reason.
 """
 
 from __future__ import annotations
@@ -84,18 +85,21 @@ def test_when_every_agent_fails_the_arm_holds_still_and_the_log_says_why(tmp_pat
             "views: [front, top, side]\n"
             f"backends:\n  openai: {{base_url: '{srv.openai_base_url}', timeout_s: 5, max_retries: 1, "
             "backoff_s: 0.1}\n")
-        proc = _run(["run", "--task", TASK, "--seed", "0", "--scoring-config", str(config), "--max-steps", "2",
+        proc = _run(["run", "--task", TASK, "--seed", "0", "--scoring-config", str(config), "--max-steps", "5",
                      "--out", str(tmp_path / "runs"), "--no-ray", "--json"], _env())
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        # three silent steps in a row end the run: exit 2, the reason on stderr and in the log
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "no agent answered in 3 steps in a row" in proc.stderr
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert len(srv.requests) == 2 * 2 * 3 * 2      # steps x agents x views x (first try + one retry)
-    steps = [r for r in _records(summary["run_dir"]) if r.get("type") == "step"]
-    assert len(steps) == 2
+        assert len(srv.requests) == 3 * 2 * 3 * 2      # steps x agents x views x (first try + one retry)
+    records = _records(summary["run_dir"])
+    steps = [r for r in records if r.get("type") == "step"]
+    assert len(steps) == 3 and "no agent answered" in records[-1]["error"]
     for step in steps:
         assert step["chosen"] is None and "execute" not in step
         assert step["M_prime"] == 0
         assert "all 6 agent calls failed" in step["hold_reason"] and "500" in step["hold_reason"]
     # nothing was sent, so the arm is where it was
-    assert np.allclose(steps[0]["tcp_xyz"], steps[1]["tcp_xyz"], atol=1e-3)
+    assert np.allclose(steps[0]["tcp_xyz"], steps[-1]["tcp_xyz"], atol=1e-3)
     with open(os.path.join(summary["run_dir"], "report.html"), encoding="utf-8") as fh:
         assert "No candidate executed" in fh.read()
