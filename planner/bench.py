@@ -10,7 +10,7 @@ import os
 import statistics
 import sys
 
-from planner.episode import reconstruct_once, run_task
+from planner.episode import run_task
 from planner.paths import config_path
 from planner.task import load_task
 
@@ -22,25 +22,11 @@ def _print(line: str = "") -> None:
 
 
 def recon_table(tasks: list[str], seeds: list[int]) -> None:
+    """Per object errors, time per scene, clutter Chamfer and twin settling (planner/recon_benchmark.py)."""
+    from planner.recon_benchmark import format_recon_table, run_recon_benchmark
+
     _print("\nReconstruction (one observation per seed; errors symmetry-aware, vs the lab's truth)")
-    _print(f"{'task':18s} {'object':14s} {'found':>7s} {'t_err mm med':>13s} {'p95':>7s} {'r_err deg med':>14s} "
-           f"{'p95':>7s} {'time s med':>11s}")
-    for path in tasks:
-        loaded = load_task(path)
-        rows: dict[str, list[dict]] = {}
-        times = []
-        for seed in seeds:
-            res = reconstruct_once(path, seed, loaded=loaded)
-            times.append(res["time_s"])
-            for o in res["objects"]:
-                rows.setdefault(o["name"], []).append(o)
-        for name, rs in rows.items():
-            found = [r for r in rs if r["found"]]
-            t = sorted(r["t_err_mm"] for r in found) or [float("nan")]
-            r = sorted(r["r_err_deg"] for r in found) or [float("nan")]
-            p95 = lambda v: v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]  # noqa: E731
-            _print(f"{loaded.planner.name:18s} {name:14s} {len(found):>3d}/{len(rs):<3d} {statistics.median(t):13.2f} "
-                   f"{p95(t):7.2f} {statistics.median(r):14.2f} {p95(r):7.2f} {statistics.median(times):11.3f}")
+    _print(format_recon_table(run_recon_benchmark(tasks, seeds)))
 
 
 def scoring_pool_table(repeats: int) -> None:
@@ -59,51 +45,48 @@ def identification_table(seeds: list[int]) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.scoring_pool:
         scoring_pool_table(args.repeats)
         return 0
     if args.reconstruction:
-        from planner.recon_benchmark import DEFAULT_TASKS, format_recon_table, run_recon_benchmark
+        from planner.recon_benchmark import DEFAULT_TASKS
 
-        tasks = args.tasks or [config_path("tasks", f"{t}.yaml") for t in DEFAULT_TASKS]
-        _print(format_recon_table(run_recon_benchmark(tasks, list(range(args.first_seed,
-                                                                          args.first_seed + args.seeds)))))
+        recon_table(args.tasks or [config_path("tasks", f"{t}.yaml") for t in DEFAULT_TASKS], seeds)
         return 0
     if args.identification:
-        identification_table(list(range(args.first_seed, args.first_seed + args.seeds)))
+        identification_table(seeds)
         return 0
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     args.tasks = args.tasks or [config_path("tasks", n) for n in ("stack_blocks.yaml", "pick_place_tray.yaml")]
-    if not args.recon_only:
-        _print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "
-               f"{args.candidates or 16} candidates x 3 views; seconds per MPC step are medians over seeds")
-        header = (f"{'task':18s} {'success':>8s} {'steps med':>9s} " + " ".join(f"{s:>14s}" for s in STAGES)
-                  + f" {'local/step':>11s}")
-        rows = []
-        for path in args.tasks:
-            loaded = load_task(path)
-            outcomes = []
-            for seed in seeds:
-                out = run_task(path, seed=seed, scorer=args.scorer, out_dir=os.path.join(args.out, loaded.planner.name),
-                               n_candidates=args.candidates, loaded=loaded)
-                outcomes.append(out)
-                print(f"  {loaded.planner.name} seed {seed}: {'success' if out.success else 'FAIL'} in {out.steps} "
-                      f"steps, {out.time_s:.1f} s{' (' + out.error + ')' if out.error else ''}", file=sys.stderr,
-                      flush=True)
-            per_step = {s: [] for s in STAGES}
-            for out in outcomes:
-                n = max(1, out.steps)
-                for s in STAGES:
-                    per_step[s].append(out.stage_time_s.get(s, 0.0) / n)
-            med = {s: statistics.median(v) for s, v in per_step.items()}
-            local = sum(v for s, v in med.items() if s != "score")
-            rate = sum(o.success for o in outcomes) / len(outcomes)
-            rows.append(f"{loaded.planner.name:18s} {rate:8.0%} {statistics.median([o.steps for o in outcomes]):9.1f} "
-                        + " ".join(f"{med[s]:14.3f}" for s in STAGES) + f" {local:11.3f}")
-        _print()
-        _print(header)
-        for row in rows:
-            _print(row)
-        _print("local/step = every stage but 'score' (VLM time); with simjudge 'score' is local too.")
+    _print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "
+           f"{args.candidates or 16} candidates x 3 views; seconds per MPC step are medians over seeds")
+    header = (f"{'task':18s} {'success':>8s} {'steps med':>9s} " + " ".join(f"{s:>14s}" for s in STAGES)
+              + f" {'local/step':>11s}")
+    rows = []
+    for path in args.tasks:
+        loaded = load_task(path)
+        outcomes = []
+        for seed in seeds:
+            out = run_task(path, seed=seed, scorer=args.scorer, out_dir=os.path.join(args.out, loaded.planner.name),
+                           n_candidates=args.candidates, loaded=loaded)
+            outcomes.append(out)
+            print(f"  {loaded.planner.name} seed {seed}: {'success' if out.success else 'FAIL'} in {out.steps} "
+                  f"steps, {out.time_s:.1f} s{' (' + out.error + ')' if out.error else ''}", file=sys.stderr,
+                  flush=True)
+        per_step = {s: [] for s in STAGES}
+        for out in outcomes:
+            n = max(1, out.steps)
+            for s in STAGES:
+                per_step[s].append(out.stage_time_s.get(s, 0.0) / n)
+        med = {s: statistics.median(v) for s, v in per_step.items()}
+        local = sum(v for s, v in med.items() if s != "score")
+        rate = sum(o.success for o in outcomes) / len(outcomes)
+        rows.append(f"{loaded.planner.name:18s} {rate:8.0%} {statistics.median([o.steps for o in outcomes]):9.1f} "
+                    + " ".join(f"{med[s]:14.3f}" for s in STAGES) + f" {local:11.3f}")
+    _print()
+    _print(header)
+    for row in rows:
+        _print(row)
+    _print("local/step = every stage but 'score' (VLM time); with simjudge 'score' is local too.")
     recon_table(args.tasks, seeds)
     return 0

@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _pool_options(args: argparse.Namespace):
-    from planner.episode import PoolOptions
+    from planner.components import PoolOptions
 
     use_ray = False if args.no_ray else (True if args.ray_address else None)
     cache = None if args.no_cache else (args.cache or os.path.join(args.out, "answer_cache.sqlite"))
@@ -71,9 +71,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         images, ids, subtask = parse_image_args(args.images or []), tuple(args.ids or ()), ""
     subtask = args.subtask or subtask or (task.subtasks[0].say if task.subtasks else task.instruction)
-    pool = _pool_options(args)
-    scorer, _ = build_scorer(args.scoring_config, args.scorer, use_ray=pool.use_ray, ray_address=pool.ray_address,
-                             cache_path=pool.cache_path)
+    scorer, _ = build_scorer(args.scoring_config, args.scorer, _pool_options(args))
     with scorer:
         table = score_images(scorer, task.instruction, subtask, ids, images)
     print(format_table(table), file=sys.stderr)
@@ -169,12 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-seed", type=int, default=0)
     bench.add_argument("--scorer", default="simjudge")
     bench.add_argument("--out", default="runs/bench")
-    bench.add_argument("--recon-only", action="store_true", help="only the reconstruction error table")
     bench.add_argument("--candidates", type=int, default=None)
     bench.add_argument("--scoring-pool", action="store_true", help="only the agent-pool benchmark (stub server, "
                        "Ray pool vs serial, a killed actor, the answer cache)")
-    bench.add_argument("--reconstruction", action="store_true", help="only the reconstruction benchmark: per object "
-                       "errors, time per scene, clutter Chamfer, twin settling (default: all five shipped tasks)")
+    bench.add_argument("--reconstruction", "--recon-only", dest="reconstruction", action="store_true",
+                       help="only the reconstruction benchmark: per object errors, time per scene, clutter Chamfer, "
+                       "twin settling (default: all five shipped tasks)")
     bench.add_argument("--identification", action="store_true", help="only the mass/friction identification "
                        "benchmark (configs/tasks/ident_blocks.yaml, 8 mass/friction cases per seed)")
     bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")

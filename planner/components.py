@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 
 from planner.errors import TaskError
 from planner.paths import config_path
@@ -20,11 +21,14 @@ DEFAULT_SCORING = config_path("scoring", "default.yaml")
 DEFAULT_VIEWS = config_path("views.yaml")
 
 
+def object_models(task: PlannerTask) -> dict[str, ObjectModel]:
+    """Only the objects' names and known models: never a pose or the lab's physics."""
+    return {name: ObjectModel(name=name, urdf=a.urdf, scale=a.scale, rgba=a.rgba, symmetry=a.symmetry)
+            for name, a in task.objects.items()}
+
+
 def build_reconstructor(task: PlannerTask) -> Reconstructor:
-    """Only the objects' names and known models go in: never a pose or the lab's physics."""
-    models = {name: ObjectModel(name=name, urdf=a.urdf, scale=a.scale, rgba=a.rgba, symmetry=a.symmetry)
-              for name, a in task.objects.items()}
-    return Reconstructor(models, task.robot, cameras=task.cameras)
+    return Reconstructor(object_models(task), task.robot, cameras=task.cameras)
 
 
 def physics_priors(task: PlannerTask) -> dict[str, dict]:
@@ -56,23 +60,35 @@ def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
     return cfg
 
 
-def build_scorer(path: str | None = None, backend: str | None = None, *, use_ray: bool | None = None,
-                 ray_address: str | None = None, cache_path: str | None = None) -> tuple[Scorer, str]:
+@dataclass(frozen=True)
+class PoolOptions:
+    """How agent calls run: Ray or in process (None: Ray when an agent calls a model), a Ray cluster address,
+    and the answer cache file (None: no cache)."""
+
+    use_ray: bool | None = None
+    ray_address: str | None = None
+    cache_path: str | None = None
+
+
+def build_scorer(path: str | None = None, backend: str | None = None,
+                 pool: PoolOptions | None = None) -> tuple[Scorer, str]:
     """A Scorer for the run: its agents, how their calls run, and the answer cache.
 
     use_ray None: Ray when an agent calls a model (its calls wait on I/O and go in flight together); an
-    all-simjudge ensemble answers in microseconds and runs in process. A Ray address implies Ray.
-    cache_path None: no cache. The pool starts in the background, overlapping the lab's start.
+    all-simjudge ensemble answers in microseconds and runs in process. A Ray address implies Ray. Ray starts
+    here; the agents' actors build their backends in the background, overlapping the lab's start.
     """
+    pool = pool or PoolOptions()
     cfg = scoring_config_for(path, backend)
     calls_models = any(a.backend != "simjudge" for a in cfg.agents)
+    use_ray = pool.use_ray
     if use_ray is None:
-        use_ray = calls_models or ray_address is not None
+        use_ray = calls_models or pool.ray_address is not None
     executor = None
     if use_ray:
-        executor = RayExecutor.from_config(cfg, address=ray_address)
+        executor = RayExecutor.from_config(cfg, address=pool.ray_address)
         executor.start_in_background(cfg.agents)
-    cache = AnswerCache(cache_path) if cache_path and calls_models else None
+    cache = AnswerCache(pool.cache_path) if pool.cache_path and calls_models else None
     scorer = Scorer(None, cfg, executor=executor, cache=cache)
     name = "+".join(sorted({a.backend for a in cfg.agents}))
     return scorer, name

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.components import build_reconstructor, build_renderer, build_scorer, physics_priors
+from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer, physics_priors
 from planner.errors import RunAborted
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.report import write_report
@@ -46,16 +46,6 @@ class RunOutcome:
                 "time_s": round(self.time_s, 2), "scorer": self.scorer}
 
 
-@dataclass(frozen=True)
-class PoolOptions:
-    """How agent calls run: Ray or in process (None: Ray when an agent calls a model), a Ray cluster address,
-    and the answer cache file (None: no cache)."""
-
-    use_ray: bool | None = None
-    ray_address: str | None = None
-    cache_path: str | None = None
-
-
 def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: str = "runs",
              scoring_config: str | None = None, max_steps: int | None = None, n_candidates: int | None = None,
              on_step: Callable[[dict], None] | None = None, loaded: LoadedTask | None = None,
@@ -63,9 +53,7 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
-    pool = pool or PoolOptions()
-    scorer_obj, scorer_name = build_scorer(scoring_config, scorer, use_ray=pool.use_ray,
-                                           ray_address=pool.ray_address, cache_path=pool.cache_path)
+    scorer_obj, scorer_name = build_scorer(scoring_config, scorer, pool)
     runlog = RunLog.create(out_dir, task.name, seed)
     cfg = MPCConfig(seed=seed)
     if n_candidates is not None:

@@ -9,8 +9,7 @@ lab for its truth (evaluation only: the reconstruction never sees it) and measur
 - per scene: reconstruction time (one update, after the reconstructor's one-off construction), and whether the
   twin built from the estimate settles (named objects' largest drift over 1 s of simulation).
 
-    python -m planner.recon_benchmark --seeds 5
-    (the lead wires `antigrounding bench --reconstruction` to run_recon_benchmark + format_recon_table)
+    antigrounding bench --reconstruction --seeds 5      (or: python -m planner.recon_benchmark --seeds 5)
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import numpy as np
 import pybullet as p
 from scipy.spatial import cKDTree
 
+from planner.components import object_models
 from planner.paths import config_path
 from planner.task import LoadedTask, load_task
 from reconstruction.config import ReconConfig
@@ -48,12 +48,6 @@ TARGETS = {"t_med_mm": 3.0, "t_p95_mm": 8.0, "r_med_deg": 3.0, "r_p95_deg": 8.0,
            "settle_mm": 5.0}
 MATCH_RADIUS_M = 0.03       # an obstacle's visible point this close to a clutter object's surface belongs to it
 MISSED_MM = 20.0            # a clutter object whose surface is on average this far from every obstacle: missed
-
-
-def _models(loaded: LoadedTask) -> dict[str, ObjectModel]:
-    """Only the names and the known models, as the planner builds them (planner.components)."""
-    return {name: ObjectModel(name=name, urdf=a.urdf, scale=a.scale, rgba=a.rgba, symmetry=a.symmetry)
-            for name, a in loaded.planner.objects.items()}
 
 
 def truth_scene(loaded: LoadedTask, truth: dict) -> SceneSpec:
@@ -186,7 +180,7 @@ def run_recon_benchmark(task_paths: Sequence[str], seeds: Sequence[int], config:
     for path in task_paths:
         loaded = load_task(path)
         task = loaded.planner
-        models = _models(loaded)
+        models = object_models(task)
         for seed in seeds:
             with launch_lab(loaded.lab, seed) as lab:
                 with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
