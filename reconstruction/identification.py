@@ -745,43 +745,47 @@ class _Probe:
             log.warning("could not bring the arm back after a failed probe: %s", e)
 
     # -------------------------------------------------------------------- fits
-    def _jacobian6(self, q: np.ndarray, width_m: float) -> np.ndarray:
-        """(6, dof) Jacobian of the TCP (linear; angular) in the world frame, from the twin's arm model."""
+    @contextlib.contextmanager
+    def _posed(self, q: np.ndarray, width_m: float):
+        """The twin's arm at q with the gripper at width_m; yields every movable joint's position, in order."""
         kin = self.kin
         with _kinematic(kin):
             kin.set_joint_pos(q)
             kin.set_gripper_width(width_m)
-            pos = [s[0] for s in p.getJointStates(kin.robot_id, kin.movable_idx, physicsClientId=kin.client)]
+            yield [s[0] for s in p.getJointStates(kin.robot_id, kin.movable_idx, physicsClientId=kin.client)]
+
+    def _arm_columns(self) -> list[int]:
+        """Where the arm joints sit among the movable joints (Jacobian and torque columns)."""
+        return [self.kin.movable_idx.index(j) for j in self.kin.arm_idx]
+
+    def _jacobian6(self, q: np.ndarray, width_m: float) -> np.ndarray:
+        """(6, dof) Jacobian of the TCP (linear; angular) in the world frame, from the twin's arm model."""
+        kin = self.kin
+        with self._posed(q, width_m) as pos:
             zeros = [0.0] * len(pos)
             jv, jw = p.calculateJacobian(kin.robot_id, kin.ee_idx, list(self.spec.tcp_offset_xyz), pos, zeros, zeros,
                                          physicsClientId=kin.client)
-        cols = [kin.movable_idx.index(j) for j in kin.arm_idx]
+        cols = self._arm_columns()
         return np.vstack([np.asarray(jv)[:, cols], np.asarray(jw)[:, cols]])
 
     def _point_jacobian(self, q: np.ndarray, width_m: float, point_world: np.ndarray) -> np.ndarray:
         """(3, dof) linear Jacobian of a point fixed to the hand (given in the world frame at q)."""
         kin = self.kin
-        with _kinematic(kin):
-            kin.set_joint_pos(q)
-            kin.set_gripper_width(width_m)
+        with self._posed(q, width_m) as pos:
             ls = p.getLinkState(kin.robot_id, kin.ee_idx, computeForwardKinematics=True, physicsClientId=kin.client)
             local = (Pose(ls[4], ls[5]).inverse() @ Pose(tuple(point_world))).xyz
-            pos = [s[0] for s in p.getJointStates(kin.robot_id, kin.movable_idx, physicsClientId=kin.client)]
             zeros = [0.0] * len(pos)
             jv, _ = p.calculateJacobian(kin.robot_id, kin.ee_idx, list(local), pos, zeros, zeros,
                                         physicsClientId=kin.client)
-        return np.asarray(jv)[:, [kin.movable_idx.index(j) for j in kin.arm_idx]]
+        return np.asarray(jv)[:, self._arm_columns()]
 
     def _gravity(self, q: np.ndarray, width_m: float) -> np.ndarray:
         """The twin's gravity torques of the arm itself at q."""
         kin = self.kin
-        with _kinematic(kin):
-            kin.set_joint_pos(q)
-            kin.set_gripper_width(width_m)
-            pos = [s[0] for s in p.getJointStates(kin.robot_id, kin.movable_idx, physicsClientId=kin.client)]
+        with self._posed(q, width_m) as pos:
             zeros = [0.0] * len(pos)
             tau = p.calculateInverseDynamics(kin.robot_id, pos, zeros, zeros, physicsClientId=kin.client)
-        return np.asarray(tau)[[kin.movable_idx.index(j) for j in kin.arm_idx]]
+        return np.asarray(tau)[self._arm_columns()]
 
     def _fit_mass(self, tr_h: JointStateTrace, w_h: np.ndarray, tr_e: JointStateTrace, w_e: np.ndarray,
                   width_held: float) -> dict:

@@ -116,6 +116,20 @@ class DepthView:
         return cls(depth_m, np.asarray(K, dtype=float), np.linalg.inv(T), T[:3, 3].copy(), rgb, robot)
 
 
+def _depth_in_view(v: DepthView, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the points in front of camera v that project inside its image: their depth z along the optical
+    axis, and the depth the camera measured at their pixel (NaN where it has no return)."""
+    pc = points_world @ v.T_camera_world[:3, :3].T + v.T_camera_world[:3, 3]
+    z = pc[:, 2]
+    front = z > 1e-3
+    pc, z = pc[front], z[front]
+    u = np.round(v.K[0, 0] * pc[:, 0] / z + v.K[0, 2]).astype(np.int64)
+    w = np.round(v.K[1, 1] * pc[:, 1] / z + v.K[1, 2]).astype(np.int64)
+    H, W = v.depth_m.shape
+    inside = (u >= 0) & (u < W) & (w >= 0) & (w < H)
+    return z[inside], v.depth_m[w[inside], u[inside]]
+
+
 def visibility(points_world: np.ndarray, normals_world: np.ndarray, views: list[DepthView],
                tol_m: float) -> tuple[float, float, int]:
     """(supported, contradicted) fractions of the model points the cameras should see, and how many those are.
@@ -130,16 +144,7 @@ def visibility(points_world: np.ndarray, normals_world: np.ndarray, views: list[
         pts = points_world[facing]
         if len(pts) == 0:
             continue
-        pc = pts @ v.T_camera_world[:3, :3].T + v.T_camera_world[:3, 3]
-        z = pc[:, 2]
-        front = z > 1e-3
-        pc, z = pc[front], z[front]
-        u = np.round(v.K[0, 0] * pc[:, 0] / z + v.K[0, 2]).astype(np.int64)
-        w = np.round(v.K[1, 1] * pc[:, 1] / z + v.K[1, 2]).astype(np.int64)
-        H, W = v.depth_m.shape
-        inside = (u >= 0) & (u < W) & (w >= 0) & (w < H)
-        obs = v.depth_m[w[inside], u[inside]]
-        z = z[inside]
+        z, obs = _depth_in_view(v, pts)
         ok = np.isfinite(obs)
         obs, z = obs[ok], z[ok]
         total += len(z)
@@ -155,18 +160,10 @@ def seen_through(points_world: np.ndarray, views: list[DepthView], tol_m: float)
     camera sees through it: nothing is there), among the pairs where the point is in view with a return."""
     through = total = 0
     for v in views:
-        pc = points_world @ v.T_camera_world[:3, :3].T + v.T_camera_world[:3, 3]
-        z = pc[:, 2]
-        front = z > 1e-3
-        pc, z = pc[front], z[front]
-        u = np.round(v.K[0, 0] * pc[:, 0] / z + v.K[0, 2]).astype(np.int64)
-        w = np.round(v.K[1, 1] * pc[:, 1] / z + v.K[1, 2]).astype(np.int64)
-        H, W = v.depth_m.shape
-        inside = (u >= 0) & (u < W) & (w >= 0) & (w < H)
-        obs = v.depth_m[w[inside], u[inside]]
+        z, obs = _depth_in_view(v, points_world)
         ok = np.isfinite(obs)
         total += int(np.count_nonzero(ok))
-        through += int(np.count_nonzero(obs[ok] > z[inside][ok] + tol_m))
+        through += int(np.count_nonzero(obs[ok] > z[ok] + tol_m))
     return (through / total if total else 0.0), total
 
 
