@@ -9,11 +9,9 @@ from recon_scenes import (
     NEUTRAL_RGBA,
     catalog,
     clutter_object,
-    lab_cameras,
     models_for,
     named_object,
     pose_errors,
-    robot_spec,
     shoot,
 )
 
@@ -23,16 +21,6 @@ from sim.camera import CameraSpec
 from sim.scene import SceneSpec
 
 CROP = (np.array([0.05, -0.6, -0.02]), np.array([0.95, 0.6, 0.7]))
-
-
-@pytest.fixture(scope="module")
-def robot():
-    return robot_spec()
-
-
-@pytest.fixture(scope="module")
-def cams():
-    return lab_cameras()
 
 
 @pytest.fixture(scope="module")

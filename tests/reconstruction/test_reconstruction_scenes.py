@@ -17,12 +17,10 @@ from recon_scenes import (
     arm_pose_for,
     catalog,
     clutter_object,
-    lab_cameras,
     models_for,
     named_object,
     pose_errors,
     random_scene,
-    robot_spec,
     shoot,
 )
 from scipy import ndimage
@@ -38,16 +36,6 @@ MAX_ROT_DEG = 10.0
 MEDIAN_TRANS_M = 0.003
 MEDIAN_ROT_DEG = 3.0
 STAGES = {"checks", "robot_mask", "fusion", "table", "voxel", "segment", "pose", "unknown", "total"}
-
-
-@pytest.fixture(scope="module")
-def robot():
-    return robot_spec()
-
-
-@pytest.fixture(scope="module")
-def cams():
-    return lab_cameras()
 
 
 def _reconstruct(robot, cams, assets, shot, config=None):

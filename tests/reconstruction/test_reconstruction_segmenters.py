@@ -8,11 +8,9 @@ from recon_scenes import (
     NEUTRAL_RGBA,
     catalog,
     clutter_object,
-    lab_cameras,
     models_for,
     named_object,
     pose_errors,
-    robot_spec,
     shoot,
 )
 
@@ -33,16 +31,6 @@ class MaskSegmenter(ImageSegmenter):
         m = self.masks[camera].astype(np.int64).copy()
         m[np.isin(m, list(self.ignore))] = -1
         return m
-
-
-@pytest.fixture(scope="module")
-def robot():
-    return robot_spec()
-
-
-@pytest.fixture(scope="module")
-def cams():
-    return lab_cameras()
 
 
 @pytest.fixture(scope="module")
