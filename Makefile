@@ -1,15 +1,42 @@
-# Two commands: `make demo` (install into .venv, run stack_blocks on the sim lab with simjudge)
-# and `make test` (install into .venv, run the test suite). Nothing needs a GPU, a key or the network
-# beyond the package registry.
+# Two commands on a bare Debian/Ubuntu machine with Python 3.11:
+#   make demo   system libraries (apt-get when root), .venv, the core install, stack_blocks on the sim lab
+#               with the simjudge scorer (no key, no GPU)
+#   make test   the same set-up plus the test and local-vlm extras, then the whole test suite
+# Nothing needs a GPU, a key or the network beyond the package registries.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-TASK ?= configs/tasks/stack_blocks.yaml
+TASK ?= stack_blocks
 SEED ?= 0
+# shared object the wheels load : Debian package that provides it
+# (open3d links libusb and libgomp; PyBullet's EGL renderer wants libEGL + Mesa's EGL vendor and GL)
+SYSTEM_LIBS := libusb-1.0.so.0:libusb-1.0-0 libgomp.so.1:libgomp1 libEGL.so.1:libegl1 \
+               libEGL_mesa.so.0:libegl-mesa0 libGL.so.1:libgl1
 
-.PHONY: install demo test lint bench clean
+.PHONY: system-deps install demo test lint bench clean
 
-$(BIN)/antigrounding: pyproject.toml
+# Checks before anything is created: the libraries are installed with apt-get when running as root and
+# missing; otherwise make stops here with the exact command to run.
+system-deps:
+	@missing=""; \
+	for pair in $(SYSTEM_LIBS); do \
+	  PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; \
+	done; \
+	"$(PYTHON)" -c 'import sys, ensurepip, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  v=$$("$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	  if [ "$$v" = 3.11 ]; then missing="$$missing python3.11-venv"; \
+	  else echo "make: Python 3.11 is required (found '$(PYTHON)' $$v); install python3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; fi; }; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null || exit 1; \
+	  else \
+	    echo "make: missing system packages:$$missing" >&2; \
+	    echo "make: run first:  sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(BIN)/antigrounding: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
@@ -21,12 +48,12 @@ $(VENV)/.test-deps: $(BIN)/antigrounding
 	$(BIN)/python -m pip install --quiet -e ".[test,local-vlm]"
 	touch $@
 
-install: $(BIN)/antigrounding
+install: system-deps $(BIN)/antigrounding
 
 demo: install
 	$(BIN)/antigrounding run --task $(TASK) --seed $(SEED)
 
-test: $(VENV)/.test-deps
+test: system-deps $(VENV)/.test-deps
 	$(BIN)/python -m pytest -p no:dash
 
 lint: $(VENV)/.test-deps
@@ -36,4 +63,4 @@ bench: install
 	$(BIN)/antigrounding bench --seeds 10
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) runs *.egg-info build

@@ -10,8 +10,8 @@ import os
 import statistics
 import sys
 
+import configs
 from planner.episode import run_task
-from planner.paths import config_path
 from planner.task import load_task
 
 STAGES = ("observe", "reconstruct", "sample_rollout", "render", "score", "execute")
@@ -52,12 +52,12 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.reconstruction:
         from planner.recon_benchmark import DEFAULT_TASKS
 
-        recon_table(args.tasks or [config_path("tasks", f"{t}.yaml") for t in DEFAULT_TASKS], seeds)
+        recon_table(args.tasks or [str(configs.shipped("tasks", f"{t}.yaml")) for t in DEFAULT_TASKS], seeds)
         return 0
     if args.identification:
         identification_table(seeds)
         return 0
-    args.tasks = args.tasks or [config_path("tasks", n) for n in ("stack_blocks.yaml", "pick_place_tray.yaml")]
+    args.tasks = args.tasks or [str(configs.shipped("tasks", n)) for n in ("stack_blocks.yaml", "pick_place_tray.yaml")]
     _print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "
            f"{args.candidates or 16} candidates x 3 views; seconds per MPC step are medians over seeds")
     header = (f"{'task':18s} {'success':>8s} {'steps med':>9s} " + " ".join(f"{s:>14s}" for s in STAGES)

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+import configs
 from planner.errors import TaskError
-from planner.paths import config_path
 from sim.geometry import SYMMETRIES
 from sim.scene import resolve_asset_path
 
@@ -63,7 +63,7 @@ def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset
 
 
 def load_catalog(path: str | None = None) -> dict[str, Asset]:
-    path = path or config_path("objects.yaml")
+    path = path or str(configs.file("objects.yaml"))
     with open(path) as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):

@@ -1,4 +1,4 @@
-"""The `antigrounding` command line: run, score, reconstruct, bench."""
+"""The `antigrounding` command line: run, score, reconstruct, bench, doctor."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import logging
 import os
 import sys
 
-from planner.errors import TaskError
-from reconstruction.checks import FrameError
-from scoring import ScoringError
-from sim.scene import SpecError
+import configs
 
 log = logging.getLogger("antigrounding")
+CONFIG_DIR_ENV = "ANTIGROUNDING_CONFIG_DIR"
+
+
+def _version() -> str:
+    from planner.doctor import package_version
+
+    return package_version()
 
 
 def _step_line(rec: dict) -> None:
@@ -103,6 +107,22 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from planner.doctor import as_dict, package_version, run_checks, verdict
+
+    checks = run_checks()
+    print(f"antigrounding {package_version()}", file=sys.stderr)
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "--  ")
+        fix = f"  -> {c.fix}" if c.fix and not c.ok else ""
+        print(f"  [{mark}] {c.name:28s} {c.detail}{fix}", file=sys.stderr)
+    ok, line = verdict(checks)
+    print(f"antigrounding: {line}", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(as_dict(checks)), flush=True)
+    return 0 if ok else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from planner.bench import run_bench
 
@@ -121,10 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="antigrounding", description=__doc__.split("\n")[0] + ": real-to-sim MPC "
                                      "planner with VLM trajectory scoring")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    parser.add_argument("--version", action="version", version=f"antigrounding {_version()}")
+    parser.add_argument("--config-dir", action="append", default=None, metavar="DIR",
+                        help=f"a folder of your own configs (tasks/, robots/, cameras/, scoring/, prompts/, "
+                        f"objects.yaml, views.yaml), searched before the shipped ones; repeatable (default: "
+                        f"${CONFIG_DIR_ENV}, {os.pathsep}-separated)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one episode of a task against the sim lab")
-    run.add_argument("--task", required=True, help="task YAML (any path)")
+    run.add_argument("--task", required=True, help="task name (stack_blocks) or YAML path")
     run.add_argument("--seed", type=int, default=0, help="lab randomisation seed (default 0)")
     run.add_argument("--scorer", default=None, help="backend for every agent (default: the scoring config's; "
                      "simjudge needs no key)")
@@ -177,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "benchmark (configs/tasks/ident_blocks.yaml, 8 mass/friction cases per seed)")
     bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")
     bench.set_defaults(func=cmd_bench)
+
+    doctor = sub.add_parser("doctor", help="check this machine: Python, packages, system libraries, EGL rendering, "
+                            "configs, usable scorers (keys reported present or absent, never shown)")
+    doctor.add_argument("--json", action="store_true", help="last stdout line: every check as JSON")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -192,14 +222,37 @@ def _keep_stdout_for_results() -> None:
         pass
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (imported here: they pull in open3d and PyBullet, which `doctor` must be
+    able to diagnose when they cannot load)."""
+    from planner.errors import TaskError
+    from reconstruction.checks import FrameError
+    from scoring import ScoringError
+    from sim.scene import SpecError
+
+    return TaskError, SpecError, ScoringError, FrameError, configs.ConfigNotFoundError
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _keep_stdout_for_results()
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        input_errors = _input_errors()
+    except ImportError as exc:  # a missing system library or package: say so, and where to look
+        if args.command != "doctor":
+            print(f"antigrounding: error: cannot load a dependency: {exc}\n"
+                  f"antigrounding: run 'antigrounding doctor' to see what is missing and how to fix it",
+                  file=sys.stderr)
+            return 2
+        input_errors = (configs.ConfigNotFoundError,)
+    try:
+        # the environment is read here, in the CLI, and nowhere below it
+        config_dirs = args.config_dir or [d for d in os.environ.get(CONFIG_DIR_ENV, "").split(os.pathsep) if d]
+        configs.set_user_dirs(config_dirs)
         return args.func(args)
-    except (TaskError, SpecError, ScoringError, FrameError) as exc:
+    except input_errors as exc:
         # bad input (task, camera, robot, views or scoring config, an unknown --scorer): the message names
         # the file and the field; no traceback
         print(f"antigrounding: error: {exc}", file=sys.stderr)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
+import configs
 from planner.errors import TaskError
-from planner.paths import config_path
 from planner.task import PlannerTask
 from reconstruction.models import ObjectModel
 from reconstruction.reconstructor import Reconstructor
@@ -17,8 +16,7 @@ from scoring import ConfigError, Scorer, ScoringConfig, backend_class, load_scor
 from scoring.cache import AnswerCache
 from scoring.pool import RayExecutor
 
-DEFAULT_SCORING = config_path("scoring", "default.yaml")
-DEFAULT_VIEWS = config_path("views.yaml")
+DEFAULT_SCORING = "default"
 
 
 def object_models(task: PlannerTask) -> dict[str, ObjectModel]:
@@ -37,19 +35,22 @@ def physics_priors(task: PlannerTask) -> dict[str, dict]:
 
 
 def build_renderer(views_path: str | None = None, names: tuple[str, ...] | None = None) -> Renderer:
-    return Renderer(load_views(views_path or DEFAULT_VIEWS, names))
+    return Renderer(load_views(views_path or str(configs.file("views.yaml")), names))
 
 
 def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
     """The scoring config a run uses.
 
-    --scoring-config wins; else --scorer NAME picks configs/scoring/NAME.yaml when it exists (anthropic,
-    openai, transformers, mixture ship); else the default config with every agent switched to NAME.
+    --scoring-config (a name in the config folders' scoring/, or a path) wins; else --scorer NAME picks the
+    scoring config NAME when one exists (anthropic, openai, transformers, mixture ship); else the default config
+    with every agent switched to NAME.
     """
-    if path is None and backend is not None and os.path.exists(config_path("scoring", f"{backend}.yaml")):
-        path, backend = config_path("scoring", f"{backend}.yaml"), None
+    if path is None and backend is not None and backend in configs.names("scoring"):
+        path, backend = backend, None
     try:
-        cfg = load_scoring_config(path or DEFAULT_SCORING)
+        cfg = load_scoring_config(str(configs.find("scoring", path or DEFAULT_SCORING)))
+    except configs.ConfigNotFoundError as exc:
+        raise TaskError(f"scoring config: {exc}") from None
     except ConfigError as exc:
         raise TaskError(str(exc)) from None
     if backend is not None:

@@ -19,15 +19,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import configs
 from planner.components import build_reconstructor
-from planner.paths import config_path
 from planner.task import LoadedTask, load_task
 from reconstruction.identification import IdentificationConfig, identify_objects
 from robot_io.sim_robot import LabEvaluator, SimRobot, launch_lab
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASK = config_path("tasks", "ident_blocks.yaml")
+DEFAULT_TASK = str(configs.shipped("tasks", "ident_blocks.yaml"))
 # (mass_kg, friction) pairs: light to heavy, slippery to grippy; paired up two per lab (one per block)
 DEFAULT_CASES: tuple[tuple[float, float], ...] = (
     (0.05, 0.3), (0.3, 1.0), (0.12, 0.6), (0.05, 1.0), (0.3, 0.3), (0.12, 0.3), (0.2, 0.8), (0.08, 0.5))

@@ -28,8 +28,8 @@ import numpy as np
 import pybullet as p
 from scipy.spatial import cKDTree
 
+import configs
 from planner.components import object_models
-from planner.paths import config_path
 from planner.task import LoadedTask, load_task
 from reconstruction.config import ReconConfig
 from reconstruction.estimate import SceneEstimate
@@ -289,7 +289,7 @@ def _stdout_for_the_table() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="+", default=[config_path("tasks", f"{t}.yaml") for t in DEFAULT_TASKS])
+    ap.add_argument("--tasks", nargs="+", default=[str(configs.shipped("tasks", f"{t}.yaml")) for t in DEFAULT_TASKS])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--clutter-mesh", default=None, help="columns (default), hull or coacd")

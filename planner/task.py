@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+import configs
 from planner.catalog import Asset, asset_from_dict, load_catalog, lookup_asset
 from planner.errors import TaskError
-from planner.paths import config_path
 from robot_io.labspec import LabSpec, Randomize
 from sim.camera import CameraSpec
 from sim.geometry import Pose
@@ -103,21 +103,18 @@ def _physics(d: Any, where: str, asset: Asset) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _named_config(kind: str, folder: str, value: str, where: str) -> str:
-    """configs/<folder>/<value>.yaml, or a TaskError with the known names and a did-you-mean."""
-    path = config_path(folder, f"{value}.yaml")
-    if not os.path.isfile(path):
-        known = sorted(f[:-5] for f in os.listdir(config_path(folder)) if f.endswith(".yaml"))
-        close = difflib.get_close_matches(value, known, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise TaskError(f"{where}: unknown {kind} '{value}'{hint} (known: {known}, or an inline mapping)")
-    return path
+def _named_config(kind: str, value: str, where: str) -> str:
+    """A robot or camera config by name (user config folders first, then the shipped ones) or by path."""
+    try:
+        return str(configs.find(kind, value))
+    except configs.ConfigNotFoundError as exc:
+        raise TaskError(f"{where}: {exc}, or an inline mapping") from None
 
 
 def _camera(value: Any, where: str) -> CameraSpec:
     try:
         if isinstance(value, str):
-            path = _named_config("camera", "cameras", value, where)
+            path = _named_config("cameras", value, where)
             with open(path) as f:
                 data = yaml.safe_load(f)
             return CameraSpec.from_dict({"name": value, **data}, f"{path}")
@@ -132,15 +129,18 @@ def _robot(value: Any, where: str) -> RobotSpec:
         if isinstance(value, dict):
             return RobotSpec.from_dict(value, where)
         _expect(isinstance(value, str), where, "a robot name (configs/robots/) or an inline mapping", value)
-        return RobotSpec.from_yaml(_named_config("robot", "robots", value, where))
+        return RobotSpec.from_yaml(_named_config("robots", value, where))
     except SpecError as exc:
         raise TaskError(str(exc)) from None
 
 
-def load_task(path: str, catalog_path: str | None = None) -> LoadedTask:
-    """Read and validate a task file from any path; errors name the file, the field and what was expected."""
-    if not os.path.isfile(path):
-        raise TaskError(f"{path}: task file not found")
+def load_task(name_or_path: str, catalog_path: str | None = None) -> LoadedTask:
+    """Read and validate a task by name (`stack_blocks`: the user's config folders, then the shipped tasks) or
+    from any path; errors name the file, the field and what was expected."""
+    try:
+        path = str(configs.find("tasks", name_or_path))
+    except configs.ConfigNotFoundError as exc:
+        raise TaskError(str(exc)) from None
     try:
         with open(path) as f:
             data = yaml.safe_load(f)

@@ -19,6 +19,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+import configs
 from render.overlay import draw_overlay
 from render.renderer import Renderer, encode_png, render_scene_image, traces_of
 from render.views import VirtualView, load_views
@@ -26,8 +27,6 @@ from sim.geometry import Pose
 from sim.rollout import Candidate, Rollout
 from sim.scene import ObjectSpec, RobotSpec, SceneSpec
 from sim.world import World
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m render.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--views", default=os.path.join(_REPO, "configs", "views.yaml"))
-    ap.add_argument("--robot", default=os.path.join(_REPO, "configs", "robots", "panda.yaml"))
+    ap.add_argument("--views", default=str(configs.shipped("views.yaml")))
+    ap.add_argument("--robot", default=str(configs.shipped("robots", "panda.yaml")))
     ap.add_argument("--tiny", action="store_true", help="TinyRenderer instead of EGL")
     args = ap.parse_args(argv)
     client = p.connect(p.DIRECT)

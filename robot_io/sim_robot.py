@@ -42,8 +42,6 @@ from sim.world import World
 
 log = logging.getLogger(__name__)
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 class LabStartError(RobotError):
     """The sim lab process did not come up (bad spec, crash, or no port line in time)."""
@@ -389,9 +387,6 @@ def launch_lab(
         spec_path.write_text(spec.to_json())
         log_file = Path(log_path) if log_path is not None else Path(tmp) / "simlab.log"
         child_env = {**os.environ, **(env or {})}
-        # The child must import this very package, wherever the working directory is.
-        child_env["PYTHONPATH"] = os.pathsep.join(
-            [str(_REPO_ROOT), *filter(None, [child_env.get("PYTHONPATH")])])
         cmd = [sys.executable, "-m", "robot_io.simlab", "--spec", str(spec_path), "--seed", str(seed),
                "--port", str(port), "--host", host]
         with open(log_file, "ab") as log_f:

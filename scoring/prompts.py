@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import configs
 from scoring.errors import AgentParamError, ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# configs/ sits next to the packages at the repository root (planner/paths.py finds it the same way; scoring
-# may not import planner, so the path is computed here from this file).
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "configs" / "prompts"
 DEFAULT_PROMPT = "v1"
 TEMPLATE_FILES = ("system.md", "user.md")
 PLACEHOLDERS = (
@@ -88,37 +85,19 @@ class PromptTemplate:
 
 
 def prompt_variants() -> tuple[str, ...]:
-    """Names of the shipped templates (directories under configs/prompts/ holding both files), sorted."""
-    if not PROMPTS_DIR.is_dir():
-        return ()
-    return tuple(
-        sorted(
-            entry.name
-            for entry in PROMPTS_DIR.iterdir()
-            if entry.is_dir() and all((entry / name).is_file() for name in TEMPLATE_FILES)
-        )
-    )
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith(".") or "/" in name or os.sep in name
+    """Names of the templates in the config folders' prompts/ (user folders, then shipped), sorted."""
+    return tuple(configs.names("prompts"))
 
 
 def resolve_template_dir(name_or_path: str) -> Path:
-    """The directory of a template name (under configs/prompts/) or path; ConfigError with a did-you-mean."""
+    """The directory of a template name (under a config folder's prompts/) or path; ConfigError with a
+    did-you-mean."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise ConfigError(f"prompt: expected a template name or a directory path, got {name_or_path!r}")
-    if _looks_like_path(name_or_path):
-        directory = Path(name_or_path).expanduser()
-        if not directory.is_dir():
-            raise ConfigError(f"prompt: template directory {str(directory)!r} does not exist")
-    else:
-        directory = PROMPTS_DIR / name_or_path
-        if not directory.is_dir():
-            raise ConfigError(
-                f"prompt: unknown template {name_or_path!r} in {PROMPTS_DIR}"
-                f"{did_you_mean(name_or_path, prompt_variants())}"
-            )
+    try:
+        directory = configs.find("prompts", name_or_path)
+    except configs.ConfigNotFoundError as exc:
+        raise ConfigError(f"prompt: {exc}") from None
     missing = [name for name in TEMPLATE_FILES if not (directory / name).is_file()]
     if missing:
         raise ConfigError(f"prompt: template directory {str(directory)!r} lacks {', '.join(missing)}")

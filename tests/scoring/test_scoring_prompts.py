@@ -6,11 +6,11 @@ import re
 
 import pytest
 
+import configs
 from scoring.backend import AgentConfig
 from scoring.errors import AgentParamError, ConfigError
 from scoring.prompts import (
     DEFAULT_PROMPT,
-    PROMPTS_DIR,
     build_prompt,
     check_prompt_param,
     load_template,
@@ -32,7 +32,7 @@ def request_and_view():
 def test_shipped_variants_include_the_default_and_a_second_one():
     variants = prompt_variants()
     assert DEFAULT_PROMPT in variants and len(variants) >= 2
-    assert PROMPTS_DIR.name == "prompts" and PROMPTS_DIR.parent.name == "configs"
+    assert all((configs.shipped("prompts", v) / "user.md").is_file() for v in variants)
 
 
 @pytest.mark.parametrize("variant", prompt_variants())
@@ -104,7 +104,7 @@ def test_template_directory_by_path(tmp_path, request_and_view):
 
 
 def test_template_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="nowhere: template folder not found"):
         load_template(str(tmp_path / "nowhere"))
     (tmp_path / "system.md").write_text("x")
     with pytest.raises(ConfigError, match="lacks user.md"):
