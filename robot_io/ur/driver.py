@@ -144,8 +144,13 @@ class URRobot(Robot):
 
     def _arm_watchdog(self) -> None:
         rc, hz = self._rc, self.config.watchdog_min_hz
-        if not self._call("setWatchdog", rc.setWatchdog, hz):
-            raise VendorError("the UR control script refused setWatchdog (is the program running?)")
+        # Right after a script (re)start, ur_rtde's control interface may not have seen the new runtime state
+        # yet and refuses commands for a packet or two: retry briefly.
+        deadline = time.monotonic() + 1.0
+        while not self._call("setWatchdog", rc.setWatchdog, hz):
+            if time.monotonic() > deadline:
+                raise VendorError("the UR control script refused setWatchdog (is the program running?)")
+            time.sleep(0.02)
         # Kick three times per watchdog period while idle; servoJ packages count as kicks while moving.
         self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * hz))
 
