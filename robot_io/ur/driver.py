@@ -320,7 +320,8 @@ class URRobot(Robot):
         if self._worker is None or self._worker.wedged is not None:
             return
         try:
-            self._call("stopJ", self._rc.stopJ, self.config.stop_decel_rad_s2, False)
+            self._call("stopJ", self._rc.stopJ, self.config.stop_decel_rad_s2, False,
+                       timeout_s=min(self.config.call_timeout_s, 0.25))
         except RobotError as e:
             log.error("stop after an aborted motion failed: %s (the RTDE watchdog stops the arm)", e)
 

@@ -22,6 +22,9 @@ from robot_io.trajectory import JointTrajectory  # noqa: E402
 from robot_io.ur import URConfig, URRobot  # noqa: E402
 from tests.fakes.ur_process import FakeURProcess  # noqa: E402
 
+# This machine shares 2 cores with other jobs: 100 ms thresholds trip on scheduler hiccups, so the tests use
+# 250 ms (a real cell keeps the defaults in robot_io/ur/ur5e.yaml).
+CI_TIMING = {"stale_after_s": 0.25, "watchdog_min_hz": 4.0}
 pytestmark = [pytest.mark.hardware_sim, pytest.mark.timeout(600)]
 N_COMMANDS, N_EXECUTED = 10_000, 120
 
@@ -61,7 +64,7 @@ def test_fuzzed_commands_never_reach_the_controller_outside_the_envelope():
     counts: dict[str, int] = {}
     rejected = executed = 0
     try:
-        with URRobot(URConfig.load(host=fake.host, rtde_frequency_hz=125.0)) as robot:
+        with URRobot(URConfig.load(host=fake.host, rtde_frequency_hz=125.0, **CI_TIMING)) as robot:
             dangerous_at = set(rng.choice(N_COMMANDS, N_EXECUTED, replace=False).tolist())
             for i in range(N_COMMANDS):
                 q_now = robot.observe().joint_pos_rad
