@@ -17,3 +17,14 @@ class ConnectionLostError(RobotError):
 
 class SafetyRejected(RobotError):
     """The safety envelope found nothing it could send (NaN, wrong shape, all outside the workspace)."""
+
+
+class ProtectiveStopError(RobotError):
+    """The arm's own safety system stopped it (UR protective stop, Franka reflex, xArm error state).
+
+    Drivers never clear it on their own: the user inspects the cause and calls the driver's `recover()`.
+    """
+
+
+class VendorError(RobotError):
+    """The vendor controller refused or failed a command (an error code, a reflex, a script that stopped)."""

@@ -1,0 +1,48 @@
+"""`FrankaConfig`: how `FrankaRobot` talks to one FR3 (defaults in fr3.yaml next to this file)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_io.driver_config import load_driver_config
+from robot_io.envelope import EnvelopeConfig
+
+DEFAULT_CONFIG = Path(__file__).with_name("fr3.yaml")
+
+
+@dataclass(frozen=True)
+class FrankaConfig:
+    """host: the FCI IP; robot: a configs/robots name or path; relative_dynamics_factor: franky's (Ruckig's)
+    scaling of the FR3's velocity/acceleration/jerk limits, in (0, 1]; realtime: demand a PREEMPT_RT kernel
+    (libfranka's requirement; false only for simulators); call_timeout_s: deadline of one franky call;
+    stale_after_s: state whose robot time has not moved for this long means the link is gone;
+    settle_*: see robot_io/franka/driver.py."""
+
+    host: str = "172.16.0.2"
+    robot: str = "fr3"
+    relative_dynamics_factor: float = 0.1
+    realtime: bool = True
+    call_timeout_s: float = 1.0
+    stale_after_s: float = 0.1
+    settle_tol_rad: float = 5e-4
+    settle_timeout_s: float = 3.0
+    settle_corrections: int = 3
+    settle_max_offset_rad: float = 0.005
+    envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.relative_dynamics_factor) and 0 < self.relative_dynamics_factor <= 1):
+            raise ValueError(f"FrankaConfig.relative_dynamics_factor must be in (0, 1], got "
+                             f"{self.relative_dynamics_factor}")
+        for name in ("call_timeout_s", "stale_after_s", "settle_tol_rad", "settle_timeout_s", "settle_max_offset_rad"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"FrankaConfig.{name} must be > 0, got {v}")
+        if self.settle_corrections < 0:
+            raise ValueError(f"FrankaConfig.settle_corrections must be >= 0, got {self.settle_corrections}")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides) -> FrankaConfig:
+        return load_driver_config(cls, path if path is not None else DEFAULT_CONFIG, **overrides)

@@ -1,0 +1,415 @@
+"""`URRobot`: a Universal Robots arm behind `Robot`, through SDU's ur_rtde client (pinned: `antigrounding[ur]`).
+
+How it keeps the arm safe on a real link:
+- every command passes the `SafetyEnvelope` first; what survives is streamed with servoJ at `servo_rate_hz`
+  (linear interpolation of the envelope's waypoints), then the last waypoint is held until the arm settles;
+- every ur_rtde call runs on one `VendorWorker` thread with a deadline (moveJ/stopJ on a dead link block for
+  minutes inside ur_rtde);
+- state is trusted only while RTDE's controller timestamp keeps moving (`stale_after_s`): ur_rtde's getters
+  keep returning the last packet after the link died;
+- on connect the controller's RTDE input watchdog is armed (`setWatchdog`): if the driver's inputs stop (a
+  cut cable, a frozen process) the controller itself stops the program and the arm; while idle, the worker
+  kicks it;
+- a protective stop raises `ProtectiveStopError`; only `recover()` (called by the user) unlocks it through
+  the Dashboard server and re-uploads the control script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pybullet as p
+
+from robot_io.camera import Camera
+from robot_io.envelope import SafetyEnvelope
+from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError, VendorError
+from robot_io.observation import Observation
+from robot_io.robot import ExecuteReport, Robot
+from robot_io.trajectory import JointTrajectory
+from robot_io.ur.config import URConfig
+from robot_io.vendor_call import FreshState, VendorWorker, run_with_deadline
+from sim.scene import SceneSpec
+from sim.world import World
+
+log = logging.getLogger(__name__)
+
+_PORTS = {30004: "RTDE", 29999: "Dashboard", 30003: "script (real-time)"}
+_RECV_VARIABLES = ["timestamp", "actual_q", "actual_qd", "target_q", "robot_mode", "safety_mode",
+                   "safety_status_bits", "runtime_state", "robot_status_bits"]
+_PROTECTIVE_STOP_BIT, _EMERGENCY_STOP_BITS = 2, (5, 6, 7)
+_RUNTIME_PLAYING = 2
+_SUPERVISE_PERIOD_S = 0.005
+
+
+@dataclass(frozen=True)
+class URState:
+    """One fresh RTDE sample: controller time, joints, and the safety/program flags decoded from bits."""
+
+    stamp_s: float
+    joint_pos_rad: np.ndarray
+    joint_vel_rad_s: np.ndarray
+    protective_stop: bool
+    emergency_stop: bool
+    program_running: bool
+
+
+def _import_ur_rtde():
+    try:
+        import dashboard_client
+        import rtde_control
+        import rtde_receive
+    except ImportError as e:
+        raise RobotError(f"the UR driver needs ur_rtde: pip install 'antigrounding[ur]' ({e})") from None
+    return rtde_control, rtde_receive, dashboard_client
+
+
+def probe_ports(host: str, timeout_s: float = 1.0) -> None:
+    """Fail fast with an actionable message when the controller's ports do not answer (ur_rtde's constructors
+    cannot be interrupted once they block)."""
+    for port, what in _PORTS.items():
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                pass
+        except OSError as e:
+            raise ConnectionLostError(
+                f"cannot reach the UR controller's {what} port at {host}:{port} ({e.strerror or e}). "
+                f"Check that the robot is powered on, the cable and IP are right (ping {host}), and on e-Series "
+                f"that Remote Control is enabled on the teach pendant."
+            ) from None
+
+
+class URRobot(Robot):
+    """A UR arm over RTDE. `cameras` are read on every observe(); the arm has no gripper model here."""
+
+    def __init__(self, config: URConfig | None = None, *, cameras: Sequence[Camera] = ()) -> None:
+        from robot_io.driver_config import robot_spec
+
+        self.config = config or URConfig.load()
+        self.robot_spec = robot_spec(self.config.robot, where="URConfig.robot")
+        if self.robot_spec.dof != 6:
+            raise RobotError(f"URRobot drives 6-joint arms; robot '{self.robot_spec.name}' has {self.robot_spec.dof}")
+        self.cameras = tuple(cameras)
+        self.envelope: SafetyEnvelope | None = None
+        self._rc = self._rr = self._db = None
+        self._worker: VendorWorker | None = None
+        self._fresh = FreshState()
+        self._lost: str | None = None
+        self._abort = threading.Event()
+        self._fk_client: int | None = None
+        self._fk_world: World | None = None
+
+    def __repr__(self) -> str:
+        return f"URRobot({self.config.host}, connected={self.is_connected})"
+
+    # ------------------------------------------------------------ link
+    @property
+    def is_connected(self) -> bool:
+        return self._rc is not None and self._lost is None
+
+    def connect(self) -> None:
+        if self._rc is not None:
+            raise RobotError(f"{self!r}: already connected (disconnect() first)")
+        rtde_control, rtde_receive, dashboard_client = _import_ur_rtde()
+        cfg = self.config
+        probe_ports(cfg.host)
+        try:
+            self._rr = rtde_receive.RTDEReceiveInterface(cfg.host, cfg.rtde_frequency_hz, _RECV_VARIABLES)
+            self._rc = rtde_control.RTDEControlInterface(cfg.host, cfg.rtde_frequency_hz)
+            self._db = dashboard_client.DashboardClient(cfg.host)
+            self._db.connect()
+        except RuntimeError as e:
+            self.disconnect()
+            msg = str(e)
+            if "remote control" in msg.lower():
+                msg += " (teach pendant: Settings > System > Remote Control, then switch to Remote)"
+            raise ConnectionLostError(f"UR controller at {cfg.host}: {msg}") from None
+        self._lost = None
+        self._fresh = FreshState()
+        self._fk_client = p.connect(p.DIRECT)
+        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=self.robot_spec))
+        self.envelope = SafetyEnvelope(self.robot_spec, lambda q: self._fk_world.fk(q).position, cfg.envelope)
+        self._worker = VendorWorker(f"ur@{cfg.host}")
+        self._wait_fresh()
+        self._arm_watchdog()
+        log.info("connected to UR controller at %s (%s)", cfg.host, self.robot_spec.name)
+
+    def _arm_watchdog(self) -> None:
+        rc, hz = self._rc, self.config.watchdog_min_hz
+        # Right after a script (re)start, ur_rtde's control interface may not have seen the new runtime state
+        # yet and refuses commands for a packet or two: retry briefly.
+        deadline = time.monotonic() + 1.0
+        while not self._call("setWatchdog", rc.setWatchdog, hz):
+            if time.monotonic() > deadline:
+                raise VendorError("the UR control script refused setWatchdog (is the program running?)")
+            time.sleep(0.02)
+        # Kick three times per watchdog period while idle; servoJ packages count as kicks while moving.
+        self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * hz))
+
+    def disconnect(self) -> None:
+        self._abort.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.idle(None)
+            if worker.wedged is None and self._lost is None and self._rc is not None:
+                with contextlib.suppress(RobotError):
+                    worker.call("stopScript", self._rc.stopScript, timeout_s=self.config.call_timeout_s)
+            worker.close()
+        for client in (self._rc, self._rr, self._db):
+            if client is not None and not run_with_deadline(client.disconnect, 3.0, "ur-disconnect"):
+                log.warning("ur_rtde %s.disconnect() did not return within 3 s; left behind", type(client).__name__)
+        self._rc = self._rr = self._db = None
+        if self._fk_client is not None:
+            with contextlib.suppress(p.error):
+                p.disconnect(physicsClientId=self._fk_client)
+        self._fk_client, self._fk_world, self.envelope = None, None, None
+        self._lost = None
+        self._abort.clear()
+
+    # ------------------------------------------------------------ state
+    def _require(self) -> None:
+        if self._lost is not None:
+            raise ConnectionLostError(self._lost)
+        if self._rc is None:
+            raise NotConnectedError(f"{self!r} is not connected; call connect() or use it as a context manager")
+
+    def _mark_lost(self, why: str) -> ConnectionLostError:
+        if self._lost is None:
+            self._lost = f"UR controller at {self.config.host}: {why}"
+            log.error("%s", self._lost)
+        return ConnectionLostError(self._lost)
+
+    def _call(self, what: str, fn, *args: Any, timeout_s: float | None = None) -> Any:
+        try:
+            return self._worker.call(what, fn, *args, timeout_s=timeout_s or self.config.call_timeout_s)
+        except ConnectionLostError as e:
+            raise self._mark_lost(str(e)) from None
+        except RuntimeError as e:
+            raise VendorError(f"ur_rtde {what}: {e}") from None
+
+    def state(self) -> URState:
+        """The latest RTDE sample; ConnectionLostError if the controller's timestamp stopped moving."""
+        self._require()
+        rr = self._rr
+        stamp = rr.getTimestamp()
+        age = self._fresh.update(stamp)
+        if age > self.config.stale_after_s or not rr.isConnected():
+            raise self._mark_lost(f"no fresh RTDE state for {age:.3f} s (link down, or the controller stopped "
+                                  f"streaming)")
+        safety = int(rr.getSafetyStatusBits())
+        return URState(stamp_s=stamp, joint_pos_rad=np.array(rr.getActualQ()),
+                       joint_vel_rad_s=np.array(rr.getActualQd()),
+                       protective_stop=bool(safety >> _PROTECTIVE_STOP_BIT & 1),
+                       emergency_stop=any(safety >> b & 1 for b in _EMERGENCY_STOP_BITS),
+                       program_running=int(rr.getRuntimeState()) == _RUNTIME_PLAYING)
+
+    def _wait_fresh(self) -> URState:
+        deadline = time.monotonic() + max(1.0, 5 * self.config.stale_after_s)
+        while True:
+            try:
+                return self.state()
+            except ConnectionLostError:
+                if time.monotonic() > deadline:
+                    raise
+                self._lost = None
+                time.sleep(0.01)
+
+    def _check_ready(self, st: URState) -> None:
+        if st.emergency_stop:
+            raise ProtectiveStopError("UR emergency stop is active: release the e-stop button, then recover()")
+        if st.protective_stop:
+            raise ProtectiveStopError("UR protective stop is active: inspect its cause (collision, limit, jump), "
+                                      "then call recover() (Dashboard unlock + control script re-upload)")
+        if not st.program_running:
+            raise VendorError("the ur_rtde control script is not running on the controller (stopped by the RTDE "
+                              "watchdog, the pendant or the Dashboard); call recover() to re-upload it")
+
+    def observe(self) -> Observation:
+        st = self.state()
+        frames = tuple(cam.read() for cam in self.cameras)
+        return Observation(frames=frames, joint_pos_rad=st.joint_pos_rad, gripper_width_m=0.0,
+                           T_world_tcp=self._fk_world.fk(st.joint_pos_rad).matrix(), stamp_s=st.stamp_s)
+
+    # ------------------------------------------------------------ motion
+    def execute(self, traj: JointTrajectory) -> ExecuteReport:
+        cfg = self.config
+        st = self.state()
+        self._check_ready(st)
+        sent, notes = self.envelope.filter(traj, st.joint_pos_rad)
+        for note in notes:
+            log.info("safety envelope: %s", note)
+        ticks = _servo_ticks(st.joint_pos_rad, sent, 1.0 / cfg.servo_rate_hz)
+        self._abort.clear()
+        settled = threading.Event()
+        job = self._worker.submit(self._stream, ticks, settled)
+        q_goal = ticks[-1]
+        deadline = time.monotonic() + len(ticks) / cfg.servo_rate_hz + cfg.settle_timeout_s + 1.0
+        reason: str | None = None
+        try:
+            while not job.done():
+                time.sleep(_SUPERVISE_PERIOD_S)
+                st = self.state()                      # raises ConnectionLostError on a stale link
+                if st.protective_stop or st.emergency_stop:
+                    reason = "protective stop" if st.protective_stop else "emergency stop"
+                    break
+                if not st.program_running:
+                    reason = "control script stopped"
+                    break
+                if self._abort.is_set():
+                    reason = "stop"
+                    break
+                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
+                    settled.set()
+                if time.monotonic() > deadline:
+                    reason = "timeout"
+                    break
+        except ConnectionLostError:
+            self._abort.set()
+            self._try_stop()
+            raise
+        except BaseException:
+            self._abort.set()
+            self._try_stop()
+            raise
+        if reason is not None:
+            self._abort.set()
+            self._try_stop()
+            if reason in ("protective stop", "emergency stop"):
+                raise ProtectiveStopError(f"UR {reason} during execute: inspect its cause, then call recover()")
+            if reason == "control script stopped":
+                raise VendorError("the ur_rtde control script stopped during execute (RTDE watchdog, pendant or "
+                                  "Dashboard); call recover()")
+        else:
+            job.result()
+        final = self.state().joint_pos_rad
+        completed = reason is None and settled.is_set()
+        if reason is None and not completed:
+            reason = f"did not settle within {cfg.settle_tol_rad} rad in {cfg.settle_timeout_s} s"
+        return ExecuteReport(sent=sent, notes=tuple(notes), completed=completed, stopped_reason=reason,
+                             final_joint_pos_rad=final)
+
+    def _stream(self, ticks: np.ndarray, settled: threading.Event) -> None:
+        """On the worker: servoJ every tick, then hold the last target until settled (or the timeout)."""
+        cfg, rc = self.config, self._rc
+        period = 1.0 / cfg.servo_rate_hz
+        hold_until = None
+        k = 0
+        while not self._abort.is_set():
+            t0 = rc.initPeriod()
+            q = ticks[min(k, len(ticks) - 1)]
+            if not rc.servoJ(q.tolist(), 0.5, 0.5, period, cfg.servo_lookahead_s, cfg.servo_gain):
+                raise VendorError("ur_rtde servoJ was refused (control script not ready)")
+            k += 1
+            if k >= len(ticks):
+                hold_until = hold_until or time.monotonic() + cfg.settle_timeout_s
+                if settled.is_set() or time.monotonic() > hold_until:
+                    break
+            rc.waitPeriod(t0)
+        rc.servoStop(cfg.stop_decel_rad_s2 * 4)
+
+    def _try_stop(self) -> None:
+        """Best effort: servoStop + stopJ within one call deadline (the controller's watchdog covers a dead link)."""
+        if self._worker is None or self._worker.wedged is not None:
+            return
+        try:
+            self._call("stopJ", self._rc.stopJ, self.config.stop_decel_rad_s2, False,
+                       timeout_s=min(self.config.call_timeout_s, 0.25))
+        except RobotError as e:
+            log.error("stop after an aborted motion failed: %s (the RTDE watchdog stops the arm)", e)
+
+    def stop(self) -> None:
+        self._require()
+        self._abort.set()
+        self._call("stopJ", self._rc.stopJ, self.config.stop_decel_rad_s2, False,
+                   timeout_s=self.config.call_timeout_s + 2.0)
+
+    def move_joints(self, q_target_rad: Sequence[float]) -> ExecuteReport:
+        """One moveJ to `q_target_rad` at the config's (slow) speed, after the envelope; for `robot check`.
+
+        Runs asynchronously on the controller so that the worker keeps kicking the watchdog and this thread
+        keeps checking that the state is fresh.
+        """
+        cfg = self.config
+        st = self.state()
+        self._check_ready(st)
+        traj = JointTrajectory(np.asarray(q_target_rad, float)[None, :], 0.0, 1.0)
+        sent, notes = self.envelope.filter(traj, st.joint_pos_rad)
+        q_goal = sent.joint_pos_rad[-1]
+        if not self._call("moveJ", self._rc.moveJ, q_goal.tolist(), cfg.move_speed_rad_s, cfg.move_accel_rad_s2,
+                          True):
+            raise VendorError("ur_rtde moveJ was refused by the controller")
+        dist = float(np.max(np.abs(q_goal - st.joint_pos_rad)))
+        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
+        deadline = time.monotonic() + budget_s
+        try:
+            while True:
+                time.sleep(_SUPERVISE_PERIOD_S)
+                st = self.state()
+                self._check_ready(st)
+                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
+                    break
+                if time.monotonic() > deadline:
+                    self._try_stop()
+                    raise VendorError(f"moveJ did not reach its target within {budget_s:.1f} s")
+        except ConnectionLostError:
+            self._try_stop()
+            raise
+        return ExecuteReport(sent=JointTrajectory(q_goal[None, :], 0.0, 1.0), notes=tuple(notes), completed=True,
+                             stopped_reason=None, final_joint_pos_rad=st.joint_pos_rad)
+
+    # ------------------------------------------------------------ recovery (explicit only)
+    def _dashboard_ask(self, command: str) -> str:
+        self._db.send(command + "\n")
+        return str(self._db.receive()).strip()
+
+    def recover(self) -> None:
+        """Unlock a protective stop (Dashboard) and re-upload the control script; re-arm the watchdog.
+
+        Call it only after inspecting why the arm stopped. UR refuses to unlock within 5 s of the stop.
+        """
+        self._require()
+        st = self.state()
+        if st.emergency_stop:
+            raise ProtectiveStopError("UR emergency stop is active: release the e-stop button on the pendant first")
+        if st.protective_stop:
+            # DashboardClient.unlockProtectiveStop() returns nothing in ur_rtde 1.6.5; ask the raw question to get
+            # the controller's own answer (it refuses within 5 s of the stop).
+            reply = self._call("unlock protective stop", self._dashboard_ask, "unlock protective stop", timeout_s=2.0)
+            if "releasing" not in reply.lower():
+                raise ProtectiveStopError(f"the controller refused to unlock the protective stop: {reply!r}; UR allows "
+                                          f"it 5 s after the stop at the earliest: wait and call recover() again")
+            self._call("closeSafetyPopup", self._db.closeSafetyPopup, timeout_s=2.0)
+            deadline = time.monotonic() + 2.0
+            while self.state().protective_stop:
+                if time.monotonic() > deadline:
+                    raise ProtectiveStopError("the protective stop did not clear within 2 s of the unlock")
+                time.sleep(0.01)
+        self._worker.idle(None)
+        if not self._call("reuploadScript", self._rc.reuploadScript, timeout_s=5.0):
+            raise VendorError("re-uploading the ur_rtde control script failed")
+        deadline = time.monotonic() + 5.0
+        while not (st := self.state()).program_running:
+            if st.protective_stop:
+                raise ProtectiveStopError("a protective stop is active again; the control script was not started")
+            if time.monotonic() > deadline:
+                raise VendorError("the ur_rtde control script did not start within 5 s of the re-upload")
+            time.sleep(0.01)
+        self._arm_watchdog()
+
+
+def _servo_ticks(q_now: np.ndarray, traj: JointTrajectory, period_s: float) -> np.ndarray:
+    """Joint targets every `period_s`, linearly interpolated through the waypoints (reached one per dt)."""
+    n = traj.n_waypoints
+    times = np.arange(0, n + 1) * traj.dt_s
+    knots = np.vstack([q_now[None, :], traj.joint_pos_rad])
+    n_ticks = max(1, math.ceil(traj.duration_s / period_s - 1e-9))
+    t = np.minimum(np.arange(1, n_ticks + 1) * period_s, traj.duration_s)
+    return np.stack([np.interp(t, times, knots[:, j]) for j in range(knots.shape[1])], axis=1)
