@@ -42,10 +42,12 @@ $(BIN)/antigrounding: pyproject.toml | system-deps
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# The tests also need pytest and the local-VLM extra (torch CPU + transformers, pinned) for the
-# transformers backend's tiny-model test; the demo does not.
-$(VENV)/.test-deps: $(BIN)/antigrounding
-	$(BIN)/python -m pip install --quiet -e ".[test,local-vlm]"
+# The tests also need pytest, the local-VLM extra (torch CPU + transformers, pinned) for the transformers
+# backend's tiny-model test, and the vendor extras whose clients are tested against simulators and fake
+# controllers; the demo needs none of them.
+TEST_EXTRAS ?= test,local-vlm,ur,franka
+$(VENV)/.test-deps: $(BIN)/antigrounding pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	touch $@
 
 install: system-deps $(BIN)/antigrounding
