@@ -16,7 +16,7 @@ from scoring.api_errors import parse_retry_after_s, public_url, scrub, translate
 from scoring.backend import AgentConfig, make_backend
 from scoring.errors import AgentParamError, AnswerError, BackendError, RefusalError, TransientBackendError
 from scoring.schema import answer_schema, parse_answer
-from scoring.stub_server import ANTHROPIC_PATH, StubVLMServer, make_stub_request, unused_base_url
+from tests.fakes.stub_server import ANTHROPIC_PATH, StubVLMServer, make_stub_request, unused_base_url
 
 PLANTED_KEY = "sk-ant-planted-0123456789-NEVER-SHOW-THIS"
 

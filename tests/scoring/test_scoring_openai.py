@@ -13,7 +13,7 @@ from scoring.backend import AgentConfig, make_backend
 from scoring.errors import AgentParamError, AnswerError, BackendError, RefusalError, TransientBackendError
 from scoring.openai_backend import PLACEHOLDER_KEY, SCHEMA_NAME, OpenAIBackend
 from scoring.schema import answer_schema, parse_answer
-from scoring.stub_server import OPENAI_PATH, StubVLMServer, make_stub_request, unused_base_url
+from tests.fakes.stub_server import OPENAI_PATH, StubVLMServer, make_stub_request, unused_base_url
 
 PLANTED_KEY = "sk-planted-9876543210-NEVER-SHOW-THIS"
 CONFIG_KEY = "cfg-key-5555-NEVER-SHOW-THIS-EITHER"

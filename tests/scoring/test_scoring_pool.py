@@ -312,7 +312,7 @@ def test_registry_backends_give_the_serial_result(pool, request_with, evidence):
 
 def test_real_openai_backend_in_the_actors_retries_429_and_500(ray_session, caplog):
     """The production path: OpenAIBackend built from the registry inside an actor, against the local stub."""
-    from scoring.stub_server import StubVLMServer, make_stub_request
+    from tests.fakes.stub_server import StubVLMServer, make_stub_request
 
     request = make_stub_request(n_candidates=3, view_names=("front",))
     with StubVLMServer(["429", "500", "good"], retry_after="0.3", expect_response_format="any") as stub:

@@ -16,7 +16,7 @@ from scoring.prompts import (
     load_template,
     prompt_variants,
 )
-from scoring.stub_server import make_stub_request
+from tests.fakes.stub_server import make_stub_request
 
 
 def agent(prompt=None):

@@ -12,7 +12,8 @@ inside the agents' Ray actors, 3 agents x 3 views. Rows:
 - (c) the same step answered from a warm answer cache: hit rate and wall time.
 
 Numbers depend on the machine's load; the stub's delay dominates (a) and (b).
-``antigrounding bench --scoring`` prints ``format_pool_table(run_pool_benchmark())``.
+``antigrounding bench scoring-pool [--repeats N]`` prints the table (from a source checkout: the stub server is
+a test fake, tests/fakes/stub_server.py).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.fakes import import_fake
 from scoring.backend import AgentConfig
 from scoring.cache import AnswerCache
 from scoring.config import BackendSettings, ScoringConfig
 from scoring.pool import RayExecutor
 from scoring.scorer import Scorer, ScoreTable, SerialExecutor
-from scoring.stub_server import StubVLMServer, make_stub_request
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ def run_pool_benchmark(repeats: int = 5, delay_s: float = 1.0) -> list[dict[str,
     if not delay_s >= 0:
         raise ValueError(f"delay_s: expected a number >= 0, got {delay_s!r}")
     rows: list[dict[str, Any]] = []
-    request = make_stub_request(n_candidates=4, view_names=VIEWS)
-    with StubVLMServer("good", delay_s=delay_s) as stub, tempfile.TemporaryDirectory() as tmp:
+    stub_server = import_fake("stub_server")
+    request = stub_server.make_stub_request(n_candidates=4, view_names=VIEWS)
+    with stub_server.StubVLMServer("good", delay_s=delay_s) as stub, tempfile.TemporaryDirectory() as tmp:
         settings = {
             "openai": BackendSettings(
                 kwargs={"base_url": stub.openai_base_url, "structured": "json_schema"},
@@ -198,3 +200,11 @@ def format_pool_table(rows: list[dict[str, Any]]) -> str:
     out.extend("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
     out.append("Backend: openai (real client) -> StubVLMServer on 127.0.0.1; 3 agents x 3 views.")
     return "\n".join(out)
+
+
+def run(args) -> int:
+    """`antigrounding bench scoring-pool [--repeats N]`."""
+    print("Agent pool: a stub API server that answers after 1.0 s, the real OpenAI-compatible backend, "
+          "3 agents x 3 views per step", flush=True)
+    print(format_pool_table(run_pool_benchmark(repeats=args.repeats or 5, delay_s=1.0)), flush=True)
+    return 0

@@ -2,7 +2,7 @@
 sim lab's truth. Evaluation code: it sets the lab's physics and reads it back to score; the identification it
 measures (`reconstruction.identification`) sees only the robot.
 
-    python -m planner.ident_benchmark [--task configs/tasks/ident_blocks.yaml] [--seeds 2]
+    antigrounding bench identification [--tasks ident_blocks] [--seeds 2] [--no-twin]
 
 A benchmark, not a test: it prints a table (truth vs estimate, % error, confidence, seconds per object, how far
 the probe left the object from where it stood) and asserts nothing.
@@ -114,23 +114,14 @@ def format_ident_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m planner.ident_benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default=DEFAULT_TASK, help="task whose `identify` objects are probed")
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (layouts) per case")
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--no-twin", action="store_true", help="friction from the quasi-static formula only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def run(args: argparse.Namespace) -> int:
+    """`antigrounding bench identification [--tasks T] [--seeds N] [--first-seed S] [--no-twin]`."""
     config = IdentificationConfig(refine_in_twin=not args.no_twin)
+    task = (args.tasks or [DEFAULT_TASK])[0]
     t0 = time.perf_counter()
-    rows = run_ident_benchmark(args.task, seeds=range(args.first_seed, args.first_seed + args.seeds), config=config)
-    print(f"Identification vs the sim lab's truth ({args.task}; the lab's torque sensor noise and offsets; "
+    rows = run_ident_benchmark(task, seeds=range(args.first_seed, args.first_seed + args.seeds), config=config)
+    print(f"Identification vs the sim lab's truth ({task}; the lab's torque sensor noise and offsets; "
           f"{'twin-refined' if config.refine_in_twin else 'formula-only'} friction): {len(rows)} object probes, "
-          f"{time.perf_counter() - t0:.0f} s in all")
-    print(format_ident_table(rows))
+          f"{time.perf_counter() - t0:.0f} s in all", flush=True)
+    print(format_ident_table(rows), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """A small twin with a Panda, two blocks and a tray, and sampler-like candidates; shared by the render tests.
 
-Run as a script to regenerate the README's example picture:
-    python tests/render/render_demo_scene.py [docs/img/example_view.png]
+Run from the repository root to regenerate the README's example picture:
+    python -m tests.fakes.demo_scene [docs/img/example_view.png]
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import sys
 import numpy as np
 import pybullet_data
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO not in sys.path:  # when run as a script
-    sys.path.insert(0, REPO)
+import configs
+from sim.geometry import Pose
+from sim.rollout import Candidate
+from sim.scene import ObjectSpec, RobotSpec, SceneSpec
+from sim.world import World
 
-from sim.geometry import Pose  # noqa: E402
-from sim.rollout import Candidate  # noqa: E402
-from sim.scene import ObjectSpec, RobotSpec, SceneSpec  # noqa: E402
-from sim.world import World  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DATA = pybullet_data.getDataPath()
 RED_XYZ = (0.56, 0.13, 0.025)
@@ -27,7 +26,7 @@ BLUE_XYZ = (0.50, -0.12, 0.025)
 
 
 def panda() -> RobotSpec:
-    return RobotSpec.from_yaml(os.path.join(REPO, "configs", "robots", "panda.yaml"))
+    return RobotSpec.from_yaml(str(configs.shipped("robots", "panda.yaml")))
 
 
 def build_world(client: int, robot: RobotSpec | None = None, fast_render: bool = True) -> World:

@@ -1,6 +1,6 @@
 """Render timing: twin frame, overlay drawing and PNG encoding per view, for K candidates.
 
-    python -m render.bench [--candidates 16] [--repeats 20] [--views configs/views.yaml] [--tiny]
+    antigrounding bench render [--candidates 16] [--repeats 20] [--views FILE] [--tiny]
 
 Benchmarks print tables; tests never assert timings (DESIGN.md).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,27 +94,18 @@ def demo_rollouts(world: World, n: int, seed: int = 0) -> list[Rollout]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m render.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--candidates", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--views", default=str(configs.shipped("views.yaml")))
-    ap.add_argument("--robot", default=str(configs.shipped("robots", "panda.yaml")))
-    ap.add_argument("--tiny", action="store_true", help="TinyRenderer instead of EGL")
-    args = ap.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """`antigrounding bench render [--candidates K] [--repeats N] [--views FILE] [--tiny]`."""
     client = p.connect(p.DIRECT)
     try:
         cube = os.path.join(pybullet_data.getDataPath(), "cube_small.urdf")
-        scene = SceneSpec(RobotSpec.from_yaml(args.robot), (
+        scene = SceneSpec(RobotSpec.from_yaml(str(configs.find("robots", "panda", "robot"))), (
             ObjectSpec("red_block", Pose((0.55, 0.12, 0.025)), urdf=cube, rgba=(0.85, 0.12, 0.1, 1)),
             ObjectSpec("blue_block", Pose((0.5, -0.12, 0.025)), urdf=cube, rgba=(0.12, 0.25, 0.85, 1))))
-        world = World.from_scene(client, scene, fast_render=not args.tiny)
-        timing = bench_render(world, demo_rollouts(world, args.candidates), load_views(args.views), args.repeats)
+        world = World.from_scene(client, scene, fast_render=args.fast_render and not args.tiny)
+        views = load_views(args.views or str(configs.file("views.yaml")))
+        timing = bench_render(world, demo_rollouts(world, args.candidates or 16), views, args.repeats or 20)
     finally:
         p.disconnect(client)
-    sys.stdout.write(format_table(timing) + "\n")
+    print(format_table(timing), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

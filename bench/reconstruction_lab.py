@@ -9,7 +9,7 @@ lab for its truth (evaluation only: the reconstruction never sees it) and measur
 - per scene: reconstruction time (one update, after the reconstructor's one-off construction), and whether the
   twin built from the estimate settles (named objects' largest drift over 1 s of simulation).
 
-    antigrounding bench --reconstruction --seeds 5      (or: python -m planner.recon_benchmark --seeds 5)
+    antigrounding bench reconstruction --seeds 5
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import os
 import statistics
 import sys
 import time
@@ -276,26 +275,8 @@ def format_recon_table(rows: list[dict], config_note: str = "") -> str:
     return "\n".join(lines)
 
 
-def _stdout_for_the_table() -> None:
-    """PyBullet's EGL plugin printf's to fd 1: send fd 1 to stderr and keep a private stdout for the table."""
-    try:
-        sys.stdout.flush()
-        results = os.dup(1)
-        os.dup2(2, 1)
-        sys.stdout = os.fdopen(results, "w", buffering=1)
-    except (OSError, ValueError):   # no real file descriptors (captured in-process): leave as is
-        pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="+", default=[str(configs.shipped("tasks", f"{t}.yaml")) for t in DEFAULT_TASKS])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--clutter-mesh", default=None, help="columns (default), hull or coacd")
-    args = ap.parse_args(argv)
-    _stdout_for_the_table()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def run(args: argparse.Namespace) -> int:
+    """`antigrounding bench reconstruction [--tasks ...] [--seeds N] [--first-seed S] [--clutter-mesh M]`."""
     config = None
     note = ""
     if args.clutter_mesh:
@@ -303,10 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(base, clutter=dataclasses.replace(base.clutter, method=args.clutter_mesh))
         note = f"unknown objects meshed by '{args.clutter_mesh}'"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    rows = run_recon_benchmark(args.tasks, seeds, config, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    tasks = args.tasks or [str(configs.shipped("tasks", f"{t}.yaml")) for t in DEFAULT_TASKS]
+    print("Reconstruction (one observation per seed; errors symmetry-aware, vs the lab's truth)", flush=True)
+    rows = run_recon_benchmark(tasks, seeds, config, progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_recon_table(rows, note), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
