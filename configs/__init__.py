@@ -102,8 +102,10 @@ def find(kind: str, value: str, field: str | None = None, file: str | None = Non
     if looks_like_path(value):
         path = Path(value).expanduser()
         if not (path.is_dir() if not suffix else path.is_file()):
-            raise ConfigNotFoundError(file, field, f"an existing {what} {'folder' if not suffix else 'file'}",
-                                      value)
+            expected = f"an existing {what} {'folder' if not suffix else 'file'}"
+            if file:   # written in a config file: that file and field, and the path as written
+                raise ConfigNotFoundError(file, field, expected, value)
+            raise ConfigNotFoundError(value, field, expected, Said("no such " + ("folder" if not suffix else "file")))
         return path
     for root in search_dirs():
         path = root / kind / f"{value}{suffix}"

@@ -92,7 +92,7 @@ def mapping(value: Any, file: str | None, field: str | None, what: str, allowed:
         if allowed is not None and key not in allowed:
             sub = f"{field}.{safe_key(key)}" if field else safe_key(key)
             raise error(file, sub, f"one of the fields {', '.join(allowed)}", Said("an unknown field"),
-                        hint=did_you_mean(key, allowed))
+                        hint=did_you_mean(key, allowed, list_choices=False))
     for key in required:
         if key not in value:
             raise error(file, f"{field}.{key}" if field else key, f"{what}: '{key}' is required", Said("nothing"))

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 _MISSING = object()
-_MAX_SHOWN = 120
+_MAX_SHOWN = 200
 _repr = reprlib.Repr()
-_repr.maxstring, _repr.maxother, _repr.maxlevel = 60, 60, 3
+_repr.maxstring, _repr.maxother, _repr.maxlevel = 160, 60, 3
 _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 6
 
 
@@ -52,14 +52,17 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__} (not shown)"
 
 
-def did_you_mean(word: Any, choices: Iterable[str]) -> str:
-    """ "; did you mean 'x'?" for the closest choice, or "; choose from a, b" when nothing is close."""
+def did_you_mean(word: Any, choices: Iterable[str], list_choices: bool = True) -> str:
+    """ "; did you mean 'x'?" for the closest choice, or "; choose from a, b" when nothing is close (and
+    list_choices: a message whose `expected` lists them already says list_choices=False)."""
     choices = sorted(str(c) for c in choices)
     if not choices:
         return ""
     close = difflib.get_close_matches(str(word)[:80], choices, n=1, cutoff=0.6) if isinstance(word, str) else []
     if close:
         return f"; did you mean '{close[0]}'?"
+    if not list_choices:
+        return ""
     listed = ", ".join(choices[:20]) + (", ..." if len(choices) > 20 else "")
     return f"; choose from {listed}"
 

@@ -51,7 +51,7 @@ def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
         try:
             backend_class(backend)   # an unknown name fails here, with a did-you-mean
         except configs.InputError as exc:
-            raise exc.located(None, "--scorer") from None
+            raise configs.InputError(None, "--scorer", exc.expected, configs.Said(exc.got), hint=exc.hint) from None
         agents = tuple(dataclasses.replace(a, backend=backend, name=f"{backend}-{i}")
                        for i, a in enumerate(cfg.agents))
         cfg = dataclasses.replace(cfg, agents=agents)

@@ -137,7 +137,8 @@ class CameraSpec:
         allowed = ("name", "width", "height", "fov_deg", "fx", "fy", "cx", "cy", "eye", "target", "up",
                    "T_world_camera", "near_m", "far_m", *_NOISE_FIELDS, *_FRACTIONS)
         checks.mapping(d, where, prefix, "a mapping of camera fields", allowed, ("width", "height"), error=SpecError)
-        name = checks.name(d.get("name", prefix or "camera"), where, f("name"), "a camera name", error=SpecError)
+        name = checks.name(d["name"], where, f("name"), "a camera name", error=SpecError) if "name" in d \
+            else str(prefix or where or "camera")
         width = checks.integer(d["width"], where, f("width"), 1, MAX_SIDE_PX, error=SpecError)
         height = checks.integer(d["height"], where, f("height"), 1, MAX_SIDE_PX, error=SpecError)
         if width * height > MAX_PIXELS:

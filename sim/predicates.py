@@ -90,7 +90,7 @@ def validate_predicate(pred: Any, where: str, object_names: set[str] | frozenset
     elif kind == "at":
         need_object(arg.get("object"), f"{field}.object")
         xyz = arg.get("xyz")
-        checks.numbers(xyz, file, f"{field}.xyz", 3, -10.0, 10.0, unit="m", error=PredicateError)
+        checks.numbers(xyz, file, f"{field}.xyz", 3, -10.0, 10.0, what="[x, y, z]", unit="m", error=PredicateError)
         need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
     elif kind == "joint":
         need_object(arg.get("object"), f"{field}.object")
