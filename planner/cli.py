@@ -308,8 +308,18 @@ def _renderer_from_environment() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `antigrounding` process: results alone on stdout, then `run_cli`."""
+    return run_cli(argv, keep_stdout=True)
+
+
+def run_cli(argv: list[str] | None = None, keep_stdout: bool = False) -> int:
+    """Parse, check every flag, run the command; bad input exits 2 with one message line and no traceback.
+
+    keep_stdout: send the libraries' fd-1 chatter to stderr (the process entry does; an in-process caller, such
+    as the malformed-input corpus test, leaves its file descriptors alone)."""
     args = build_parser().parse_args(argv)
-    _keep_stdout_for_results()
+    if keep_stdout:
+        _keep_stdout_for_results()
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

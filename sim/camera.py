@@ -17,6 +17,7 @@ import numpy as np
 import pybullet as p
 from scipy import ndimage
 
+import configs
 from configs import checks
 from sim.scene import SpecError
 
@@ -169,8 +170,9 @@ class CameraSpec:
                                                   error=SpecError) for k in ("eye", "target", "up"))
                 T = cls.look_at(name, width, height, 60.0, eye, target, up).T_world_camera
             return cls(name, width, height, *intr, T, **extra)
-        except SpecError as exc:
-            raise exc.located(where, prefix) from None
+        except SpecError as exc:  # a check across fields (in __post_init__): place it in the file
+            got = () if exc.got is None else (configs.Said(exc.got),)
+            raise SpecError(where, f(exc.field or ""), exc.expected, *got, hint=exc.hint) from None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 import pybullet_data
 
@@ -46,6 +48,20 @@ def resolve_asset_path(path: str, base_dir: str | None = None, file: str | None 
         raise SpecError(file, field, "a path inside its data root (pybullet_data, or the config's own folder)",
                         path)
     return os.path.normpath(resolved)
+
+
+@lru_cache(maxsize=32)
+def urdf_names(path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The joint and link names a URDF file declares (read bounded; a URDF that is not XML is refused)."""
+    text = configs.read_text(path, "URDF file", max_bytes=16 << 20)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise SpecError(path, f"line {exc.position[0]}", "a URDF (XML) file", configs.Said(str(exc))) from None
+    if root.tag != "robot":
+        raise SpecError(path, None, "a URDF file (a <robot> element)", configs.Said(f"<{root.tag}>"))
+    return (frozenset(j.get("name", "") for j in root.iter("joint")),
+            frozenset(x.get("name", "") for x in root.iter("link")))
 
 
 def _tuple(values, n: int | None, where: str, name: str, lo: float | None = None, hi: float | None = None,
@@ -136,6 +152,15 @@ class RobotSpec:
                 raise SpecError(where, f(key), f"a list of 1 to {MAX_JOINTS} distinct joint names", raw)
             kw[key] = tuple(checks.name(v, where, f"{f(key)}[{i}]", "a URDF joint name", error=SpecError)
                             for i, v in enumerate(raw))
+        joints, links = urdf_names(kw["urdf"])
+        for key in ("arm_joints", "finger_joints"):
+            for i, joint in enumerate(kw[key]):
+                if joint not in joints:
+                    raise SpecError(where, f"{f(key)}[{i}]", f"a joint of {os.path.basename(kw['urdf'])}", joint,
+                                    hint=configs.did_you_mean(joint, joints, list_choices=False))
+        if kw["ee_link"] not in links:
+            raise SpecError(where, f("ee_link"), f"a link of {os.path.basename(kw['urdf'])}", kw["ee_link"],
+                            hint=configs.did_you_mean(kw["ee_link"], links, list_choices=False))
         dof = len(kw["arm_joints"])
         limits = {"home_joint_pos_rad": (dof, -10.0, 10.0), "joint_lower_rad": (dof, -10.0, 10.0),
                   "joint_upper_rad": (dof, -10.0, 10.0), "max_joint_speed_rad_s": (dof, 0.0, MAX_JOINT_SPEED_RAD_S),
