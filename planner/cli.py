@@ -36,14 +36,23 @@ def _step_line(rec: dict) -> None:
           file=sys.stderr, flush=True)
 
 
+def _load_task(name_or_path: str):
+    """The task, validated before the heavy imports (open3d, Ray): bad input is rejected in about a second."""
+    from planner.task import load_task
+
+    return load_task(name_or_path)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load_task(args.task)
     from planner.episode import run_task
 
     print(f"antigrounding: running {args.task} (seed {args.seed}, scorer {args.scorer or 'from config'})",
           file=sys.stderr, flush=True)
     out = run_task(args.task, seed=args.seed, scorer=args.scorer, out_dir=args.out,
                    scoring_config=args.scoring_config, max_steps=args.max_steps, n_candidates=args.candidates,
-                   on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render)
+                   on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render,
+                   loaded=loaded)
     verdict = "SUCCESS" if out.success else "FAILED"
     print(f"antigrounding: {verdict} (lab's verdict) after {out.steps} steps in {out.time_s:.1f} s",
           file=sys.stderr)
@@ -68,11 +77,10 @@ def _pool_options(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    task = _load_task(args.task).planner
     from planner.components import build_scorer
     from planner.offline_score import format_table, load_logged_step, parse_image_args, score_images
-    from planner.task import load_task
 
-    task = load_task(args.task).planner
     if args.step:
         saved = load_logged_step(args.step)
         images, ids, subtask = saved.images, saved.candidate_ids, saved.subtask
@@ -89,9 +97,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    loaded = _load_task(args.task)
     from planner.episode import reconstruct_once
 
-    result = reconstruct_once(args.task, seed=args.seed, export_dir=args.export, fast_render=args.fast_render)
+    result = reconstruct_once(args.task, seed=args.seed, export_dir=args.export, fast_render=args.fast_render,
+                              loaded=loaded)
     if not args.json:
         for o in result["objects"]:
             if o["found"]:
@@ -134,7 +144,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # Benchmarks (bench.BENCHMARKS; listed here so that --help needs no import of bench).
-BENCH_NAMES = ("episodes", "reconstruction", "reconstruction-scenes", "identification", "scoring-pool", "render")
+BENCH_NAMES = ("episodes", "reconstruction", "reconstruction-scenes", "identification", "scoring-pool", "render",
+               "malformed-inputs")
 
 
 def _add_pool_args(parser: argparse.ArgumentParser) -> None:

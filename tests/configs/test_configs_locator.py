@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import configs
-from planner.errors import TaskError
 from planner.task import load_task
 from tests.conftest import REPO
 
@@ -31,7 +30,8 @@ def test_shipped_names_and_paths():
 def test_unknown_name_gets_a_did_you_mean():
     with pytest.raises(configs.ConfigNotFoundError, match=r"got 'stak_blocks'; did you mean 'stack_blocks'"):
         configs.find("tasks", "stak_blocks")
-    with pytest.raises(configs.ConfigNotFoundError, match="nope.yaml: field 'tasks': expected an existing task file, got no such file"):
+    with pytest.raises(configs.ConfigNotFoundError,
+                       match="nope.yaml: field 'tasks': expected an existing task file, got no such file"):
         configs.find("tasks", "nope.yaml")
     with pytest.raises(ValueError, match="config kind 'task'"):
         configs.find("task", "stack_blocks")

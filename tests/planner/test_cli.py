@@ -42,7 +42,8 @@ def test_help_lists_the_commands():
 def test_unknown_scorer_is_named_without_a_traceback():
     proc = _cli("run", "--task", f"{REPO}/configs/tasks/stack_blocks.yaml", "--scorer", "simjugde")
     assert proc.returncode == 2
-    assert "--scorer: expected a registered backend" in proc.stderr and "did you mean 'simjudge'?" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--scorer: expected a registered backend" in proc.stderr
+    assert "did you mean 'simjudge'?" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_version_and_doctor_never_show_a_key():

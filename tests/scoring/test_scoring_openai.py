@@ -252,9 +252,12 @@ def test_injected_client(request_):
     with StubVLMServer("good") as server:
         client = openai.OpenAI(api_key="x", base_url=server.openai_base_url, max_retries=0)
         backend = OpenAIBackend(client=client, model="m")
-        backend.close()
-        parse_answer(backend.answer(request_, request_.views[0], AGENT), request_.candidate_ids)
+        backend.close()   # closes only what the backend built itself: the injected client still works
+        answer = parse_answer(backend.answer(request_, request_.views[0], AGENT), request_.candidate_ids)
         client.close()
+    # the answer came through the injected client, from the stub server, for the candidates asked about
+    assert server.counts == {"/v1/chat/completions": 1} and server.failed_checks == []
+    assert sorted(answer.scores) == sorted(request_.candidate_ids) and 0 <= answer.view_clarity <= 10
 
 
 @pytest.mark.parametrize(
