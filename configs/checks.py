@@ -95,5 +95,6 @@ def mapping(value: Any, file: str | None, field: str | None, what: str, allowed:
                         hint=did_you_mean(key, allowed, list_choices=False))
     for key in required:
         if key not in value:
-            raise error(file, f"{field}.{key}" if field else key, f"{what}: '{key}' is required", Said("nothing"))
+            raise error(file, f"{field}.{key}" if field else key, "a value (this field is required)",
+                        Said("nothing"))
     return value

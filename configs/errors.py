@@ -44,6 +44,9 @@ def describe(value: Any) -> str:
     if isinstance(value, Said):
         return str(value)
     if isinstance(value, str):
+        # a short plain name (a backend, a view, a template) is no credential: show it; anything longer may be one
+        if len(value) <= 24 and value.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+            return repr(value)
         return f"a string of {len(value)} characters (not shown)"
     if isinstance(value, Mapping):
         return f"a mapping of {len(value)} entries (not shown)"

@@ -77,7 +77,8 @@ class AnthropicBackend(ApiClientBackend):
             raise BackendError(f"anthropic backend: base_url: expected a URL string, got {base_url!r}")
         if client is None and not os.environ.get(KEY_ENV):
             # Fail when the ensemble is built, not at the first MPC step.
-            raise MissingKeyError(None, KEY_ENV, "an API key in this environment variable (anthropic backend)")
+            raise MissingKeyError(None, KEY_ENV, f"an API key: set the {KEY_ENV} environment variable (anthropic "
+                                  "backend)")
         self.model = model
         self.max_tokens = int(max_tokens)
         self.timeout_s = float(timeout_s)

@@ -165,8 +165,8 @@ class OpenAIBackend(ApiClientBackend):
         if self._resolved_base_url():
             return PLACEHOLDER_KEY
         raise MissingKeyError(
-            None, self.api_key_env, f"an API key in this environment variable (openai backend), or a base_url "
-            f"(or {BASE_URL_ENV}) for a local server that needs none"
+            None, self.api_key_env, f"an API key: set the {self.api_key_env} environment variable, or give a "
+            f"base_url (or {BASE_URL_ENV}) for a local server that needs none (openai backend)"
         )
 
     def _secrets(self) -> tuple[str, ...]:

@@ -96,8 +96,9 @@ def resolve_template_dir(name_or_path: str) -> Path:
         raise ConfigError(None, "prompt", "a template name or a directory path", name_or_path, secret=True)
     try:
         directory = configs.find("prompts", name_or_path, "prompt")
-    except configs.ConfigNotFoundError as exc:
-        raise ConfigError(None, "prompt", exc.expected, name_or_path, secret=True, hint=exc.hint) from None
+    except configs.ConfigNotFoundError as exc:   # a path names its file; a name is not shown when it may be a key
+        got = configs.Said(exc.got) if exc.file else name_or_path
+        raise ConfigError(exc.file, "prompt", exc.expected, got, secret=True, hint=exc.hint) from None
     missing = [name for name in TEMPLATE_FILES if not (directory / name).is_file()]
     if missing:
         raise ConfigError(str(directory), "prompt", f"a template folder with {', '.join(TEMPLATE_FILES)}",
@@ -153,7 +154,7 @@ def check_prompt_param(params: Mapping[str, Any]) -> None:
     try:
         load_template(params["prompt"])
     except ConfigError as err:
-        raise AgentParamError("prompt", err.message()) from None
+        raise AgentParamError("prompt", f"expected {err.expected}, got {err.got}{err.hint}") from None
 
 
 def _gripper_actions(request: ScoreRequest) -> str:

@@ -59,7 +59,7 @@ def test_missing_field(tmp_path):
     data = _base()
     del data["instruction"]
     path = _write(tmp_path, data)
-    _rejected(path, "instruction", "'instruction' is required")
+    _rejected(path, "instruction", "expected a value (this field is required), got nothing")
 
 
 def test_unknown_asset(tmp_path):
@@ -88,7 +88,7 @@ def test_pose_outside_workspace(tmp_path):
     (lambda d: d.update(instructions="x"), "instructions", "did you mean 'instruction'"),
     (lambda d: d.update(robot="pandaa"), "robot", "did you mean 'panda'"),
     (lambda d: d.update(cameras=["frnt"]), "cameras[0]", "did you mean 'front'"),
-    (lambda d: d["objects"]["red_block"].pop("pose"), "objects.red_block.pose", "'pose' is required"),
+    (lambda d: d["objects"]["red_block"].pop("pose"), "objects.red_block.pose", "this field is required"),
     (lambda d: d["objects"]["red_block"].update(physics={"mass_kg": -1}), "objects.red_block.physics.mass_kg",
      "expected a finite number in (0, 50] kg, got -1"),
     (lambda d: d.update(identify=["green_block"]), "identify", "expected a list of distinct task object names"),

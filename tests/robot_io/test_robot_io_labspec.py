@@ -99,7 +99,7 @@ def test_duplicate_camera_names_are_refused(panda):
 
 def test_from_dict_errors(panda):
     d = _spec(panda).to_dict()
-    with pytest.raises(LabSpecError, match="'scene' is required"):
+    with pytest.raises(LabSpecError, match="field 'scene': expected a value \\(this field is required\\)"):
         LabSpec.from_dict({k: v for k, v in d.items() if k != "scene"})
     with pytest.raises(LabSpecError, match="one of the fields") as info:
         LabSpec.from_dict({**d, "clutter": []})

@@ -180,7 +180,7 @@ def test_check_agent_params():
         ({"temprature": 0}, "did you mean 'temperature'"),
         ({"max_tokens": 0}, "max_tokens: expected a positive integer"),
         ({"temperature": 1.5}, r"temperature: expected a number in \[0, 1\]"),
-        ({"prompt": "v9"}, "prompt: unknown template 'v9'"),
+        ({"prompt": "v9"}, "prompt: .*expected a known template name.*got 'v9'"),
     ]:
         with pytest.raises(AgentParamError, match=message):
             AnthropicBackend.check_agent_params(params)
