@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 import configs
+from configs import checks
 from planner.errors import TaskError
 from sim.geometry import SYMMETRIES
 from sim.scene import resolve_asset_path
@@ -31,52 +29,58 @@ class Asset:
     fixed: bool = False
 
 
-def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset:
-    """Validate one asset mapping; `where` is 'file: field' for error messages."""
-    if not isinstance(d, dict):
-        raise TaskError(f"{where}: expected a mapping with at least 'urdf', got {d!r}")
-    unknown = sorted(set(d) - set(ASSET_FIELDS))
-    if unknown:
-        raise TaskError(f"{where}: unknown field(s) {unknown}; expected some of {list(ASSET_FIELDS)}")
-    if "urdf" not in d or not isinstance(d["urdf"], str):
-        raise TaskError(f"{where}.urdf: expected a URDF path ('pybullet_data:...' or a file path), "
-                        f"got {d.get('urdf')!r}")
-    urdf = resolve_asset_path(d["urdf"], base_dir)
+# Physical bounds of a task object (the arms here lift a few kg; beyond these a value is a typo).
+MAX_MASS_KG = 50.0
+MAX_FRICTION = 10.0
+MAX_SCALE = 10.0
+MAX_ASSETS = 256
+
+
+def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None, file: str | None = None) -> Asset:
+    """Validate one asset mapping found in `file` at field `where` (`objects.red_block.asset`)."""
+    checks.mapping(d, file, where, "a mapping with at least 'urdf'", ASSET_FIELDS, ("urdf",), error=TaskError)
+    urdf_raw = d["urdf"]
+    if not isinstance(urdf_raw, str) or not urdf_raw.endswith(".urdf"):
+        raise TaskError(file, f"{where}.urdf", "a URDF path ('pybullet_data:...' or a file path) ending in .urdf",
+                        urdf_raw)
+    urdf = resolve_asset_path(urdf_raw, base_dir, file, f"{where}.urdf")
     if not os.path.isfile(urdf):
-        raise TaskError(f"{where}.urdf: expected an existing URDF file, got {d['urdf']!r} (resolved to {urdf})")
+        raise TaskError(file, f"{where}.urdf", "an existing URDF file", urdf_raw)
     rgba = d.get("rgba")
     if rgba is not None:
-        if not isinstance(rgba, list) or len(rgba) != 4 or not all(isinstance(v, (int, float)) for v in rgba):
-            raise TaskError(f"{where}.rgba: expected [r, g, b, a] numbers in [0, 1], got {rgba!r}")
-        rgba = tuple(float(v) for v in rgba)
+        rgba = checks.numbers(rgba, file, f"{where}.rgba", 4, 0.0, 1.0, what="[r, g, b, a]", error=TaskError)
     symmetry = d.get("symmetry", "none")
     if symmetry not in SYMMETRIES:
-        raise TaskError(f"{where}.symmetry: expected one of {list(SYMMETRIES)}, got {symmetry!r}")
+        raise TaskError(file, f"{where}.symmetry", f"one of {', '.join(SYMMETRIES)}", symmetry,
+                        hint=configs.did_you_mean(symmetry, SYMMETRIES))
     nums = {}
-    for key_, default in (("scale", 1.0), ("mass_kg", 0.1), ("friction", 0.8)):
-        v = d.get(key_, default)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise TaskError(f"{where}.{key_}: expected a positive number, got {v!r}")
-        nums[key_] = float(v)
-    return Asset(key, urdf, nums["scale"], rgba, symmetry, nums["mass_kg"], nums["friction"],
-                 bool(d.get("fixed", False)))
+    for key_, default, hi, unit in (("scale", 1.0, MAX_SCALE, ""), ("mass_kg", 0.1, MAX_MASS_KG, "kg"),
+                                    ("friction", 0.8, MAX_FRICTION, "")):
+        nums[key_] = checks.number(d.get(key_, default), file, f"{where}.{key_}", 0.0, hi, lo_open=True, unit=unit,
+                                   error=TaskError)
+    fixed = d.get("fixed", False)
+    if not isinstance(fixed, bool):
+        raise TaskError(file, f"{where}.fixed", "true or false", fixed)
+    return Asset(key, urdf, nums["scale"], rgba, symmetry, nums["mass_kg"], nums["friction"], fixed)
 
 
 def load_catalog(path: str | None = None) -> dict[str, Asset]:
     path = path or str(configs.file("objects.yaml"))
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    if not isinstance(data, dict):
-        raise TaskError(f"{path}: expected a mapping of asset names to assets")
+    data = configs.read_yaml(path, "object catalog")
+    data = {} if data is None else data
+    checks.mapping(data, path, None, "a mapping of asset names to assets", error=TaskError)
+    if len(data) > MAX_ASSETS:
+        raise TaskError(path, None, f"at most {MAX_ASSETS} assets", len(data))
     base = os.path.dirname(os.path.abspath(path))
-    return {key: asset_from_dict(key, val, f"{path}: {key}", base) for key, val in data.items()}
+    return {key: asset_from_dict(key, val, checks.name(key, path, configs.safe_key(key), "an asset name",
+                                                       error=TaskError), base, path)
+            for key, val in data.items()}
 
 
-def lookup_asset(catalog: dict[str, Asset], key: Any, where: str) -> Asset:
+def lookup_asset(catalog: dict[str, Asset], key: Any, where: str, file: str | None = None) -> Asset:
     if not isinstance(key, str):
-        raise TaskError(f"{where}: expected a catalog asset name or an inline asset mapping, got {key!r}")
+        raise TaskError(file, where, "a catalog asset name or an inline asset mapping", key)
     if key not in catalog:
-        close = difflib.get_close_matches(key, list(catalog), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise TaskError(f"{where}: unknown asset '{key}'{hint} (known: {sorted(catalog)})")
+        raise TaskError(file, where, "an asset of the object catalog (configs/objects.yaml)", key,
+                        hint=configs.did_you_mean(key, catalog))
     return catalog[key]

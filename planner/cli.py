@@ -12,6 +12,10 @@ import configs
 
 log = logging.getLogger("antigrounding")
 CONFIG_DIR_ENV = "ANTIGROUNDING_CONFIG_DIR"
+RENDERER_ENV = "ANTIGROUNDING_RENDERER"     # "tiny" forces TinyRenderer in the twin and the lab
+MAX_SEED = 2**32 - 1
+MAX_CANDIDATES = 256
+MAX_STEPS = 1000
 
 
 def _version() -> str:
@@ -32,14 +36,23 @@ def _step_line(rec: dict) -> None:
           file=sys.stderr, flush=True)
 
 
+def _load_task(name_or_path: str):
+    """The task, validated before the heavy imports (open3d, Ray): bad input is rejected in about a second."""
+    from planner.task import load_task
+
+    return load_task(name_or_path)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load_task(args.task)
     from planner.episode import run_task
 
     print(f"antigrounding: running {args.task} (seed {args.seed}, scorer {args.scorer or 'from config'})",
           file=sys.stderr, flush=True)
     out = run_task(args.task, seed=args.seed, scorer=args.scorer, out_dir=args.out,
                    scoring_config=args.scoring_config, max_steps=args.max_steps, n_candidates=args.candidates,
-                   on_step=None if args.quiet else _step_line, pool=_pool_options(args))
+                   on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render,
+                   loaded=loaded)
     verdict = "SUCCESS" if out.success else "FAILED"
     print(f"antigrounding: {verdict} (lab's verdict) after {out.steps} steps in {out.time_s:.1f} s",
           file=sys.stderr)
@@ -64,11 +77,10 @@ def _pool_options(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    task = _load_task(args.task).planner
     from planner.components import build_scorer
     from planner.offline_score import format_table, load_logged_step, parse_image_args, score_images
-    from planner.task import load_task
 
-    task = load_task(args.task).planner
     if args.step:
         saved = load_logged_step(args.step)
         images, ids, subtask = saved.images, saved.candidate_ids, saved.subtask
@@ -85,9 +97,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    loaded = _load_task(args.task)
     from planner.episode import reconstruct_once
 
-    result = reconstruct_once(args.task, seed=args.seed, export_dir=args.export)
+    result = reconstruct_once(args.task, seed=args.seed, export_dir=args.export, fast_render=args.fast_render,
+                              loaded=loaded)
     if not args.json:
         for o in result["objects"]:
             if o["found"]:
@@ -124,9 +138,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from planner.bench import run_bench
+    import bench  # outside the product; imported here only (product packages never import it)
 
-    return run_bench(args)
+    return bench.run(args)
+
+
+# Benchmarks (bench.BENCHMARKS; listed here so that --help needs no import of bench).
+BENCH_NAMES = ("episodes", "reconstruction", "reconstruction-scenes", "identification", "scoring-pool", "render",
+               "malformed-inputs")
 
 
 def _add_pool_args(parser: argparse.ArgumentParser) -> None:
@@ -185,22 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
                      "per object with OBJ meshes, and load_scene.py for plain PyBullet")
     rec.set_defaults(func=cmd_reconstruct)
 
-    bench = sub.add_parser("bench", help="success rate and per-stage timings over seeds (prints tables)")
-    bench.add_argument("--tasks", nargs="+", default=None, help="task files (default: stack_blocks and "
-                       "pick_place_tray; with --reconstruction all five shipped tasks)")
+    bench = sub.add_parser("bench", help="benchmarks: success rate and per-stage timings over seeds, "
+                           "reconstruction, identification, the scoring pool, rendering (prints tables)")
+    bench.add_argument("which", nargs="?", choices=BENCH_NAMES, default="episodes",
+                       help="which benchmark (default episodes): " + ", ".join(BENCH_NAMES))
+    bench.add_argument("--tasks", nargs="+", default=None, help="task names or files (default: stack_blocks and "
+                       "pick_place_tray; reconstruction: all five shipped tasks; identification: ident_blocks)")
     bench.add_argument("--seeds", type=int, default=10, help="number of seeds per task (default 10)")
     bench.add_argument("--first-seed", type=int, default=0)
     bench.add_argument("--scorer", default="simjudge")
     bench.add_argument("--out", default="runs/bench")
     bench.add_argument("--candidates", type=int, default=None)
-    bench.add_argument("--scoring-pool", action="store_true", help="only the agent-pool benchmark (stub server, "
-                       "Ray pool vs serial, a killed actor, the answer cache)")
-    bench.add_argument("--reconstruction", "--recon-only", dest="reconstruction", action="store_true",
-                       help="only the reconstruction benchmark: per object errors, time per scene, clutter Chamfer, "
-                       "twin settling (default: all five shipped tasks)")
-    bench.add_argument("--identification", action="store_true", help="only the mass/friction identification "
-                       "benchmark (configs/tasks/ident_blocks.yaml, 8 mass/friction cases per seed)")
-    bench.add_argument("--repeats", type=int, default=5, help="repeats per timed case (default 5)")
+    bench.add_argument("--repeats", type=int, default=None, help="repeats per timed case (scoring-pool 5, render "
+                       "20, reconstruction-scenes 3)")
+    bench.add_argument("--scenes", type=int, default=12, help="reconstruction-scenes: random scenes (default 12)")
+    bench.add_argument("--views", default=None, help="render: views file (default views.yaml)")
+    bench.add_argument("--tiny", action="store_true", help="render: TinyRenderer instead of EGL")
+    bench.add_argument("--no-twin", action="store_true", help="identification: friction from the quasi-static "
+                       "formula only")
+    bench.add_argument("--clutter-mesh", default=None, choices=("columns", "hull", "coacd"),
+                       help="reconstruction: how unknown objects are meshed (default columns)")
+    # the flags of earlier versions, kept: they pick a benchmark
+    bench.add_argument("--scoring-pool", dest="which", action="store_const", const="scoring-pool",
+                       help=argparse.SUPPRESS)
+    bench.add_argument("--reconstruction", "--recon-only", dest="which", action="store_const",
+                       const="reconstruction", help=argparse.SUPPRESS)
+    bench.add_argument("--identification", dest="which", action="store_const", const="identification",
+                       help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="check this machine: Python, packages, system libraries, EGL rendering, "
@@ -222,40 +252,103 @@ def _keep_stdout_for_results() -> None:
         pass
 
 
-def _input_errors() -> tuple[type[Exception], ...]:
-    """The errors that mean bad input (imported here: they pull in open3d and PyBullet, which `doctor` must be
-    able to diagnose when they cannot load)."""
-    from planner.errors import TaskError
-    from reconstruction.checks import FrameError
-    from scoring import ScoringError
-    from sim.scene import SpecError
+def _fail(flag: str, expected: str, got) -> None:
+    raise configs.InputError(None, flag, expected, got)
 
-    return TaskError, SpecError, ScoringError, FrameError, configs.ConfigNotFoundError
+
+def _integer_flag(args: argparse.Namespace, name: str, lo: int, hi: int) -> None:
+    value = getattr(args, name, None)
+    if value is not None and not lo <= value <= hi:
+        _fail("--" + name.replace("_", "-"), f"an integer in [{lo}, {hi}]", value)
+
+
+def _folder_flag(args: argparse.Namespace, name: str) -> None:
+    """A folder the command writes into: absent (it is created) or a folder, never a file."""
+    value = getattr(args, name, None)
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        return
+    if not value.strip() or "\0" in value:
+        _fail(flag, "a folder path", value)
+    if os.path.exists(value) and not os.path.isdir(value):
+        _fail(flag, "a folder (or a path to create one), not a file", value)
+    parent = os.path.dirname(os.path.abspath(value))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        _fail(flag, "a folder this user can create or write", value)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every flag once, here at the edge, before anything starts (InputError: the flag, expected, got)."""
+    for name in ("task", "scorer", "scoring_config", "ray_address", "subtask"):
+        value = getattr(args, name, None)
+        if value is not None and (not value.strip() or len(value) > 4096 or "\0" in value):
+            _fail("--" + name.replace("_", "-"), "a non-empty value of at most 4096 characters", value)
+    _integer_flag(args, "seed", 0, MAX_SEED)
+    _integer_flag(args, "first_seed", 0, MAX_SEED)
+    _integer_flag(args, "max_steps", 1, MAX_STEPS)
+    _integer_flag(args, "candidates", 2, MAX_CANDIDATES)   # one candidate leaves nothing to choose
+    _integer_flag(args, "seeds", 1, 10_000)
+    _integer_flag(args, "repeats", 1, 1000)
+    _integer_flag(args, "scenes", 1, 1000)
+    if getattr(args, "seeds", None) is not None and args.first_seed + args.seeds - 1 > MAX_SEED:
+        _fail("--seeds", f"seeds that stay below {MAX_SEED + 1}", args.seeds)
+    for name in ("out", "export"):
+        _folder_flag(args, name)
+    cache = getattr(args, "cache", None)
+    if cache is not None and (not cache.strip() or os.path.isdir(cache)):
+        _fail("--cache", "a cache file path, not a folder", cache)
+    ids = getattr(args, "ids", None)
+    if ids is not None and (len(set(ids)) != len(ids) or any(not 0 <= i < 10_000 for i in ids)):
+        _fail("--ids", "distinct candidate ids in [0, 9999]", ids)
+    if getattr(args, "step", None) is not None and not os.path.isdir(args.step):
+        _fail("--step", "a logged step folder (runs/<run>/step_NNN)", args.step)
+    for item in getattr(args, "images", None) or []:
+        path = item.partition("=")[2] or item
+        if not os.path.isfile(path):
+            _fail("--images", "view=path.png pairs of existing image files", item)
+
+
+def _renderer_from_environment() -> bool:
+    """Whether EGL may be used: ANTIGROUNDING_RENDERER is read here, in the command line, and nowhere below."""
+    value = os.environ.get(RENDERER_ENV, "").strip().lower()
+    if value not in ("", "auto", "egl", "tiny"):
+        _fail(RENDERER_ENV, "auto, egl or tiny (environment variable)", value)
+    return value != "tiny"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `antigrounding` process: results alone on stdout, then `run_cli`."""
+    return run_cli(argv, keep_stdout=True)
+
+
+def run_cli(argv: list[str] | None = None, keep_stdout: bool = False) -> int:
+    """Parse, check every flag, run the command; bad input exits 2 with one message line and no traceback.
+
+    keep_stdout: send the libraries' fd-1 chatter to stderr (the process entry does; an in-process caller, such
+    as the malformed-input corpus test, leaves its file descriptors alone)."""
     args = build_parser().parse_args(argv)
-    _keep_stdout_for_results()
+    if keep_stdout:
+        _keep_stdout_for_results()
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        input_errors = _input_errors()
-    except ImportError as exc:  # a missing system library or package: say so, and where to look
-        if args.command != "doctor":
-            print(f"antigrounding: error: cannot load a dependency: {exc}\n"
-                  f"antigrounding: run 'antigrounding doctor' to see what is missing and how to fix it",
-                  file=sys.stderr)
-            return 2
-        input_errors = (configs.ConfigNotFoundError,)
-    try:
-        # the environment is read here, in the CLI, and nowhere below it
+        # the environment is read here, in the CLI, and nowhere below it (API keys aside: client libraries)
         config_dirs = args.config_dir or [d for d in os.environ.get(CONFIG_DIR_ENV, "").split(os.pathsep) if d]
         configs.set_user_dirs(config_dirs)
+        args.fast_render = _renderer_from_environment()
+        check_flags(args)
         return args.func(args)
-    except input_errors as exc:
-        # bad input (task, camera, robot, views or scoring config, an unknown --scorer): the message names
-        # the file and the field; no traceback
+    except configs.InputError as exc:
+        # the one place bad input is caught: a task, catalog, robot, camera, views, scoring or prompt file, a
+        # flag, the environment; the message names the file and the field; no traceback
         print(f"antigrounding: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # a missing system library or package: say so, and where to look
+        print(f"antigrounding: error: cannot load a dependency: {exc}\n"
+              f"antigrounding: run 'antigrounding doctor' to see what is missing and how to fix it",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("antigrounding: interrupted", file=sys.stderr)

@@ -6,13 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 
 import configs
-from planner.errors import TaskError
 from planner.task import PlannerTask
 from reconstruction.models import ObjectModel
 from reconstruction.reconstructor import Reconstructor
 from render.renderer import Renderer
 from render.views import load_views
-from scoring import ConfigError, Scorer, ScoringConfig, backend_class, load_scoring_config
+from scoring import Scorer, ScoringConfig, backend_class, load_scoring_config
 from scoring.cache import AnswerCache
 from scoring.pool import RayExecutor
 
@@ -47,14 +46,12 @@ def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
     """
     if path is None and backend is not None and backend in configs.names("scoring"):
         path, backend = backend, None
-    try:
-        cfg = load_scoring_config(str(configs.find("scoring", path or DEFAULT_SCORING)))
-    except configs.ConfigNotFoundError as exc:
-        raise TaskError(f"scoring config: {exc}") from None
-    except ConfigError as exc:
-        raise TaskError(str(exc)) from None
+    cfg = load_scoring_config(str(configs.find("scoring", path or DEFAULT_SCORING, "--scoring-config")))
     if backend is not None:
-        backend_class(backend)   # an unknown name fails here, with a did-you-mean
+        try:
+            backend_class(backend)   # an unknown name fails here, with a did-you-mean
+        except configs.InputError as exc:
+            raise configs.InputError(None, "--scorer", exc.expected, configs.Said(exc.got), hint=exc.hint) from None
         agents = tuple(dataclasses.replace(a, backend=backend, name=f"{backend}-{i}")
                        for i, a in enumerate(cfg.agents))
         cfg = dataclasses.replace(cfg, agents=agents)

@@ -49,13 +49,15 @@ class RunOutcome:
 def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: str = "runs",
              scoring_config: str | None = None, max_steps: int | None = None, n_candidates: int | None = None,
              on_step: Callable[[dict], None] | None = None, loaded: LoadedTask | None = None,
-             pool: PoolOptions | None = None) -> RunOutcome:
-    """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth."""
+             pool: PoolOptions | None = None, fast_render: bool = True) -> RunOutcome:
+    """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth.
+
+    fast_render=False: TinyRenderer in the twin and the lab (the command line's ANTIGROUNDING_RENDERER=tiny)."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
     scorer_obj, scorer_name = build_scorer(scoring_config, scorer, pool)
     runlog = RunLog.create(out_dir, task.name, seed)
-    cfg = MPCConfig(seed=seed)
+    cfg = MPCConfig(seed=seed, fast_render=fast_render)
     if n_candidates is not None:
         cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, n_candidates=n_candidates))
     runlog.write_header({"task": task.name, "task_path": task.path, "instruction": task.instruction, "seed": seed,
@@ -67,7 +69,8 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     steps, stage = 0, {}
     success = False
     try:
-        with launch_lab(loaded.lab, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
+        lab_spec = dataclasses.replace(loaded.lab, fast_render=fast_render)
+        with launch_lab(lab_spec, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
             planner = None
             reconstructor = build_reconstructor(task)
             try:
@@ -104,13 +107,13 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
 
 
 def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = None,
-                     export_dir: str | None = None) -> dict:
+                     export_dir: str | None = None, fast_render: bool = True) -> dict:
     """Observe the lab once, reconstruct, and compare with the lab's truth (evaluation only).
 
     export_dir: also write the estimated twin there (scene.json, URDFs + meshes, load_scene.py)."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
-    with launch_lab(loaded.lab, seed) as lab:
+    with launch_lab(dataclasses.replace(loaded.lab, fast_render=fast_render), seed) as lab:
         with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
             obs = robot.observe()
         with build_reconstructor(task) as reconstructor:

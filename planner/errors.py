@@ -1,8 +1,10 @@
 """Errors of the planner floor."""
 
+import configs
 
-class TaskError(ValueError):
-    """A task or config file that cannot be used. The message names the file, the field and what was expected."""
+
+class TaskError(configs.InputError):
+    """A task or config file that cannot be used: file, field, expected, got."""
 
 
 class RunAborted(RuntimeError):

@@ -54,6 +54,7 @@ class MPCConfig:
     speed_scale: float = 0.5          # fraction of each joint's speed limit used by planned paths
     settle_steps: int = 24            # physics steps to let the rebuilt twin settle before planning
     seed: int = 0
+    fast_render: bool = True          # EGL for the twin when available (the command line may force TinyRenderer)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed_scale <= 1.0:
@@ -126,7 +127,7 @@ class MPCPlanner:
             self._object_spec(n, self._last_seen[n]) for n in stale))
         scene = self._track_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
         if self.world is None:
-            self.world = World.from_scene(self.client, scene, fast_render=True)
+            self.world = World.from_scene(self.client, scene, fast_render=self.config.fast_render)
         else:
             self.world.update_scene(scene)
         self.world.step(self.config.settle_steps)

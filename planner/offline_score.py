@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+import configs
 from planner.errors import TaskError
 from planner.runlog import read_records
 from scoring import Scorer, ScoreRequest, ScoreTable, ViewImage
+
+MAX_IMAGE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -31,15 +34,16 @@ def load_logged_step(step_dir: str) -> SavedStep:
     step_dir = os.path.normpath(step_dir)
     run_dir, leaf = os.path.split(step_dir)
     if not leaf.startswith("step_") or not leaf[5:].isdigit():
-        raise TaskError(f"--step {step_dir}: expected a run's step folder like runs/<run>/step_003")
+        raise TaskError(None, "--step", "a run's step folder like runs/<run>/step_003", step_dir)
     k = int(leaf[5:])
     try:
         records = read_records(run_dir)
     except OSError as exc:
-        raise TaskError(f"--step {step_dir}: cannot read the run log in {run_dir}: {exc}") from None
+        raise TaskError(None, "--step", f"a step folder of a readable run log ({exc.strerror or exc})",
+                        step_dir) from None
     rec = next((r for r in records if r.get("type") == "step" and r.get("step") == k), None)
     if rec is None:
-        raise TaskError(f"--step {step_dir}: the run log has no record of step {k}")
+        raise TaskError(None, "--step", f"a step the run log records (it has no step {k})", step_dir)
     images = {view: os.path.join(run_dir, rel) for view, rel in rec.get("images", {}).items()}
     ids = tuple(int(c["id"]) for c in rec.get("candidates", []))
     return SavedStep(rec.get("subtask", ""), ids, images)
@@ -53,12 +57,14 @@ def parse_image_args(items: list[str]) -> dict[str, str]:
         if not sep:
             path, view = item, os.path.splitext(os.path.basename(item))[0]
         if view in images:
-            raise TaskError(f"--images: view {view!r} given twice")
+            raise TaskError(None, "--images", "each view once", view)
         images[view] = path
     return images
 
 
 def view_image(name: str, path: str) -> ViewImage:
+    if os.path.isfile(path) and os.path.getsize(path) > MAX_IMAGE_BYTES:
+        raise TaskError(path, "--images", f"an image of at most {MAX_IMAGE_BYTES} bytes", configs.Said("a larger file"))
     try:
         with open(path, "rb") as fh:
             png = fh.read()
@@ -66,16 +72,18 @@ def view_image(name: str, path: str) -> ViewImage:
             img.verify()
             width, height = img.size
     except (OSError, SyntaxError) as exc:   # PIL reports a corrupt PNG as SyntaxError
-        raise TaskError(f"--images {name}={path}: not a readable image ({exc})") from None
+        raise TaskError(path, "--images", f"a readable image for view {name!r}",
+                        configs.Said(type(exc).__name__)) from None
     return ViewImage(name, png, width, height)
 
 
 def score_images(scorer: Scorer, instruction: str, subtask: str, ids: tuple[int, ...],
                  images: dict[str, str]) -> ScoreTable:
     if not images:
-        raise TaskError("score: no images (give --step DIR or --images view=path.png ...)")
+        raise TaskError(None, "--images", "pictures to score (--step DIR or --images view=path.png ...)",
+                        configs.Said("none"))
     if not ids:
-        raise TaskError("score: no candidate ids (give --ids 0 1 2 ... for plain images)")
+        raise TaskError(None, "--ids", "candidate ids (--ids 0 1 2 ... for plain images)", configs.Said("none"))
     request = ScoreRequest(instruction=instruction, subtask=subtask, candidate_ids=ids,
                            views=tuple(view_image(v, p) for v, p in images.items()))
     return scorer.score(request)

@@ -7,25 +7,31 @@ module only inside the LabSpec handed to the lab process.
 
 from __future__ import annotations
 
-import difflib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 import configs
+from configs import checks
 from planner.catalog import Asset, asset_from_dict, load_catalog, lookup_asset
 from planner.errors import TaskError
 from robot_io.labspec import LabSpec, Randomize
 from sim.camera import CameraSpec
 from sim.geometry import Pose
-from sim.predicates import PredicateError, validate_predicate
-from sim.scene import ObjectSpec, RobotSpec, SceneSpec, SpecError
+from sim.predicates import validate_predicate
+from sim.scene import ObjectSpec, RobotSpec, SceneSpec
 
 TOP_FIELDS = ("name", "instruction", "robot", "cameras", "objects", "clutter", "randomize", "subtasks", "success",
               "max_steps", "identify")
 REQUIRED = ("name", "instruction", "objects", "success")
+# Sizes a task may have: far beyond any real task, short of what would exhaust the lab or the planner.
+MAX_OBJECTS = 32
+MAX_CLUTTER = 64
+MAX_CAMERAS = 8
+MAX_SUBTASKS = 50
+MAX_STEPS = 1000
+MIN_SEPARATION_M = 0.01   # two object origins closer than this: the same place (their bodies would overlap)
 
 
 @dataclass(frozen=True)
@@ -56,184 +62,153 @@ class LoadedTask:
     lab: LabSpec                        # the truth; only for the lab process
 
 
-def _expect(cond: bool, where: str, expected: str, got: Any) -> None:
+def _expect(cond: bool, file: str, field: str, expected: str, got: Any) -> None:
     if not cond:
-        raise TaskError(f"{where}: expected {expected}, got {got!r}")
+        raise TaskError(file, field, expected, got)
 
 
-def _numbers(v: Any, n: int) -> bool:
-    return isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                       for x in v)
-
-
-def _pose(d: Any, where: str, robot: RobotSpec) -> Pose:
-    _expect(isinstance(d, dict) and "xyz" in d, where, "a mapping {xyz: [x, y, z], rpy_deg: [r, p, y]}", d)
-    unknown = sorted(set(d) - {"xyz", "rpy_deg"})
-    _expect(not unknown, f"{where}", "only the fields xyz and rpy_deg", d)
-    _expect(_numbers(d["xyz"], 3), f"{where}.xyz", "[x, y, z] in metres", d["xyz"])
-    rpy = d.get("rpy_deg", [0, 0, 0])
-    _expect(_numbers(rpy, 3), f"{where}.rpy_deg", "[roll, pitch, yaw] in degrees", rpy)
+def _pose(d: Any, file: str, field: str, robot: RobotSpec) -> Pose:
+    checks.mapping(d, file, field, "a mapping {xyz: [x, y, z], rpy_deg: [r, p, y]}", ("xyz", "rpy_deg"), ("xyz",),
+                   error=TaskError)
     lo, hi = robot.workspace_min_xyz, robot.workspace_max_xyz
-    x, y, z = d["xyz"]
+    x, y, z = checks.numbers(d["xyz"], file, f"{field}.xyz", 3, unit="m", what="[x, y, z]", error=TaskError)
+    rpy = checks.numbers(d.get("rpy_deg", [0, 0, 0]), file, f"{field}.rpy_deg", 3, -360.0, 360.0,
+                         what="[roll, pitch, yaw]", unit="degrees", error=TaskError)
     inside = lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and -0.01 <= z <= hi[2]
-    _expect(inside, f"{where}.xyz",
+    _expect(inside, file, f"{field}.xyz",
             f"a position inside robot '{robot.name}' workspace x in [{lo[0]}, {hi[0]}], y in [{lo[1]}, {hi[1]}], "
             f"z in [-0.01, {hi[2]}] m", d["xyz"])
-    return Pose.from_xyz_rpy_deg(d["xyz"], rpy)
+    return Pose.from_xyz_rpy_deg((x, y, z), rpy)
 
 
-def _asset(value: Any, where: str, catalog: dict[str, Asset], base_dir: str) -> Asset:
+def _asset(value: Any, file: str, field: str, catalog: dict[str, Asset], base_dir: str) -> Asset:
     if isinstance(value, dict):
-        return asset_from_dict("inline", value, where, base_dir)
-    return lookup_asset(catalog, value, where)
+        return asset_from_dict("inline", value, field, base_dir, file)
+    return lookup_asset(catalog, value, field, file)
 
 
-def _physics(d: Any, where: str, asset: Asset) -> tuple[float, float]:
+def _physics(d: Any, file: str, field: str, asset: Asset) -> tuple[float, float]:
     if d is None:
         return asset.mass_kg, asset.friction
-    _expect(isinstance(d, dict), where, "a mapping {mass_kg, friction}", d)
-    unknown = sorted(set(d) - {"mass_kg", "friction"})
-    _expect(not unknown, where, "only the fields mass_kg and friction", d)
-    out = []
-    for key, default in (("mass_kg", asset.mass_kg), ("friction", asset.friction)):
-        v = d.get(key, default)
-        _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"{where}.{key}",
-                "a positive number", v)
-        out.append(float(v))
-    return out[0], out[1]
+    checks.mapping(d, file, field, "a mapping {mass_kg, friction}", ("mass_kg", "friction"), error=TaskError)
+    mass = checks.number(d.get("mass_kg", asset.mass_kg), file, f"{field}.mass_kg", 0.0, 50.0, lo_open=True,
+                         unit="kg", error=TaskError)
+    friction = checks.number(d.get("friction", asset.friction), file, f"{field}.friction", 0.0, 10.0, lo_open=True,
+                             error=TaskError)
+    return mass, friction
 
 
-def _named_config(kind: str, value: str, where: str) -> str:
-    """A robot or camera config by name (user config folders first, then the shipped ones) or by path."""
-    try:
-        return str(configs.find(kind, value))
-    except configs.ConfigNotFoundError as exc:
-        raise TaskError(f"{where}: {exc}, or an inline mapping") from None
+def _camera(value: Any, file: str, field: str) -> CameraSpec:
+    if isinstance(value, str):
+        path = str(configs.find("cameras", value, field, file))
+        data = configs.read_yaml(path, "camera config")
+        if isinstance(data, dict) and "name" not in data:
+            data = {"name": value, **data}
+        return CameraSpec.from_dict(data, path)
+    _expect(isinstance(value, dict), file, field, "a camera name or an inline camera mapping", value)
+    return CameraSpec.from_dict(value, file, field)
 
 
-def _camera(value: Any, where: str) -> CameraSpec:
-    try:
-        if isinstance(value, str):
-            path = _named_config("cameras", value, where)
-            with open(path) as f:
-                data = yaml.safe_load(f)
-            return CameraSpec.from_dict({"name": value, **data}, f"{path}")
-        _expect(isinstance(value, dict), where, "a camera name or an inline camera mapping", value)
-        return CameraSpec.from_dict(value, where)
-    except SpecError as exc:
-        raise TaskError(str(exc)) from None
-
-
-def _robot(value: Any, where: str) -> RobotSpec:
-    try:
-        if isinstance(value, dict):
-            return RobotSpec.from_dict(value, where)
-        _expect(isinstance(value, str), where, "a robot name (configs/robots/) or an inline mapping", value)
-        return RobotSpec.from_yaml(_named_config("robots", value, where))
-    except SpecError as exc:
-        raise TaskError(str(exc)) from None
+def _robot(value: Any, file: str, field: str) -> RobotSpec:
+    if isinstance(value, dict):
+        return RobotSpec.from_dict(value, file, os.path.dirname(os.path.abspath(file)), prefix=field)
+    _expect(isinstance(value, str), file, field, "a robot name (configs/robots/) or an inline mapping", value)
+    return RobotSpec.from_yaml(str(configs.find("robots", value, field, file)))
 
 
 def load_task(name_or_path: str, catalog_path: str | None = None) -> LoadedTask:
     """Read and validate a task by name (`stack_blocks`: the user's config folders, then the shipped tasks) or
-    from any path; errors name the file, the field and what was expected."""
-    try:
-        path = str(configs.find("tasks", name_or_path))
-    except configs.ConfigNotFoundError as exc:
-        raise TaskError(str(exc)) from None
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as exc:
-        raise TaskError(f"{path}: not valid YAML: {exc}") from None
-    return parse_task(data, path, catalog_path)
+    from any path; errors (TaskError or another InputError) name the file, the field and what was expected."""
+    path = str(configs.find("tasks", name_or_path, "--task"))
+    return parse_task(configs.read_yaml(path, "task file"), path, catalog_path)
+
+
+def _separated(objects: list[ObjectSpec], fields_: list[str], file: str) -> None:
+    """No two objects at the same place (their bodies would start inside each other)."""
+    for i, a in enumerate(objects):
+        for j in range(i):
+            b = objects[j]
+            if math.dist(a.pose.xyz, b.pose.xyz) < MIN_SEPARATION_M:
+                raise TaskError(file, f"{fields_[i]}.pose.xyz", f"a position at least {MIN_SEPARATION_M} m from "
+                                f"{fields_[j]} (two objects cannot share a place)", list(a.pose.xyz))
 
 
 def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedTask:
+    """Validate a parsed task file: every field once, here (the lab spec it returns is not validated again)."""
     src = path
     base_dir = os.path.dirname(os.path.abspath(path))
-    _expect(isinstance(data, dict), src, "a mapping of task fields", type(data).__name__)
-    for key in data:
-        if key not in TOP_FIELDS:
-            close = difflib.get_close_matches(key, TOP_FIELDS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise TaskError(f"{src}: field '{key}': unknown field{hint} (expected some of {list(TOP_FIELDS)})")
-    for key in REQUIRED:
-        if key not in data:
-            raise TaskError(f"{src}: field '{key}': missing (required: {list(REQUIRED)})")
-    _expect(isinstance(data["name"], str) and data["name"], f"{src}: field 'name'", "a non-empty string", data["name"])
-    _expect(isinstance(data["instruction"], str) and data["instruction"].strip(), f"{src}: field 'instruction'",
-            "a non-empty sentence", data["instruction"])
-    robot = _robot(data.get("robot", "panda"), f"{src}: field 'robot'")
+    checks.mapping(data, src, None, "a mapping of task fields", TOP_FIELDS, REQUIRED, error=TaskError)
+    name = checks.name(data["name"], src, "name", "a task name", error=TaskError)
+    instruction = checks.text(data["instruction"], src, "instruction", "a non-empty sentence", 2000, error=TaskError)
+    robot = _robot(data.get("robot", "panda"), src, "robot")
     cams_raw = data.get("cameras", ["front", "left", "right"])
-    _expect(isinstance(cams_raw, list) and cams_raw, f"{src}: field 'cameras'", "a non-empty list", cams_raw)
-    cameras = tuple(_camera(c, f"{src}: field 'cameras[{i}]'") for i, c in enumerate(cams_raw))
+    _expect(isinstance(cams_raw, list) and 0 < len(cams_raw) <= MAX_CAMERAS, src, "cameras",
+            f"a list of 1 to {MAX_CAMERAS} cameras", cams_raw)
+    cameras = tuple(_camera(c, src, f"cameras[{i}]") for i, c in enumerate(cams_raw))
+    cam_names = [c.name for c in cameras]
+    _expect(len(set(cam_names)) == len(cam_names), src, "cameras", "cameras with distinct names", cam_names)
     catalog = load_catalog(catalog_path)
 
     objs_raw = data["objects"]
-    _expect(isinstance(objs_raw, dict) and objs_raw, f"{src}: field 'objects'",
-            "a non-empty mapping of object names to {asset, pose, physics}", objs_raw)
+    _expect(isinstance(objs_raw, dict) and 0 < len(objs_raw) <= MAX_OBJECTS, src, "objects",
+            f"a mapping of 1 to {MAX_OBJECTS} object names to {{asset, pose, physics}}", objs_raw)
     assets: dict[str, Asset] = {}
     truth: list[ObjectSpec] = []
-    for name, spec in objs_raw.items():
-        where = f"{src}: field 'objects.{name}'"
-        _expect(isinstance(name, str) and name.isidentifier(), where, "an object name made of letters, digits and _",
-                name)
-        _expect(isinstance(spec, dict), where, "a mapping {asset, pose, physics}", spec)
-        unknown = sorted(set(spec) - {"asset", "pose", "physics"})
-        _expect(not unknown, where, "only the fields asset, pose, physics", spec)
-        for key in ("asset", "pose"):
-            if key not in spec:
-                raise TaskError(f"{where}.{key}: missing")
-        asset = _asset(spec["asset"], f"{where}.asset", catalog, base_dir)
-        _expect(asset.rgba is not None, f"{where}.asset.rgba",
+    fields_: list[str] = []
+    for obj_name, spec in objs_raw.items():
+        where = f"objects.{configs.safe_key(obj_name)}"
+        _expect(isinstance(obj_name, str) and obj_name.isidentifier() and len(obj_name) <= 64, src, where,
+                "an object name made of letters, digits and _", obj_name)
+        where = f"objects.{obj_name}"
+        checks.mapping(spec, src, where, "a mapping {asset, pose, physics}", ("asset", "pose", "physics"),
+                       ("asset", "pose"), error=TaskError)
+        asset = _asset(spec["asset"], src, f"{where}.asset", catalog, base_dir)
+        _expect(asset.rgba is not None, src, f"{where}.asset.rgba",
                 "[r, g, b, a] for a named object (the reconstruction finds objects by colour)", None)
-        pose = _pose(spec["pose"], f"{where}.pose", robot)
-        mass, friction = _physics(spec.get("physics"), f"{where}.physics", asset)
-        assets[name] = asset
-        truth.append(ObjectSpec(name, pose, urdf=asset.urdf, scale=asset.scale, rgba=asset.rgba, mass_kg=mass,
+        pose = _pose(spec["pose"], src, f"{where}.pose", robot)
+        mass, friction = _physics(spec.get("physics"), src, f"{where}.physics", asset)
+        assets[obj_name] = asset
+        fields_.append(where)
+        truth.append(ObjectSpec(obj_name, pose, urdf=asset.urdf, scale=asset.scale, rgba=asset.rgba, mass_kg=mass,
                                 friction=friction, fixed=asset.fixed, symmetry=asset.symmetry))
     names = frozenset(assets)
 
     clutter_raw = data.get("clutter", [])
-    _expect(isinstance(clutter_raw, list), f"{src}: field 'clutter'", "a list of {asset, pose}", clutter_raw)
+    _expect(isinstance(clutter_raw, list) and len(clutter_raw) <= MAX_CLUTTER, src, "clutter",
+            f"a list of at most {MAX_CLUTTER} {{asset, pose}}", clutter_raw)
     for i, spec in enumerate(clutter_raw):
-        where = f"{src}: field 'clutter[{i}]'"
-        _expect(isinstance(spec, dict) and "asset" in spec and "pose" in spec, where, "a mapping {asset, pose}", spec)
-        _expect(not set(spec) - {"asset", "pose", "physics"}, where, "only the fields asset, pose, physics", spec)
-        asset = _asset(spec["asset"], f"{where}.asset", catalog, base_dir)
-        mass, friction = _physics(spec.get("physics"), f"{where}.physics", asset)
-        truth.append(ObjectSpec(f"clutter_{i}", _pose(spec["pose"], f"{where}.pose", robot), urdf=asset.urdf,
+        where = f"clutter[{i}]"
+        checks.mapping(spec, src, where, "a mapping {asset, pose}", ("asset", "pose", "physics"), ("asset", "pose"),
+                       error=TaskError)
+        asset = _asset(spec["asset"], src, f"{where}.asset", catalog, base_dir)
+        mass, friction = _physics(spec.get("physics"), src, f"{where}.physics", asset)
+        fields_.append(where)
+        truth.append(ObjectSpec(f"clutter_{i}", _pose(spec["pose"], src, f"{where}.pose", robot), urdf=asset.urdf,
                                 scale=asset.scale, rgba=asset.rgba, mass_kg=mass, friction=friction,
                                 fixed=asset.fixed))
+    _separated(truth, fields_, src)
 
-    try:
-        validate_predicate(data["success"], f"{src}: field 'success'", names)
-        subtasks = []
-        subs_raw = data.get("subtasks", [])
-        _expect(isinstance(subs_raw, list), f"{src}: field 'subtasks'", "a list of {say, done}", subs_raw)
-        for i, s in enumerate(subs_raw):
-            where = f"{src}: field 'subtasks[{i}]'"
-            _expect(isinstance(s, dict) and set(s) == {"say", "done"}, where, "a mapping {say: text, done: predicate}",
-                    s)
-            _expect(isinstance(s["say"], str) and s["say"], f"{where}.say", "a non-empty string", s["say"])
-            validate_predicate(s["done"], f"{where}.done", names)
-            subtasks.append(Subtask(s["say"], s["done"]))
-    except PredicateError as exc:
-        raise TaskError(str(exc)) from None
+    validate_predicate(data["success"], "success", names, src)
+    subtasks = []
+    subs_raw = data.get("subtasks", [])
+    _expect(isinstance(subs_raw, list) and len(subs_raw) <= MAX_SUBTASKS, src, "subtasks",
+            f"a list of at most {MAX_SUBTASKS} {{say, done}}", subs_raw)
+    for i, sub in enumerate(subs_raw):
+        where = f"subtasks[{i}]"
+        checks.mapping(sub, src, where, "a mapping {say: text, done: predicate}", ("say", "done"), ("say", "done"),
+                       error=TaskError)
+        say = checks.text(sub["say"], src, f"{where}.say", "a non-empty sentence", 500, error=TaskError)
+        validate_predicate(sub["done"], f"{where}.done", names, src)
+        subtasks.append(Subtask(say, sub["done"]))
 
-    max_steps = data.get("max_steps", 30)
-    _expect(isinstance(max_steps, int) and not isinstance(max_steps, bool) and max_steps > 0,
-            f"{src}: field 'max_steps'", "a positive integer", max_steps)
+    max_steps = checks.integer(data.get("max_steps", 30), src, "max_steps", 1, MAX_STEPS, error=TaskError)
     identify = data.get("identify", [])
-    _expect(isinstance(identify, list) and all(n in names for n in identify), f"{src}: field 'identify'",
-            f"a list of task object names ({sorted(names)})", identify)
-    try:
-        randomize = Randomize.from_dict(data.get("randomize", {}), f"{src}: field 'randomize'")
-    except ValueError as exc:
-        raise TaskError(str(exc)) from None
+    _expect(isinstance(identify, list) and all(isinstance(n, str) and n in names for n in identify)
+            and len(set(identify)) == len(identify), src, "identify",
+            f"a list of distinct task object names ({sorted(names)})", identify)
+    randomize = Randomize.from_dict(data.get("randomize", {}), "randomize", src)
 
-    planner = PlannerTask(data["name"], data["instruction"].strip(), robot, cameras, assets, tuple(subtasks),
+    planner = PlannerTask(name, instruction.strip(), robot, cameras, assets, tuple(subtasks),
                           data["success"], max_steps, tuple(identify), os.path.abspath(path))
     lab = LabSpec(scene=SceneSpec(robot, tuple(truth)), cameras=cameras, randomize=randomize,
                   success=data["success"])

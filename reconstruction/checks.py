@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import configs
+
 log = logging.getLogger(__name__)
 
 MAX_PLAUSIBLE_DEPTH_M = 20.0     # no tabletop RGB-D sensor returns depth beyond this: larger means other units
@@ -23,7 +25,7 @@ BELOW_TABLE_M = 0.05             # a return this far below the table plane is ph
 MAX_BELOW_TABLE_FRACTION = 0.5   # ... for most of the pixels (a real rig may see some floor) unless the pose is wrong
 
 
-class FrameError(ValueError):
+class FrameError(configs.InputError):
     """A camera frame whose units or pose cannot be right; the message names the camera and the field."""
 
 

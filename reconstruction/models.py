@@ -20,6 +20,7 @@ import numpy as np
 import trimesh
 from scipy.spatial.transform import Rotation
 
+import configs
 from sim.geometry import SYMMETRIES
 from sim.scene import resolve_asset_path
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 N_MODEL_POINTS = 3000   # surface samples kept per model; registration downsamples them further
 
 
-class ModelError(ValueError):
+class ModelError(configs.InputError):
     """A model that cannot be built; the message names the URDF and the element."""
 
 

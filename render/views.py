@@ -7,38 +7,26 @@ noise. `VirtualView.camera()` turns it into the sim's OpenCV-frame pinhole `Came
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-import yaml
 
-from sim.camera import CameraSpec
+import configs
+from configs import checks
+from sim.camera import MAX_PIXELS, MAX_SIDE_PX, CameraSpec
 from sim.scene import SpecError
 
 _NEEDED = ("eye", "target", "fov_deg", "width", "height")
 
 
 class ViewConfigError(SpecError):
-    """A virtual view that cannot be used; the message names the file and the field."""
+    """A virtual view that cannot be used: file, field, expected, got."""
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _vec3(value, where: str, name: str) -> tuple[float, float, float]:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ViewConfigError(f"{where}: field '{name}': expected 3 numbers [x, y, z] in metres, "
-                              f"got {value!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise ViewConfigError(f"{where}: field '{name}': expected 3 finite numbers [x, y, z], got {value!r}")
-    return out
+def _vec3(value, file: str | None, name: str) -> tuple[float, float, float]:
+    return checks.numbers(value, file, name, 3, -100.0, 100.0, what="3 finite numbers [x, y, z]", unit="m",
+                          error=ViewConfigError)
 
 
 @dataclass(frozen=True)
@@ -60,37 +48,41 @@ class VirtualView:
     where: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # `where` is "file: views.<name>" from load_views, or empty for a view built in code
+        file, _, prefix = self.where.rpartition(": ") if ": " in self.where else (None, "", self.where)
+        prefix = prefix or f"views.{self.name}"
+
+        def f(key: str) -> str:
+            return f"{prefix}.{key}"
+
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ViewConfigError(f"{self.where or 'view'}: field 'name': expected a non-empty string, "
-                                  f"got {self.name!r}")
-        where = self.where or f"view '{self.name}'"
-        object.__setattr__(self, "where", where)
+            raise ViewConfigError(file, f("name"), "a non-empty string", self.name)
+        object.__setattr__(self, "where", self.where or f"view '{self.name}'")
         for key in ("eye", "target", "up"):
-            object.__setattr__(self, key, _vec3(getattr(self, key), where, key))
+            object.__setattr__(self, key, _vec3(getattr(self, key), file, f(key)))
         for key in ("width", "height"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ViewConfigError(f"{where}: field '{key}': expected a positive whole number of pixels, "
-                                      f"got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value <= MAX_SIDE_PX:
+                raise ViewConfigError(file, f(key), f"a whole number of pixels in [1, {MAX_SIDE_PX}]", value)
             object.__setattr__(self, key, int(value))
-        for key, lo, hi in (("fov_deg", 0.0, 180.0), ("near_m", 0.0, math.inf), ("far_m", 0.0, math.inf)):
+        if self.width * self.height > MAX_PIXELS:
+            raise ViewConfigError(file, f("width"), f"width x height at most {MAX_PIXELS} pixels",
+                                  f"{self.width} x {self.height}")
+        for key, lo, hi in (("fov_deg", 0.0, 179.0), ("near_m", 0.0, 100.0), ("far_m", 0.0, 1000.0)):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(float(value)) or not lo < float(value) < hi:
-                raise ViewConfigError(f"{where}: field '{key}': expected a number in ({lo:g}, {hi:g}), "
-                                      f"got {value!r}")
-            object.__setattr__(self, key, float(value))
+            value = float(value) if isinstance(value, np.number) else value
+            object.__setattr__(self, key, checks.number(value, file, f(key), lo, hi, lo_open=True,
+                                                        error=ViewConfigError))
         if self.near_m >= self.far_m:
-            raise ViewConfigError(f"{where}: fields 'near_m', 'far_m': need near_m < far_m, "
-                                  f"got {self.near_m} and {self.far_m}")
+            raise ViewConfigError(file, f("far_m"), f"a distance beyond near_m = {self.near_m}", self.far_m)
         forward = np.subtract(self.target, self.eye)
         if np.linalg.norm(forward) < 1e-6:
-            raise ViewConfigError(f"{where}: fields 'eye', 'target': eye and target coincide at {self.eye}")
+            raise ViewConfigError(file, f("target"), "a point away from the eye", list(self.target))
         up = np.asarray(self.up)
         if np.linalg.norm(up) < 1e-9 or np.linalg.norm(np.cross(forward / np.linalg.norm(forward),
                                                                   up / np.linalg.norm(up))) < 1e-3:
-            raise ViewConfigError(f"{where}: field 'up': {self.up} is zero or parallel to the viewing direction "
-                                  f"(target - eye); pick an up vector across it, e.g. (1, 0, 0) for a top view")
+            raise ViewConfigError(file, f("up"), "a vector across the viewing direction (target - eye), e.g. "
+                                  "(1, 0, 0) for a top view", list(self.up))
 
     def camera(self) -> CameraSpec:
         """The sim pinhole camera of this view (OpenCV optical frame, no noise)."""
@@ -104,17 +96,10 @@ class VirtualView:
 
     @classmethod
     def from_dict(cls, name: str, d, where: str) -> VirtualView:
-        """Build one view from its YAML mapping; unknown or missing fields are errors naming `where`."""
-        if not isinstance(d, dict):
-            raise ViewConfigError(f"{where}: expected a mapping of view fields, got {type(d).__name__}")
-        known = [f.name for f in fields(cls) if f.name not in ("name", "where")]
-        for key in d:
-            if key not in known:
-                raise ViewConfigError(f"{where}: unknown field '{key}'{_did_you_mean(str(key), known)}; "
-                                      f"expected some of {known}")
-        for key in _NEEDED:
-            if key not in d:
-                raise ViewConfigError(f"{where}: missing field '{key}'")
+        """Build one view from its YAML mapping; `where` is "file: views.<name>"."""
+        file, _, prefix = where.rpartition(": ") if ": " in where else (None, "", where)
+        known = tuple(f.name for f in fields(cls) if f.name not in ("name", "where"))
+        checks.mapping(d, file, prefix, "a mapping of view fields", known, _NEEDED, error=ViewConfigError)
         return cls(name=str(name), where=where, **d)
 
 
@@ -125,25 +110,19 @@ def load_views(path: str | os.PathLike, names=None) -> tuple[VirtualView, ...]:
     """
     path = os.fspath(path)
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ViewConfigError(f"{path}: cannot read the views file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ViewConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict) or "views" not in data:
-        raise ViewConfigError(f"{path}: expected a mapping with a 'views' field")
+        data = configs.read_yaml(path, "views file")
+    except configs.InputError as exc:
+        raise ViewConfigError(exc.file, exc.field, exc.expected, *(() if exc.got is None else (exc.got,))) from None
+    allowed = ("views", "up", "fov_deg", "width", "height", "near_m", "far_m")
+    checks.mapping(data, path, None, "a mapping with a 'views' field and optional defaults", allowed, ("views",),
+                   error=ViewConfigError)
     defaults = {k: v for k, v in data.items() if k != "views"}
-    allowed_defaults = ("up", "fov_deg", "width", "height", "near_m", "far_m")
-    for key in defaults:
-        if key not in allowed_defaults:
-            raise ViewConfigError(f"{path}: unknown top-level field '{key}'{_did_you_mean(str(key), allowed_defaults)}"
-                                  f"; expected 'views' and optional defaults {list(allowed_defaults)}")
     raw = data["views"]
-    if not isinstance(raw, dict) or not raw:
-        raise ViewConfigError(f"{path}: field 'views': expected a non-empty mapping of view name -> fields")
+    if not isinstance(raw, dict) or not raw or len(raw) > 32:
+        raise ViewConfigError(path, "views", "a mapping of 1 to 32 view names -> fields", raw)
     views = {}
     for name, spec in raw.items():
+        checks.name(name, path, f"views.{configs.safe_key(name)}", "a view name", error=ViewConfigError)
         fields_ = {**defaults, **spec} if isinstance(spec, dict) else spec   # a non-mapping fails in from_dict
         views[str(name)] = VirtualView.from_dict(name, fields_, f"{path}: views.{name}")
     if names is None:
@@ -157,7 +136,7 @@ def select_views(views, names, where: str = "views") -> tuple[VirtualView, ...]:
     out = []
     for name in names:
         if name not in by_name:
-            raise ViewConfigError(f"{where}: no view named '{name}'{_did_you_mean(str(name), by_name)}; "
-                                  f"known views: {sorted(by_name)}")
+            raise ViewConfigError(where, "views", f"a known view name ({', '.join(sorted(by_name))})", name,
+                                  hint=configs.did_you_mean(name, by_name))
         out.append(by_name[name])
     return tuple(out)

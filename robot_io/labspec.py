@@ -8,31 +8,24 @@ by the planner.
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import configs
+from configs import checks
 from sim.camera import CameraSpec
 from sim.predicates import validate_predicate
 from sim.scene import SceneSpec
 
 
-class LabSpecError(ValueError):
-    """A lab spec that cannot be used; the message names the field and what was expected."""
+class LabSpecError(configs.InputError):
+    """A lab spec that cannot be used: file, field, expected, got."""
 
 
 def _number(value: Any, where: str, *, minimum: float | None = None, maximum: float | None = None,
-            exclusive_min: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise LabSpecError(f"{where}: expected a finite number, got {value!r}")
-    value = float(value)
-    if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
-        op = ">" if exclusive_min else ">="
-        raise LabSpecError(f"{where}: expected a number {op} {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise LabSpecError(f"{where}: expected a number <= {maximum}, got {value}")
-    return value
+            exclusive_min: bool = False, file: str | None = None) -> float:
+    return checks.number(value, file, where, minimum, maximum, lo_open=exclusive_min, error=LabSpecError)
 
 
 @dataclass(frozen=True)
@@ -51,13 +44,10 @@ class Randomize:
         return {"xy_m": self.xy_m, "yaw_deg": self.yaw_deg}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "randomize") -> Randomize:
-        if not isinstance(d, dict):
-            raise LabSpecError(f"{where}: expected a mapping {{xy_m, yaw_deg}}, got {type(d).__name__}")
-        unknown = set(d) - {"xy_m", "yaw_deg"}
-        if unknown:
-            raise LabSpecError(f"{where}: unknown field(s) {sorted(unknown)}; expected xy_m, yaw_deg")
-        return cls(xy_m=d.get("xy_m", 0.0), yaw_deg=d.get("yaw_deg", 0.0))
+    def from_dict(cls, d: Any, where: str = "randomize", file: str | None = None) -> Randomize:
+        checks.mapping(d, file, where, "a mapping {xy_m, yaw_deg}", ("xy_m", "yaw_deg"), error=LabSpecError)
+        return cls(xy_m=_number(d.get("xy_m", 0.0), f"{where}.xy_m", minimum=0.0, maximum=1.0, file=file),
+                   yaw_deg=_number(d.get("yaw_deg", 0.0), f"{where}.yaw_deg", minimum=0.0, maximum=180.0, file=file))
 
 
 @dataclass(frozen=True)
@@ -72,6 +62,7 @@ class LabSpec:
     heartbeat_timeout_s: the watchdog stops a running trajectory when the planner is silent this long.
     realtime_factor: > 0 paces execution to wall time (1.0 = real time); 0 = as fast as possible.
     settle_s: simulated seconds the objects settle before the lab starts serving.
+    fast_render: EGL for the cameras when available; False forces TinyRenderer (ANTIGROUNDING_RENDERER=tiny).
     """
 
     scene: SceneSpec
@@ -82,43 +73,46 @@ class LabSpec:
     heartbeat_timeout_s: float = 2.0
     realtime_factor: float = 0.0
     settle_s: float = 1.0
+    fast_render: bool = True
 
     def __post_init__(self) -> None:
+        # Types and invariants only: the task file's values were validated once, by the loader that read them
+        # (planner.task), and a spec from JSON by from_dict.
         if not isinstance(self.scene, SceneSpec):
-            raise LabSpecError(f"scene: expected a sim.scene.SceneSpec, got {type(self.scene).__name__}")
+            raise LabSpecError(None, "scene", "a sim.scene.SceneSpec", type(self.scene).__name__)
         cameras = tuple(self.cameras)
         if not all(isinstance(c, CameraSpec) for c in cameras):
-            raise LabSpecError("cameras: expected sim.camera.CameraSpec items")
+            raise LabSpecError(None, "cameras", "sim.camera.CameraSpec items")
         names = [c.name for c in cameras]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise LabSpecError(f"cameras: duplicate camera names {dupes}")
+            raise LabSpecError(None, "cameras", "distinct camera names", dupes)
         object.__setattr__(self, "cameras", cameras)
         randomize = self.randomize
         if isinstance(randomize, dict):
             randomize = Randomize.from_dict(randomize)
         if not isinstance(randomize, Randomize):
-            raise LabSpecError(f"randomize: expected {{xy_m, yaw_deg}}, got {type(randomize).__name__}")
+            raise LabSpecError(None, "randomize", "{xy_m, yaw_deg}", type(randomize).__name__)
         object.__setattr__(self, "randomize", randomize)
         if self.success is not None:
             if not isinstance(self.success, dict):
-                raise LabSpecError(
-                    f"success: expected a predicate mapping, got {type(self.success).__name__}")
+                raise LabSpecError(None, "success", "a predicate mapping", type(self.success).__name__)
             try:
                 # Normalise tuples to lists so a spec equals its JSON round trip.
                 success = json.loads(json.dumps(self.success))
             except (TypeError, ValueError) as e:
-                raise LabSpecError(f"success: not JSON-safe: {e}") from e
-            validate_predicate(success, "success", [o.name for o in self.scene.objects])
+                raise LabSpecError(None, "success", "a JSON-safe predicate", str(e)) from e
             object.__setattr__(self, "success", success)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise LabSpecError(f"seed: expected an integer >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
+            raise LabSpecError(None, "seed", "an integer in [0, 2**32)", self.seed)
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "heartbeat_timeout_s", _number(
-            self.heartbeat_timeout_s, "heartbeat_timeout_s", minimum=0.0, exclusive_min=True))
+            self.heartbeat_timeout_s, "heartbeat_timeout_s", minimum=0.0, maximum=60.0, exclusive_min=True))
         object.__setattr__(self, "realtime_factor",
-                           _number(self.realtime_factor, "realtime_factor", minimum=0.0))
+                           _number(self.realtime_factor, "realtime_factor", minimum=0.0, maximum=100.0))
         object.__setattr__(self, "settle_s", _number(self.settle_s, "settle_s", minimum=0.0, maximum=60.0))
+        if not isinstance(self.fast_render, bool):
+            raise LabSpecError(None, "fast_render", "true or false", self.fast_render)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -135,40 +129,42 @@ class LabSpec:
             "heartbeat_timeout_s": self.heartbeat_timeout_s,
             "realtime_factor": self.realtime_factor,
             "settle_s": self.settle_s,
+            "fast_render": self.fast_render,
         }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "lab spec") -> LabSpec:
-        if not isinstance(d, dict):
-            raise LabSpecError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise LabSpecError(
-                f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
-        if "scene" not in d:
-            raise LabSpecError(f"{where}: missing field 'scene'")
+        """A spec from JSON (the lab process's input): every field validated, the predicate against the scene."""
+        known = tuple(f.name for f in fields(cls))
+        checks.mapping(d, where, None, "a lab spec mapping", known, ("scene",), error=LabSpecError)
         try:
             scene = SceneSpec.from_dict(d["scene"])
-        except (KeyError, TypeError) as e:
-            raise LabSpecError(f"{where}: field 'scene': malformed scene description: {e!r}") from e
+        except configs.InputError as e:
+            raise e.located(where, "scene") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise LabSpecError(where, "scene", "a scene description (SceneSpec.to_dict())", type(e).__name__) from e
         cams = d.get("cameras", [])
         if not isinstance(cams, list | tuple):
-            raise LabSpecError(f"{where}: field 'cameras': expected a list of camera mappings")
-        cameras = tuple(CameraSpec.from_dict(c, where=f"{where}: cameras[{i}]") for i, c in enumerate(cams))
-        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s")
+            raise LabSpecError(where, "cameras", "a list of camera mappings", cams)
+        cameras = tuple(CameraSpec.from_dict(c, where, f"cameras[{i}]") for i, c in enumerate(cams))
+        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s", "fast_render")
         kw = {k: d[k] for k in scalars if k in d}
-        return cls(scene=scene, cameras=cameras,
-                   randomize=Randomize.from_dict(d.get("randomize", {}), f"{where}: randomize"), **kw)
+        if kw.get("success") is not None:
+            validate_predicate(kw["success"], "success", [o.name for o in scene.objects], where)
+        try:
+            return cls(scene=scene, cameras=cameras,
+                       randomize=Randomize.from_dict(d.get("randomize", {}), "randomize", where), **kw)
+        except configs.InputError as e:
+            raise e.located(where) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json_file(cls, path: str) -> LabSpec:
-        with open(path) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise LabSpecError(f"{path}: not valid JSON: {e}") from e
+        text = configs.read_text(path, "lab spec (JSON)", max_bytes=64 << 20)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LabSpecError(path, f"line {e.lineno}", "valid JSON", e.msg) from None
         return cls.from_dict(data, where=path)

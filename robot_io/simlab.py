@@ -195,8 +195,8 @@ class SimLab:
         t0 = time.monotonic()
         self.scene = randomize_scene(spec.scene, spec.randomize, self.seed)
         self.client = p.connect(p.DIRECT)
-        # EGL when available (sim's choice: faster, exact depth); ANTIGROUNDING_RENDERER=tiny turns it off.
-        self.world = World.from_scene(self.client, self.scene, fast_render=fast_render)
+        # EGL when available (sim's choice: faster, exact depth); the spec (the command line) may turn it off.
+        self.world = World.from_scene(self.client, self.scene, fast_render=fast_render and spec.fast_render)
         self.initial_poses = {n: pose.to_dict() for n, pose in self.world.object_poses().items()}
         self.world.step(int(round(spec.settle_s / TIMESTEP_S)))
         # Camera noise has its own stream so the number of observations never changes the layout; the torque

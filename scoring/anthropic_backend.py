@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from scoring.api_backend import ApiClientBackend
 from scoring.api_errors import check_max_tokens, check_temperature, public_url, scrub, translate_api_error
 from scoring.backend import AgentConfig
-from scoring.errors import AgentParamError, BackendError, did_you_mean
+from scoring.errors import AgentParamError, BackendError, MissingKeyError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
 from scoring.schema import REFUSAL_MARKER, answer_schema
@@ -77,7 +77,8 @@ class AnthropicBackend(ApiClientBackend):
             raise BackendError(f"anthropic backend: base_url: expected a URL string, got {base_url!r}")
         if client is None and not os.environ.get(KEY_ENV):
             # Fail when the ensemble is built, not at the first MPC step.
-            raise BackendError(f"anthropic backend: no API key; set the {KEY_ENV} environment variable")
+            raise MissingKeyError(None, KEY_ENV, f"an API key: set the {KEY_ENV} environment variable (anthropic "
+                                  "backend)")
         self.model = model
         self.max_tokens = int(max_tokens)
         self.timeout_s = float(timeout_s)

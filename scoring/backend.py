@@ -111,7 +111,8 @@ def backend_class(name: str) -> type[Backend]:
     try:
         entry = BACKENDS[name]
     except KeyError:
-        raise UnknownBackendError(f"unknown backend {name!r}{did_you_mean(name, tuple(BACKENDS))}") from None
+        raise UnknownBackendError(None, "backend", f"a registered backend ({', '.join(sorted(BACKENDS))})", name,
+                                  secret=True, hint=did_you_mean(name, tuple(BACKENDS))) from None
     if isinstance(entry, str):
         module_name, _, attr = entry.partition(":")
         try:

@@ -42,10 +42,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+import configs
 from scoring.backend import AgentConfig, Backend, backend_class
-from scoring.errors import AgentParamError, BackendError, ConfigError, did_you_mean
+from scoring.errors import AgentParamError, BackendError, ConfigError, UnknownBackendError, did_you_mean
 from scoring.fusion import normalize_weights
 from scoring.retry import RetryPolicy
 from scoring.schema import DIMENSIONS
@@ -65,6 +64,9 @@ POOL_SETTING_KEYS = (
 )
 POOL_KEYS = ("step_timeout_s",)
 
+MAX_AGENTS = 32
+_NOTHING = configs.Said("nothing")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 KEYS_FROM_ENVIRONMENT = "keys come from the environment: ANTHROPIC_API_KEY / OPENAI_API_KEY"
 _SECRET_NAMES = frozenset(
     {
@@ -84,6 +86,9 @@ _SECRET_NAMES = frozenset(
     }
 )
 _URL_WITH_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s]+@")
+# A value shaped like a vendor credential, wherever it sits (a key pasted under a field that is not named like one).
+_CREDENTIAL_VALUE = re.compile(r"^\s*(bearer\s+)?(sk-|sk_|rk_|xai-|gsk_|hf_|ghp_|gho_|github_pat_|glpat-|AKIA|AIza)"
+                               r"[A-Za-z0-9_\-]{12,}", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
@@ -96,8 +101,9 @@ def find_secret(data: Any, where: str = "") -> str | None:
     """The field path of the first credential-like key or URL-with-credentials in nested data, or None."""
     if isinstance(data, Mapping):
         for key, value in data.items():
-            path = f"{where}.{key}" if where else str(key)
-            if isinstance(key, str) and is_secret_name(key):
+            shown = configs.safe_key(key)
+            path = f"{where}.{shown}" if where else shown
+            if isinstance(key, str) and (is_secret_name(key) or _CREDENTIAL_VALUE.match(key)):
                 return path
             found = find_secret(value, path)
             if found:
@@ -107,8 +113,8 @@ def find_secret(data: Any, where: str = "") -> str | None:
             found = find_secret(value, f"{where}[{index}]")
             if found:
                 return found
-    elif isinstance(data, str) and _URL_WITH_CREDENTIALS.match(data):
-        return where
+    elif isinstance(data, str) and (_URL_WITH_CREDENTIALS.match(data) or _CREDENTIAL_VALUE.match(data)):
+        return where or "(top level)"
     return None
 
 
@@ -313,50 +319,57 @@ class ScoringConfig:
 def _reject_unknown(mapping: Mapping[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
     for key in mapping:
         if key not in known:
-            field_name = f"{prefix}{key}"
-            raise ConfigError(f"{source}: field '{field_name}': unknown key{did_you_mean(str(key), known)}")
+            raise ConfigError(source, f"{prefix}{configs.safe_key(key)}", f"one of the keys {', '.join(known)}",
+                              configs.Said("an unknown key"), hint=did_you_mean(str(key), known))
+
+
+def _from_value_error(err: ValueError, source: str, prefix: str, raw: Mapping[str, Any]) -> ConfigError:
+    """A settings class's ValueError ("field: expected ..., got VALUE") as a ConfigError that does not echo."""
+    field_name, _, rest = str(err).partition(":")
+    expected = rest.split(", got ")[0].strip().removeprefix("expected ")
+    got = raw[field_name] if field_name in raw else configs.Said("another field's value")
+    return ConfigError(source, f"{prefix}{field_name}", expected or "a valid value", got, secret=True)
 
 
 def scoring_config_from_dict(data: Any, source: str = "<scoring config>") -> ScoringConfig:
-    """ScoringConfig from parsed YAML/JSON; ConfigError('<source>: field ...: expected ..., got ...')."""
+    """ScoringConfig from parsed YAML/JSON; ConfigError(file, field, expected, got) that never shows a value:
+    a scoring config is where a credential would be pasted, under any key."""
 
-    def fail(field_name: str, expected: str, value: Any) -> ConfigError:
-        return ConfigError(f"{source}: field '{field_name}': expected {expected}, got {value!r}")
+    def fail(field_name: str, expected: str, value: Any = _NOTHING) -> ConfigError:
+        return ConfigError(source, field_name, expected, value, secret=True)
 
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping with keys {', '.join(REQUIRED_KEYS)}, got {data!r}")
-    # First, before any message could echo a value: no credentials anywhere in the file.
+        raise fail("", f"a mapping with keys {', '.join(REQUIRED_KEYS)}", data)
+    # First, before any message could name a key or a value: no credentials anywhere in the file.
     secret = find_secret(data)
     if secret:
-        raise ConfigError(f"{source}: {_secret_message(secret)}")
+        raise ConfigError(source, secret, f"no credential in a config file ({KEYS_FROM_ENVIRONMENT})",
+                          configs.Said("a credential-like key or value (not shown)"))
     _reject_unknown(data, TOP_LEVEL_KEYS, source, "")
     for key in REQUIRED_KEYS:
         if key not in data:
-            raise ConfigError(f"{source}: field '{key}': missing (required)")
+            raise fail(key, "this field (required)")
 
     weights = data["weights"]
     if not isinstance(weights, Mapping):
         raise fail("weights", f"a mapping of {', '.join(DIMENSIONS)} to numbers", weights)
+    _reject_unknown(weights, DIMENSIONS, source, "weights.")
     for key, value in weights.items():
-        if key not in DIMENSIONS:
-            raise ConfigError(
-                f"{source}: field 'weights.{key}': unknown dimension{did_you_mean(str(key), DIMENSIONS)}"
-            )
-        if not _is_number(value) or value < 0:
-            raise fail(f"weights.{key}", "a number >= 0", value)
+        if not _is_number(value) or not 0 <= value <= 1e6:
+            raise fail(f"weights.{key}", "a finite number in [0, 1e6]", value)
     for key in DIMENSIONS:
         if key not in weights:
-            raise ConfigError(f"{source}: field 'weights.{key}': missing (write 0 to ignore this dimension)")
+            raise fail(f"weights.{key}", "a weight (write 0 to ignore this dimension)")
     if sum(weights.values()) <= 0:
-        raise ConfigError(f"{source}: field 'weights': all weights are zero; at least one must be > 0")
+        raise fail("weights", "at least one weight > 0", configs.Said("all zero"))
 
     lam = data["lambda_C"]
-    if not _is_number(lam) or lam < 0:
-        raise fail("lambda_C", "a number >= 0", lam)
+    if not _is_number(lam) or not 0 <= lam <= 1e6:
+        raise fail("lambda_C", "a finite number in [0, 1e6]", lam)
 
     raw_agents = data["agents"]
-    if not isinstance(raw_agents, list) or not raw_agents:
-        raise fail("agents", "a non-empty list of {name, backend, model, params}", raw_agents)
+    if not isinstance(raw_agents, list) or not 0 < len(raw_agents) <= MAX_AGENTS:
+        raise fail("agents", f"a list of 1 to {MAX_AGENTS} {{name, backend, model, params}}", raw_agents)
     agents = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_agents):
@@ -366,35 +379,43 @@ def scoring_config_from_dict(data: Any, source: str = "<scoring config>") -> Sco
         _reject_unknown(raw, AGENT_KEYS, source, f"{where}.")
         for key in ("name", "backend"):
             if key not in raw:
-                raise ConfigError(f"{source}: field '{where}.{key}': missing (required)")
-            if not isinstance(raw[key], str) or not raw[key].strip():
-                raise fail(f"{where}.{key}", "a non-empty string", raw[key])
+                raise fail(f"{where}.{key}", "this field (required)")
         name = raw["name"]
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise fail(f"{where}.name", "a name of 1 to 40 letters, digits, '_', '-', '.'", name)
         if name in seen:
-            raise ConfigError(f"{source}: field '{where}.name': agent name {name!r} is used twice")
+            raise fail(f"{where}.name", "a name not used by another agent", name)
         seen.add(name)
         model = raw.get("model", "")
-        if not isinstance(model, str):
-            raise fail(f"{where}.model", "a string", model)
+        if not isinstance(model, str) or len(model) > 200:
+            raise fail(f"{where}.model", "a model name (a string of at most 200 characters)", model)
         params = raw.get("params") or {}
         if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
             raise fail(f"{where}.params", "a mapping of parameter names to values", params)
         try:
-            cls = backend_class(raw["backend"])
+            cls = backend_class(raw["backend"]) if isinstance(raw["backend"], str) else None
+        except UnknownBackendError as err:
+            raise ConfigError(source, f"{where}.backend", err.expected, raw["backend"], secret=True,
+                              hint=err.hint) from None
         except BackendError as err:
-            raise ConfigError(f"{source}: field '{where}.backend': {err}") from None
+            raise fail(f"{where}.backend", f"a backend that loads ({err})", raw["backend"]) from None
+        if cls is None:
+            raise fail(f"{where}.backend", "a backend name", raw["backend"])
         try:
             cls.check_agent_params(params)
         except AgentParamError as err:
-            raise ConfigError(f"{source}: field '{where}.params.{err.param}': {err.problem}") from None
+            field_name = f"{where}.params.{configs.safe_key(err.param)}"
+            expected = err.problem.split(", got ")[0].removeprefix("expected ")
+            raise ConfigError(source, field_name, expected, params.get(err.param, configs.Said("(see above)")),
+                              secret=True) from None
         agents.append(AgentConfig(name=name, backend=raw["backend"], model=model, params=dict(params)))
 
     views = data["views"]
-    if not isinstance(views, list) or not views:
-        raise fail("views", "a non-empty list of view names", views)
+    if not isinstance(views, list) or not 0 < len(views) <= 32:
+        raise fail("views", "a list of 1 to 32 view names", views)
     for index, view in enumerate(views):
-        if not isinstance(view, str) or not view.strip():
-            raise fail(f"views[{index}]", "a non-empty string", view)
+        if not isinstance(view, str) or not _NAME.match(view):
+            raise fail(f"views[{index}]", "a view name of 1 to 40 letters, digits, '_', '-', '.'", view)
     if len(set(views)) != len(views):
         raise fail("views", "unique view names", views)
 
@@ -411,46 +432,41 @@ def scoring_config_from_dict(data: Any, source: str = "<scoring config>") -> Sco
             pool=pool,
         )
     except ValueError as err:  # everything is checked above; this keeps the file name on any slip
-        raise ConfigError(f"{source}: {err}") from None
+        raise _from_value_error(err, source, "", data) from None
 
 
 def _backends_from_dict(raw: Any, source: str) -> dict[str, BackendSettings]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"{source}: field 'backends': expected a mapping of backend name to settings, got {raw!r}"
-        )
+        raise ConfigError(source, "backends", "a mapping of backend name to settings", raw, secret=True)
     out: dict[str, BackendSettings] = {}
     for name, entry in raw.items():
-        where = f"backends.{name}"
+        where = f"backends.{configs.safe_key(name)}"
         try:
             cls = backend_class(str(name))
+        except UnknownBackendError as err:
+            raise ConfigError(source, where, err.expected, name, secret=True, hint=err.hint) from None
         except BackendError as err:
-            raise ConfigError(f"{source}: field '{where}': {err}") from None
+            raise ConfigError(source, where, f"a backend that loads ({err})", name, secret=True) from None
         entry = {} if entry is None else entry
         if not isinstance(entry, Mapping) or not all(isinstance(k, str) for k in entry):
-            raise ConfigError(
-                f"{source}: field '{where}': expected a mapping of constructor arguments and pool settings "
-                f"({', '.join(POOL_SETTING_KEYS)}), got {entry!r}"
-            )
+            raise ConfigError(source, where, "a mapping of constructor arguments and pool settings "
+                              f"({', '.join(POOL_SETTING_KEYS)})", entry, secret=True)
         kwargs = {k: v for k, v in entry.items() if k not in POOL_SETTING_KEYS}
         known = _constructor_params(cls)
         if known is not None:
             for key in kwargs:
                 if key not in known:
                     choices = tuple(known) + POOL_SETTING_KEYS
-                    raise ConfigError(
-                        f"{source}: field '{where}.{key}': not a constructor argument of {cls.__name__} nor a "
-                        f"pool setting{did_you_mean(key, choices)}"
-                    )
+                    raise ConfigError(source, f"{where}.{configs.safe_key(key)}",
+                                      f"a constructor argument of {cls.__name__} or a pool setting",
+                                      configs.Said("an unknown key"), hint=did_you_mean(key, choices))
         pool_fields = {k: entry[k] for k in POOL_SETTING_KEYS if k in entry}
         try:
             out[str(name)] = BackendSettings(kwargs=kwargs, **pool_fields)
         except ValueError as err:
-            message = str(err)
-            field_name = message.split(":", 1)[0]
-            raise ConfigError(f"{source}: field '{where}.{field_name}':{message.split(':', 1)[1]}") from None
+            raise _from_value_error(err, source, f"{where}.", entry) from None
     return out
 
 
@@ -458,25 +474,20 @@ def _pool_from_dict(raw: Any, source: str) -> PoolSettings:
     if raw is None:
         return PoolSettings()
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: field 'pool': expected a mapping with {', '.join(POOL_KEYS)}, got {raw!r}")
+        raise ConfigError(source, "pool", f"a mapping with {', '.join(POOL_KEYS)}", raw, secret=True)
     _reject_unknown(raw, POOL_KEYS, source, "pool.")
     try:
         return PoolSettings(**dict(raw))
     except ValueError as err:
-        field_name, _, rest = str(err).partition(":")
-        raise ConfigError(f"{source}: field 'pool.{field_name}':{rest}") from None
+        raise _from_value_error(err, source, "pool.", raw) from None
 
 
 def load_scoring_config(path: str | os.PathLike[str]) -> ScoringConfig:
-    """Read and validate a scoring YAML file (ConfigError names the file and the field)."""
+    """Read and validate a scoring YAML file strictly (ConfigError names the file and the field)."""
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: file not found") from None
-    except OSError as err:
-        raise ConfigError(f"{source}: cannot read: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+        data = configs.read_yaml(source, "scoring config")
+    except configs.InputError as err:
+        raise ConfigError(err.file, err.field, err.expected, *(() if err.got is None else (configs.Said(err.got),)),
+                          hint=err.hint) from None
     return scoring_config_from_dict(data, source=source)

@@ -5,17 +5,11 @@ In one place so every module can raise them without import cycles.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+import configs
+from configs import did_you_mean
 
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """ "; did you mean 'x'?" for the closest choice, or "; choose from a, b" when nothing is close."""
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; choose from {', '.join(sorted(choices))}" if choices else ""
+__all__ = ["did_you_mean", "ScoringError", "AnswerError", "RefusalError", "BackendError", "TransientBackendError",
+           "UnknownBackendError", "MissingKeyError", "AgentParamError", "ConfigError"]
 
 
 class ScoringError(Exception):
@@ -45,8 +39,18 @@ class TransientBackendError(BackendError):
         self.retry_after_s = retry_after_s
 
 
-class UnknownBackendError(BackendError, ValueError):
-    """make_backend() was asked for a name that is not registered."""
+class UnknownBackendError(BackendError, configs.InputError):
+    """make_backend() was asked for a name that is not registered (bad input: a config or --scorer)."""
+
+    __init__ = configs.InputError.__init__      # RuntimeError's would come first in the MRO
+    __reduce__ = configs.InputError.__reduce__
+
+
+class MissingKeyError(BackendError, configs.InputError):
+    """A backend's API key is not in the environment (bad input: the environment variable names the field)."""
+
+    __init__ = configs.InputError.__init__
+    __reduce__ = configs.InputError.__reduce__
 
 
 class AgentParamError(ScoringError, ValueError):
@@ -58,5 +62,6 @@ class AgentParamError(ScoringError, ValueError):
         self.problem = problem
 
 
-class ConfigError(ScoringError, ValueError):
-    """A scoring config file is malformed; the message names the file, the field and what was expected."""
+class ConfigError(ScoringError, configs.InputError):
+    """A scoring config file or prompt template is malformed: file, field, expected, got (never echoed: a
+    scoring config may hold a credential under an unexpected key)."""

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 from scoring.api_backend import ApiClientBackend
 from scoring.api_errors import check_max_tokens, check_temperature, public_url, scrub, translate_api_error
 from scoring.backend import AgentConfig
-from scoring.errors import AgentParamError, BackendError, did_you_mean
+from scoring.errors import AgentParamError, BackendError, MissingKeyError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
 from scoring.schema import REFUSAL_MARKER, answer_schema
@@ -164,9 +164,9 @@ class OpenAIBackend(ApiClientBackend):
             return key
         if self._resolved_base_url():
             return PLACEHOLDER_KEY
-        raise BackendError(
-            f"openai backend: no API key; set the {self.api_key_env} environment variable, or give a base_url "
-            f"(or {BASE_URL_ENV}) for a local server that needs none"
+        raise MissingKeyError(
+            None, self.api_key_env, f"an API key: set the {self.api_key_env} environment variable, or give a "
+            f"base_url (or {BASE_URL_ENV}) for a local server that needs none (openai backend)"
         )
 
     def _secrets(self) -> tuple[str, ...]:

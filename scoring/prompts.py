@@ -93,14 +93,16 @@ def resolve_template_dir(name_or_path: str) -> Path:
     """The directory of a template name (under a config folder's prompts/) or path; ConfigError with a
     did-you-mean."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise ConfigError(f"prompt: expected a template name or a directory path, got {name_or_path!r}")
+        raise ConfigError(None, "prompt", "a template name or a directory path", name_or_path, secret=True)
     try:
-        directory = configs.find("prompts", name_or_path)
-    except configs.ConfigNotFoundError as exc:
-        raise ConfigError(f"prompt: {exc}") from None
+        directory = configs.find("prompts", name_or_path, "prompt")
+    except configs.ConfigNotFoundError as exc:   # a path names its file; a name is not shown when it may be a key
+        got = configs.Said(exc.got) if exc.file else name_or_path
+        raise ConfigError(exc.file, "prompt", exc.expected, got, secret=True, hint=exc.hint) from None
     missing = [name for name in TEMPLATE_FILES if not (directory / name).is_file()]
     if missing:
-        raise ConfigError(f"prompt: template directory {str(directory)!r} lacks {', '.join(missing)}")
+        raise ConfigError(str(directory), "prompt", f"a template folder with {', '.join(TEMPLATE_FILES)}",
+                          configs.Said(f"no {', '.join(missing)}"))
     return directory.resolve()
 
 
@@ -109,12 +111,12 @@ def _check_placeholders(text: str, path: Path) -> None:
     # is_valid. Unknown names are errors now, at load, not at the first call in the middle of a run.
     template = string.Template(text)
     if not template.is_valid():
-        raise ConfigError(f"{path}: invalid placeholder syntax (write $$ for a literal dollar sign)")
+        raise ConfigError(str(path), "template", "valid $placeholders (write $$ for a literal dollar sign)",
+                          configs.Said("a '$' that starts no placeholder"))
     unknown = [name for name in template.get_identifiers() if name not in PLACEHOLDERS]
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown placeholder ${unknown[0]}{did_you_mean(unknown[0], PLACEHOLDERS)}"
-        )
+        raise ConfigError(str(path), "template", f"placeholders among ${', $'.join(PLACEHOLDERS)}",
+                          f"${unknown[0]}", hint=did_you_mean(unknown[0], PLACEHOLDERS))
 
 
 @lru_cache(maxsize=64)
@@ -126,13 +128,14 @@ def _load_cached(directory: str, stamps: tuple[tuple[int, int], ...]) -> PromptT
     for name in TEMPLATE_FILES:
         file_path = path / name
         try:
-            text = file_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{file_path}: cannot read the template: {err}") from None
+            text = configs.read_text(file_path, "prompt template", max_bytes=256 << 10)
+        except configs.InputError as err:
+            raise ConfigError(err.file, err.field or "template", err.expected,
+                              *(() if err.got is None else (configs.Said(err.got),))) from None
         _check_placeholders(text, file_path)
         texts.append(text.strip("\n"))
     if not texts[1].strip():
-        raise ConfigError(f"{path / 'user.md'}: the user template is empty")
+        raise ConfigError(str(path / "user.md"), "template", "a non-empty user template", configs.Said("nothing"))
     return PromptTemplate(version=path.name, directory=str(path), system=texts[0], user=texts[1])
 
 
@@ -151,7 +154,7 @@ def check_prompt_param(params: Mapping[str, Any]) -> None:
     try:
         load_template(params["prompt"])
     except ConfigError as err:
-        raise AgentParamError("prompt", str(err).removeprefix("prompt: ")) from None
+        raise AgentParamError("prompt", f"expected {err.expected}, got {err.got}{err.hint}") from None
 
 
 def _gripper_actions(request: ScoreRequest) -> str:

@@ -10,7 +10,6 @@ camera's fields ask for it and an rng is passed (the twin's own renders stay exa
 from __future__ import annotations
 
 import logging
-import os
 import pkgutil
 from dataclasses import dataclass
 
@@ -18,6 +17,8 @@ import numpy as np
 import pybullet as p
 from scipy import ndimage
 
+import configs
+from configs import checks
 from sim.scene import SpecError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 DEPTH_EDGE_JUMP_M = 0.02
 _FRACTIONS = ("depth_dropout", "depth_edge_dropout", "depth_flying_pixels")
 _NOISE_FIELDS = ("depth_noise_m", "depth_noise_corr_px", "depth_quant_m", "rgb_noise")
+# upper bounds of the sensor-model fields (fractions: 1): far beyond any real camera, short of absurd
+_NOISE_MAX = {"depth_noise_m": 1.0, "depth_noise_corr_px": 50.0, "depth_quant_m": 0.1, "rgb_noise": 255.0}
+# A camera this large is a typo (a 100000 x 100000 frame would allocate ~75 GiB); 8K is the most anyone renders.
+MAX_SIDE_PX = 8192
+MAX_PIXELS = 8192 * 4320
 
 
 @dataclass(frozen=True)
@@ -61,28 +67,37 @@ class CameraSpec:
     rgb_noise: float = 0.0            # std of the RGB noise in 8-bit levels
 
     def __post_init__(self) -> None:
+        where = f"camera '{self.name}'"
+        for key, hi in (("width", MAX_SIDE_PX), ("height", MAX_SIDE_PX)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 < value <= hi:
+                raise SpecError(where, key, f"an integer in [1, {hi}] pixels", value)
+        if self.width * self.height > MAX_PIXELS:
+            raise SpecError(where, "width", f"width x height at most {MAX_PIXELS} pixels",
+                            f"{self.width} x {self.height}")
+        for key in ("fx", "fy"):
+            checks.number(getattr(self, key), where, key, 0.0, 1e6, lo_open=True, unit="px", error=SpecError)
+        for key in ("cx", "cy"):
+            checks.number(getattr(self, key), where, key, -1e6, 1e6, unit="px", error=SpecError)
         T = np.asarray(self.T_world_camera, dtype=float)
         if T.size != 16:
-            raise SpecError(f"camera '{self.name}': T_world_camera needs 16 numbers, got {T.size}")
+            raise SpecError(where, "T_world_camera", "16 numbers (a 4x4 matrix)", T.size)
+        if not np.all(np.isfinite(T)) or np.abs(T).max() > 100.0:
+            raise SpecError(where, "T_world_camera", "finite numbers (a position within 100 m)", list(T.flatten()))
         T = T.reshape(4, 4)
         if not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-4) or not np.allclose(T[3], [0, 0, 0, 1]):
-            raise SpecError(f"camera '{self.name}': T_world_camera is not a rigid transform")
+            raise SpecError(where, "T_world_camera", "a rigid transform")
         object.__setattr__(self, "T_world_camera", tuple(float(v) for v in T.flatten()))
-        if self.width <= 0 or self.height <= 0 or self.fx <= 0 or self.fy <= 0:
-            raise SpecError(f"camera '{self.name}': width, height, fx, fy must be > 0")
-        if not 0 < self.near_m < self.far_m:
-            raise SpecError(f"camera '{self.name}': need 0 < near_m < far_m")
+        checks.number(self.near_m, where, "near_m", 0.0, 10.0, lo_open=True, unit="m", error=SpecError)
+        checks.number(self.far_m, where, "far_m", 0.0, 100.0, lo_open=True, unit="m", error=SpecError)
+        if not self.near_m < self.far_m:
+            raise SpecError(where, "far_m", f"a distance beyond near_m = {self.near_m}", self.far_m)
         for key in _NOISE_FIELDS + _FRACTIONS:
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
-                raise SpecError(f"camera '{self.name}': field '{key}': expected a number >= 0, got {value!r}")
-            object.__setattr__(self, key, float(value))
-        for key in _FRACTIONS:
-            if getattr(self, key) > 1:
-                raise SpecError(f"camera '{self.name}': field '{key}': expected a fraction in [0, 1], "
-                                f"got {getattr(self, key)!r}")
+            value = checks.number(getattr(self, key), where, key, 0.0, _NOISE_MAX.get(key, 1.0), error=SpecError)
+            object.__setattr__(self, key, value)
         if self.depth_edge_dropout + self.depth_flying_pixels > 1:
-            raise SpecError(f"camera '{self.name}': depth_edge_dropout + depth_flying_pixels must be <= 1")
+            raise SpecError(where, "depth_flying_pixels", "depth_edge_dropout + depth_flying_pixels <= 1",
+                            self.depth_edge_dropout + self.depth_flying_pixels)
 
     @property
     def K(self) -> np.ndarray:
@@ -99,11 +114,11 @@ class CameraSpec:
         eye, target, up = (np.asarray(v, dtype=float) for v in (eye, target, up))
         z = target - eye
         if np.linalg.norm(z) < 1e-9:
-            raise SpecError(f"camera '{name}': eye and target coincide")
+            raise SpecError(None, "target", "a point away from the eye", list(target))
         z /= np.linalg.norm(z)
         x = np.cross(z, up)
         if np.linalg.norm(x) < 1e-9:
-            raise SpecError(f"camera '{name}': up is parallel to the viewing direction")
+            raise SpecError(None, "up", "a direction not parallel to the viewing direction", list(up))
         x /= np.linalg.norm(x)
         y = np.cross(z, x)
         T = np.eye(4)
@@ -112,46 +127,52 @@ class CameraSpec:
         return cls(name, int(width), int(height), f, f, width / 2.0 - 0.5, height / 2.0 - 0.5, tuple(T.flatten()), **kw)
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> CameraSpec:
-        """Either {fov_deg | fx,fy,cx,cy} with {eye, target[, up] | T_world_camera}; width and height always."""
-        if not isinstance(d, dict):
-            raise SpecError(f"{where}: expected a mapping of camera fields, got {type(d).__name__}")
-        name = str(d.get("name", where))
-        for key in ("width", "height"):
-            if key not in d:
-                raise SpecError(f"{where}: missing field '{key}' (pixels)")
-        def number(key: str, kind=float):
-            try:
-                return kind(d[key])
-            except (TypeError, ValueError):
-                raise SpecError(f"{where}: field '{key}': expected a number, got {d[key]!r}") from None
+    def from_dict(cls, d: dict, where: str | None = None, prefix: str | None = None) -> CameraSpec:
+        """Either {fov_deg | fx,fy,cx,cy} with {eye, target[, up] | T_world_camera}; width and height always.
 
-        extra = {k: number(k) for k in ("near_m", "far_m", *_NOISE_FIELDS, *_FRACTIONS) if k in d}
-        width, height = number("width", int), number("height", int)
+        `where` is the file the mapping came from, `prefix` its field there (an inline camera in a task).
+        """
+        def f(key: str) -> str:
+            return f"{prefix}.{key}" if prefix else key
+
+        allowed = ("name", "width", "height", "fov_deg", "fx", "fy", "cx", "cy", "eye", "target", "up",
+                   "T_world_camera", "near_m", "far_m", *_NOISE_FIELDS, *_FRACTIONS)
+        checks.mapping(d, where, prefix, "a mapping of camera fields", allowed, ("width", "height"), error=SpecError)
+        name = checks.name(d["name"], where, f("name"), "a camera name", error=SpecError) if "name" in d \
+            else str(prefix or where or "camera")
+        width = checks.integer(d["width"], where, f("width"), 1, MAX_SIDE_PX, error=SpecError)
+        height = checks.integer(d["height"], where, f("height"), 1, MAX_SIDE_PX, error=SpecError)
+        if width * height > MAX_PIXELS:
+            raise SpecError(where, f("width"), f"width x height at most {MAX_PIXELS} pixels", f"{width} x {height}")
+        extra = {k: checks.number(d[k], where, f(k), error=SpecError)
+                 for k in ("near_m", "far_m", *_NOISE_FIELDS, *_FRACTIONS) if k in d}
         has_k = all(k in d for k in ("fx", "fy", "cx", "cy"))
         if not has_k and "fov_deg" not in d:
-            raise SpecError(f"{where}: missing field 'fov_deg' (or all of fx, fy, cx, cy)")
+            raise SpecError(where, f("fov_deg"), "a field of view in degrees (or all of fx, fy, cx, cy)")
+        if has_k:
+            intr = tuple(checks.number(d[k], where, f(k), error=SpecError) for k in ("fx", "fy", "cx", "cy"))
+        else:
+            fov = checks.number(d["fov_deg"], where, f("fov_deg"), 1.0, 170.0, unit="degrees", error=SpecError)
+            fpx = 0.5 * height / np.tan(np.radians(fov) / 2.0)
+            intr = (fpx, fpx, width / 2.0 - 0.5, height / 2.0 - 0.5)
         try:
             if "T_world_camera" in d:
-                T = tuple(float(v) for v in np.asarray(d["T_world_camera"], dtype=float).flatten())
-                if has_k:
-                    return cls(name, width, height, float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]),
-                               T, **extra)
-                f = 0.5 * height / np.tan(np.radians(float(d["fov_deg"])) / 2.0)
-                return cls(name, width, height, f, f, width / 2.0 - 0.5, height / 2.0 - 0.5, T, **extra)
-            for key in ("eye", "target"):
-                if key not in d:
-                    raise SpecError(f"{where}: missing field '{key}' (or give T_world_camera)")
-            cam = cls.look_at(name, width, height, float(d.get("fov_deg", 60.0)), d["eye"], d["target"],
-                              d.get("up", (0.0, 0.0, 1.0)), **extra)
-            if has_k:
-                cam = cls(name, width, height, float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]),
-                          cam.T_world_camera, **extra)
-            return cam
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, SpecError):
-                raise
-            raise SpecError(f"{where}: {exc}") from None
+                T = d["T_world_camera"]
+                flat = [v for row in T for v in (row if isinstance(row, list) else [row])] \
+                    if isinstance(T, list) else T
+                T = checks.numbers(flat, where, f("T_world_camera"), 16, what="16 finite numbers (a 4x4 matrix)",
+                                   error=SpecError)
+            else:
+                for key in ("eye", "target"):
+                    if key not in d:
+                        raise SpecError(where, f(key), "a point [x, y, z] in metres (or give T_world_camera)")
+                eye, target, up = (checks.numbers(d.get(k, [0.0, 0.0, 1.0]), where, f(k), 3, -100.0, 100.0,
+                                                  error=SpecError) for k in ("eye", "target", "up"))
+                T = cls.look_at(name, width, height, 60.0, eye, target, up).T_world_camera
+            return cls(name, width, height, *intr, T, **extra)
+        except SpecError as exc:  # a check across fields (in __post_init__): place it in the file
+            got = () if exc.got is None else (configs.Said(exc.got),)
+            raise SpecError(where, f(exc.field or ""), exc.expected, *got, hint=exc.hint) from None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy,
@@ -179,14 +200,14 @@ class CameraSpec:
         return list(P.flatten(order="F"))
 
 
-def load_fast_renderer(client: int) -> int:
+def load_fast_renderer(client: int, allow_egl: bool = True) -> int:
     """Try the EGL plugin (Mesa on the CPU is ~5x faster than TinyRenderer); return the renderer flag to use.
 
     Call it on an empty client: the plugin renders only bodies created after it is loaded, and once loaded
     it serves every getCameraImage call of that client, from the thread that loaded it only (EGL contexts are
-    per thread). Set ANTIGROUNDING_RENDERER=tiny to force TinyRenderer.
+    per thread). allow_egl=False forces TinyRenderer (the command line's ANTIGROUNDING_RENDERER=tiny).
     """
-    if os.environ.get("ANTIGROUNDING_RENDERER", "").lower() == "tiny":
+    if not allow_egl:
         return p.ER_TINY_RENDERER
     loader = pkgutil.get_loader("eglRenderer")
     if loader is None:

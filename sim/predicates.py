@@ -6,11 +6,12 @@ its twin. `progress` gives a graded answer for plan scoring (how far a rollout g
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import numpy as np
 
+import configs
+from configs import checks
 from sim.world import GRIPPER_OPEN_FRACTION, World
 
 # name -> (argument kind, description of what is expected)
@@ -31,73 +32,70 @@ UPRIGHT_TILT_DEG = 15.0
 INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim
 
 
-class PredicateError(ValueError):
-    """A predicate that cannot be evaluated; the message says where, which field, and what was expected."""
+class PredicateError(configs.InputError):
+    """A predicate that cannot be evaluated: file, field, expected, got."""
 
 
-def _fail(where: str, msg: str) -> None:
-    raise PredicateError(f"{where}: {msg}")
+def validate_predicate(pred: Any, where: str, object_names: set[str] | frozenset[str],
+                       file: str | None = None) -> None:
+    """Check a predicate tree against PREDICATES and the task's object names; `where` is its field path."""
+    def fail(field: str, expected: str, got: Any, hint: str = "") -> None:
+        raise PredicateError(file, field, expected, got, hint=hint)
 
-
-def validate_predicate(pred: Any, where: str, object_names: set[str] | frozenset[str]) -> None:
-    """Check a predicate tree against PREDICATES and the task's object names."""
     if not isinstance(pred, dict) or len(pred) != 1:
-        _fail(where, f"expected a mapping with exactly one predicate or combinator, got {pred!r}")
+        fail(where, "a mapping with exactly one predicate or combinator", pred)
     (key, arg), = pred.items()
     if key in ("all", "any"):
         if not isinstance(arg, list) or not arg:
-            _fail(f"{where}.{key}", "expected a non-empty list of predicates")
+            fail(f"{where}.{key}", "a non-empty list of predicates", arg)
         for i, sub in enumerate(arg):
-            validate_predicate(sub, f"{where}.{key}[{i}]", object_names)
+            validate_predicate(sub, f"{where}.{key}[{i}]", object_names, file)
         return
     if key == "not":
-        validate_predicate(arg, f"{where}.not", object_names)
+        validate_predicate(arg, f"{where}.not", object_names, file)
         return
     if key not in PREDICATES:
-        close = difflib.get_close_matches(key, [*PREDICATES, *COMBINATORS], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        _fail(where, f"unknown predicate '{key}'{hint} (expected one of {sorted([*PREDICATES, *COMBINATORS])})")
+        fail(where, f"a predicate or combinator ({', '.join(sorted([*PREDICATES, *COMBINATORS]))})",
+             configs.safe_key(key), configs.did_you_mean(key, [*PREDICATES, *COMBINATORS]))
     kind, expected = PREDICATES[key]
     field = f"{where}.{key}"
 
     def need_object(name: Any, f: str) -> None:
         if not isinstance(name, str) or name not in object_names:
-            _fail(f, f"expected a task object name (one of {sorted(object_names)}), got {name!r}")
+            fail(f, f"a task object name (one of {sorted(object_names)})", name)
 
     def need_number(v: Any, f: str, positive: bool = False) -> None:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or (positive and v <= 0):
-            _fail(f, f"expected a {'positive ' if positive else ''}number, got {v!r}")
+        if not checks.is_number(v) or (positive and v <= 0) or abs(v) > 1e3:
+            fail(f, f"a {'positive ' if positive else ''}finite number (at most 1000 in size)", v)
 
     if kind == "object":
         need_object(arg, field)
     elif kind == "pair":
         if not isinstance(arg, list) or len(arg) != 2:
-            _fail(field, f"expected {expected}, got {arg!r}")
+            fail(field, expected, arg)
         need_object(arg[0], f"{field}[0]")
         need_object(arg[1], f"{field}[1]")
     elif kind == "bool":
         if not isinstance(arg, bool):
-            _fail(field, f"expected {expected}, got {arg!r}")
+            fail(field, expected, arg)
     elif not isinstance(arg, dict):
-        _fail(field, f"expected {expected}, got {arg!r}")
+        fail(field, expected, arg)
     elif kind == "near":
         objs = arg.get("objects")
         if not isinstance(objs, list) or len(objs) != 2:
-            _fail(f"{field}.objects", f"expected a list of two object names, got {objs!r}")
+            fail(f"{field}.objects", "a list of two object names", objs)
         for i, o in enumerate(objs):
             need_object(o, f"{field}.objects[{i}]")
         need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
     elif kind == "at":
         need_object(arg.get("object"), f"{field}.object")
         xyz = arg.get("xyz")
-        if not isinstance(xyz, list) or len(xyz) != 3 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in xyz):
-            _fail(f"{field}.xyz", f"expected [x, y, z] in metres, got {xyz!r}")
+        checks.numbers(xyz, file, f"{field}.xyz", 3, -10.0, 10.0, what="[x, y, z]", unit="m", error=PredicateError)
         need_number(arg.get("within_m"), f"{field}.within_m", positive=True)
     elif kind == "joint":
         need_object(arg.get("object"), f"{field}.object")
         if not isinstance(arg.get("joint"), str):
-            _fail(f"{field}.joint", f"expected a joint name, got {arg.get('joint')!r}")
+            fail(f"{field}.joint", "a joint name", arg.get("joint"))
         need_number(arg.get("value"), f"{field}.value")
 
 
@@ -141,7 +139,7 @@ def _joint_value(world: World, obj: str, joint: str) -> float:
     for j in range(p.getNumJoints(body, physicsClientId=world.client)):
         if p.getJointInfo(body, j, physicsClientId=world.client)[1].decode() == joint:
             return float(p.getJointState(body, j, physicsClientId=world.client)[0])
-    raise PredicateError(f"object '{obj}' has no joint '{joint}'")
+    raise PredicateError(None, "joint_at_least.joint", f"a joint of object '{obj}'", joint)
 
 
 def objects_of(pred: dict) -> set[str]:
@@ -192,7 +190,7 @@ def evaluate(world: World, pred: dict) -> bool:
         return _joint_value(world, arg["object"], arg["joint"]) >= arg["value"]
     if key == "gripper_open":
         return gripper_is_open(world) == arg
-    raise PredicateError(f"unknown predicate '{key}'")
+    raise PredicateError(None, "predicate", f"one of {sorted(PREDICATES)}", key)
 
 
 # ---------------------------------------------------------------- shaped progress

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import configs
-from planner.errors import TaskError
 from planner.task import load_task
 from tests.conftest import REPO
 
@@ -29,9 +28,10 @@ def test_shipped_names_and_paths():
 
 
 def test_unknown_name_gets_a_did_you_mean():
-    with pytest.raises(configs.ConfigNotFoundError, match=r"unknown task 'stak_blocks'; did you mean 'stack_blocks'"):
+    with pytest.raises(configs.ConfigNotFoundError, match=r"got 'stak_blocks'; did you mean 'stack_blocks'"):
         configs.find("tasks", "stak_blocks")
-    with pytest.raises(configs.ConfigNotFoundError, match="nope.yaml: task file not found"):
+    with pytest.raises(configs.ConfigNotFoundError,
+                       match="nope.yaml: field 'tasks': expected an existing task file, got no such file"):
         configs.find("tasks", "nope.yaml")
     with pytest.raises(ValueError, match="config kind 'task'"):
         configs.find("task", "stack_blocks")
@@ -41,7 +41,7 @@ def test_a_task_loads_by_name_and_by_path():
     by_name = load_task("stack_blocks").planner
     by_path = load_task(str(configs.shipped("tasks", "stack_blocks.yaml"))).planner
     assert by_name == by_path
-    with pytest.raises(TaskError, match="did you mean 'stack_blocks'"):
+    with pytest.raises(configs.InputError, match="did you mean 'stack_blocks'"):
         load_task("stack_block")
 
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from scoring.stub_server import StubVLMServer
+from tests.fakes.stub_server import StubVLMServer
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@ import os
 import pytest
 import yaml
 
+from configs import InputError
 from planner.errors import TaskError
 from planner.task import load_task
 from tests.conftest import REPO
@@ -45,63 +46,76 @@ def test_task_from_any_path_with_inline_asset_and_camera(tmp_path):
     assert [c.name for c in loaded.planner.cameras] == ["front", "wrist"]
 
 
+def _rejected(path: str, field: str, fragment: str) -> None:
+    """load_task raises the one input error, naming the file and the field, with `fragment` in its message."""
+    with pytest.raises(InputError) as info:
+        load_task(path)
+    err = info.value
+    assert (err.file, err.field) == (path, field), str(err)
+    assert fragment in str(err)
+
+
 def test_missing_field(tmp_path):
     data = _base()
     del data["instruction"]
     path = _write(tmp_path, data)
-    with pytest.raises(TaskError, match=rf"{path}: field 'instruction': missing"):
-        load_task(path)
+    _rejected(path, "instruction", "expected a value (this field is required), got nothing")
 
 
 def test_unknown_asset(tmp_path):
     data = _base()
     data["objects"]["red_block"]["asset"] = "block_rde"
     path = _write(tmp_path, data)
-    with pytest.raises(TaskError, match=r"field 'objects.red_block'.asset: unknown asset 'block_rde'; did you mean "
-                                        r"'block_red'"):
-        load_task(path)
+    _rejected(path, "objects.red_block.asset", "got 'block_rde'; did you mean 'block_red'")
 
 
 def test_unknown_predicate(tmp_path):
     data = _base()
     data["success"] = {"all": [{"on_topp": ["red_block", "blue_block"]}]}
     path = _write(tmp_path, data)
-    with pytest.raises(TaskError, match=r"field 'success'.all\[0\]: unknown predicate 'on_topp'; did you mean "
-                                        r"'on_top'"):
-        load_task(path)
+    _rejected(path, "success.all[0]", "did you mean 'on_top'")
 
 
 def test_pose_outside_workspace(tmp_path):
     data = _base()
     data["objects"]["blue_block"]["pose"]["xyz"] = [1.5, 0.0, 0.025]
     path = _write(tmp_path, data)
-    with pytest.raises(TaskError, match=r"objects.blue_block'.pose.xyz: expected a position inside robot 'panda' "
-                                        r"workspace x in \[0.2, 0.8\]"):
-        load_task(path)
+    _rejected(path, "objects.blue_block.pose.xyz", "expected a position inside robot 'panda' workspace x in [0.2, 0.8]")
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda d: d.update(max_steps=0), r"field 'max_steps': expected a positive integer"),
-    (lambda d: d.update(instructions="x"), r"field 'instructions': unknown field; did you mean 'instruction'"),
-    (lambda d: d.update(robot="pandaa"), r"unknown robot 'pandaa'; did you mean 'panda'"),
-    (lambda d: d.update(cameras=["frnt"]), r"unknown camera 'frnt'; did you mean 'front'"),
-    (lambda d: d["objects"]["red_block"].pop("pose"), r"objects.red_block'.pose: missing"),
-    (lambda d: d["objects"]["red_block"].update(physics={"mass_kg": -1}), r"physics.mass_kg: expected a positive"),
-    (lambda d: d.update(identify=["green_block"]), r"field 'identify': expected a list of task object names"),
-    (lambda d: d["subtasks"][0].update(done={"grasped": "nothing"}), r"subtasks\[0\]'.done.grasped: expected a task"),
-    (lambda d: d["clutter"][0].update(phyiscs={"mass_kg": 1}), r"clutter\[0\]': expected only the fields asset"),
+@pytest.mark.parametrize("mutate,field,fragment", [
+    (lambda d: d.update(max_steps=0), "max_steps", "expected an integer in [1, 1000]"),
+    (lambda d: d.update(instructions="x"), "instructions", "did you mean 'instruction'"),
+    (lambda d: d.update(robot="pandaa"), "robot", "did you mean 'panda'"),
+    (lambda d: d.update(cameras=["frnt"]), "cameras[0]", "did you mean 'front'"),
+    (lambda d: d["objects"]["red_block"].pop("pose"), "objects.red_block.pose", "this field is required"),
+    (lambda d: d["objects"]["red_block"].update(physics={"mass_kg": -1}), "objects.red_block.physics.mass_kg",
+     "expected a finite number in (0, 50] kg, got -1"),
+    (lambda d: d.update(identify=["green_block"]), "identify", "expected a list of distinct task object names"),
+    (lambda d: d["subtasks"][0].update(done={"grasped": "nothing"}), "subtasks[0].done.grasped",
+     "expected a task object name"),
+    (lambda d: d["clutter"][0].update(phyiscs={"mass_kg": 1}), "clutter[0].phyiscs", "did you mean 'physics'"),
     (lambda d: d["objects"]["red_block"].update(asset={"urdf": "pybullet_data:cube_small.urdf"}),
-     r"objects.red_block'.asset.rgba: expected \[r, g, b, a\] for a named object"),
+     "objects.red_block.asset.rgba", "expected [r, g, b, a] for a named object"),
 ])
-def test_bad_fields_are_named(tmp_path, mutate, match):
+def test_bad_fields_are_named(tmp_path, mutate, field, fragment):
     data = _base()
     mutate(data)
-    with pytest.raises(TaskError, match=match):
-        load_task(_write(tmp_path, data))
+    path = _write(tmp_path, data)
+    _rejected(path, field, fragment)
 
 
 def test_not_yaml(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: [unclosed")
-    with pytest.raises(TaskError, match="not valid YAML"):
+    with pytest.raises(InputError, match="expected valid YAML") as info:
         load_task(str(path))
+    assert info.value.file == str(path) and info.value.field.startswith("line 1")
+
+
+def test_task_errors_are_task_errors(tmp_path):
+    """A value the task loader itself checks raises the planner floor's TaskError, an InputError."""
+    data = _base()
+    data["max_steps"] = -1
+    with pytest.raises(TaskError):
+        load_task(_write(tmp_path, data))

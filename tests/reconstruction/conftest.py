@@ -1,7 +1,8 @@
 """Fixtures the reconstruction tests share: the robot and the lab's three cameras (from the shipped configs)."""
 
 import pytest
-from recon_scenes import lab_cameras, robot_spec
+
+from tests.fakes.recon_scenes import lab_cameras, robot_spec
 
 
 @pytest.fixture(scope="module")

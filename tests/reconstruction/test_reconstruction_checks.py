@@ -5,7 +5,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from recon_scenes import (
+
+from reconstruction import FrameError, Reconstructor, check_frame
+from robot_io.observation import CameraFrame
+from sim.camera import CameraSpec
+from sim.scene import SceneSpec
+from tests.fakes.recon_scenes import (
     NEUTRAL_RGBA,
     catalog,
     clutter_object,
@@ -14,11 +19,6 @@ from recon_scenes import (
     pose_errors,
     shoot,
 )
-
-from reconstruction import FrameError, Reconstructor, check_frame
-from robot_io.observation import CameraFrame
-from sim.camera import CameraSpec
-from sim.scene import SceneSpec
 
 CROP = (np.array([0.05, -0.6, -0.02]), np.array([0.95, 0.6, 0.7]))
 

@@ -1,7 +1,6 @@
 """Unknown objects: meshes from the points no model explains (hull, column decomposition, CoACD), down to the
 table, clear of named objects. Geometry is checked with points that must lie inside or outside the parts."""
 
-import time
 
 import numpy as np
 import pybullet as p
@@ -107,9 +106,8 @@ def test_a_cluster_above_the_table_is_extruded_to_its_own_bottom():
 
 def test_coacd_falls_back_to_columns_when_out_of_time():
     cfg = ClutterConfig(method="coacd", coacd_timeout_s=0.001)
-    start = time.perf_counter()
     obj = UnknownMesher(cfg).mesh("clutter_0", _points(L_SHAPE), TABLE)
-    assert obj.method == "columns" and time.perf_counter() - start < 3.0
+    assert obj.method == "columns" and len(obj.parts) >= 1
 
 
 def test_height_map_solid_is_watertight():
@@ -123,16 +121,19 @@ def test_height_map_solid_is_watertight():
 
 
 @pytest.mark.slow
-def test_coacd_decomposes_the_extruded_solid_and_caches_it():
+def test_coacd_decomposes_the_extruded_solid_and_caches_it(monkeypatch):
+    import reconstruction.clutter as clutter
+
+    decompositions = []
+    real = clutter.coacd_parts
+    monkeypatch.setattr(clutter, "coacd_parts", lambda *a, **k: decompositions.append(1) or real(*a, **k))
     mesher = UnknownMesher(ClutterConfig(method="coacd", coacd_timeout_s=120.0))
-    start = time.perf_counter()
     obj = mesher.mesh("clutter_0", _points(L_SHAPE), TABLE)
-    first = time.perf_counter() - start
     assert obj.method == "coacd" and len(obj.parts) >= 2
     assert _inside(obj.parts, SOLID[:2]).all()
-    start = time.perf_counter()
     again = mesher.mesh("clutter_0", _points(L_SHAPE + [0.002, 0.0, 0.0]), TABLE)   # within the cache grid
-    assert again.method == "coacd" and time.perf_counter() - start < min(0.5, first)
+    assert again.method == "coacd" and len(again.parts) == len(obj.parts)
+    assert len(decompositions) == 1   # the second cluster came from the cache: CoACD ran once
 
 
 def test_unknown_parts_load_as_fixed_obstacles(panda_spec):

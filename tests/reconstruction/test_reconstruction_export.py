@@ -10,7 +10,6 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 import pytest
-from recon_scenes import catalog, named_object, robot_spec
 
 from reconstruction import EstimatedObject, Issue, SceneEstimate, export_scene
 from reconstruction.clutter import ClutterConfig, UnknownMesher
@@ -19,6 +18,7 @@ from reconstruction.models import load_geometry
 from reconstruction.segmentation import TablePlane
 from sim.geometry import Pose
 from sim.scene import SceneSpec
+from tests.fakes.recon_scenes import catalog, named_object, robot_spec
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import numpy as np
 import pybullet as p
 import pytest
-from recon_scenes import catalog
 
 from reconstruction.models import ModelError, ObjectModel, load_geometry
 from sim.geometry import Pose
+from tests.fakes.recon_scenes import catalog
 
 
 def _write(tmp_path, body: str) -> str:

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from recon_scenes import catalog, models_for, robot_spec
 
 from reconstruction.clutter import hull_object
 from reconstruction.estimate import EstimatedObject, SceneEstimate
@@ -15,6 +14,7 @@ from reconstruction.segmentation import NEUTRAL, Cluster, ColorDbscanSegmenter, 
 from sim.camera import CameraSpec, project_points
 from sim.geometry import Pose, rotation_error_deg
 from sim.scene import ObjectSpec
+from tests.fakes.recon_scenes import catalog, models_for, robot_spec
 
 VOXEL_M = 0.004
 

@@ -12,7 +12,14 @@ import json
 import numpy as np
 import pybullet as p
 import pytest
-from recon_scenes import (
+from scipy import ndimage
+
+from reconstruction import ReconConfig, Reconstructor
+from reconstruction.robot_filter import RobotFilter
+from sim.geometry import Pose
+from sim.scene import ObjectSpec, SceneSpec, resolve_asset_path
+from sim.world import World
+from tests.fakes.recon_scenes import (
     NEUTRAL_RGBA,
     arm_pose_for,
     catalog,
@@ -23,13 +30,6 @@ from recon_scenes import (
     random_scene,
     shoot,
 )
-from scipy import ndimage
-
-from reconstruction import ReconConfig, Reconstructor
-from reconstruction.robot_filter import RobotFilter
-from sim.geometry import Pose
-from sim.scene import ObjectSpec, SceneSpec, resolve_asset_path
-from sim.world import World
 
 MAX_TRANS_M = 0.010
 MAX_ROT_DEG = 10.0

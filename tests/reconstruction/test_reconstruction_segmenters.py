@@ -4,7 +4,12 @@ reconstructor works with it unchanged."""
 
 import numpy as np
 import pytest
-from recon_scenes import (
+
+from reconstruction import ColorDbscanSegmenter, ImageSegmenter, ProjectedMaskSegmenter, Reconstructor
+from reconstruction.fusion import Fuser, PointSet, voxel_downsample
+from reconstruction.segmentation import SegmentationContext, TablePlane
+from sim.scene import SceneSpec
+from tests.fakes.recon_scenes import (
     NEUTRAL_RGBA,
     catalog,
     clutter_object,
@@ -13,11 +18,6 @@ from recon_scenes import (
     pose_errors,
     shoot,
 )
-
-from reconstruction import ColorDbscanSegmenter, ImageSegmenter, ProjectedMaskSegmenter, Reconstructor
-from reconstruction.fusion import Fuser, PointSet, voxel_downsample
-from reconstruction.segmentation import SegmentationContext, TablePlane
-from sim.scene import SceneSpec
 
 
 class MaskSegmenter(ImageSegmenter):

@@ -11,12 +11,12 @@ import os
 import numpy as np
 import pybullet as p
 import pytest
-from recon_scenes import REPO, pose_errors, shoot
 
 from planner.task import load_task
 from reconstruction import ObjectModel, Reconstructor
 from robot_io.simlab import randomize_scene
 from sim.world import World
+from tests.fakes.recon_scenes import REPO, pose_errors, shoot
 
 MAX_TRANS_M = 0.010
 MAX_ROT_DEG = 10.0

@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from render_demo_scene import down, sampled_candidates
 
 from render import OverlayStyle, Renderer, VirtualView, color_of, load_views, render_scene_image, save_pngs
 from render.palette import AXIS_COLORS
 from sim.camera import project_points, render_rgbd
 from sim.rollout import Candidate
 from tests.conftest import REPO
+from tests.fakes.demo_scene import down, sampled_candidates
 
 VIEWS = load_views(os.path.join(REPO, "configs", "views.yaml"))
 

@@ -50,7 +50,7 @@ def test_load_defaults_and_selection(tmp_path):
     assert a.up == (0.0, 0.0, 1.0) and b.up == (1.0, 0.0, 0.0)
     assert select_views((a, b), ["b", "a"]) == (b, a)
     assert load_views(_write(tmp_path, GOOD), names=["b"]) == (b,)
-    with pytest.raises(ViewConfigError, match=r"no view named 'frnt'.*did you mean 'front'"):
+    with pytest.raises(ViewConfigError, match=r"a known view name.*got 'frnt'; did you mean 'front'"):
         load_views(VIEWS_YAML, names=["frnt"])
 
 
@@ -73,24 +73,24 @@ def test_view_is_frozen_and_camera_matches():
     ("a: {eye: [1, 0, 0.5], target: [0.4, zero, 0], fov_deg: 50}", "target"),
     ("a: {eye: [0.4, 0, 1], target: [0.4, 0, 0], fov_deg: 50}", "up"),   # default up is parallel to the view
     ("a: {target: [0.4, 0, 0], fov_deg: 50}", "eye"),
-    ("a: {eye: [1, 0, 0.5], target: [0.4, 0, 0], fov_deg: 50, near_m: 2, far_m: 1}", "near_m"),
+    ("a: {eye: [1, 0, 0.5], target: [0.4, 0, 0], fov_deg: 50, near_m: 2, far_m: 1}", "far_m"),
+    ("a: {eye: [1, 0, 0.5], target: [0.4, 0, 0], fov_deg: 50, width: 100000, height: 100000}", "width"),
 ])
 def test_errors_name_file_view_and_field(tmp_path, body, field):
     path = _write(tmp_path, "width: 64\nheight: 48\nviews:\n  " + body + "\n")
     with pytest.raises(ViewConfigError) as err:
         load_views(path)
-    msg = str(err.value)
-    assert path in msg and "views.a" in msg and f"'{field}'" in msg
+    assert err.value.file == path and err.value.field.startswith(f"views.a.{field}"), str(err.value)
 
 
 def test_unknown_fields_suggest_the_right_one(tmp_path):
     path = _write(tmp_path, "views:\n  a: {eye: [1, 0, 0.5], target: [0, 0, 0], fov: 50, width: 8, height: 8}\n")
-    with pytest.raises(ViewConfigError, match=r"views\.a: unknown field 'fov' \(did you mean 'fov_deg'\?\)"):
+    with pytest.raises(ViewConfigError, match=r"views\.a\.fov'.*did you mean 'fov_deg'\?"):
         load_views(path)
     path = _write(tmp_path, "widht: 8\nviews:\n  a: {eye: [1, 0, 0.5], target: [0, 0, 0], fov_deg: 50}\n")
     with pytest.raises(ViewConfigError, match=r"did you mean 'width'"):
         load_views(path)
-    with pytest.raises(ViewConfigError, match="cannot read"):
+    with pytest.raises(ViewConfigError, match="no such file"):
         load_views(str(os.path.join(str(path), "missing.yaml")))
-    with pytest.raises(ViewConfigError, match="'views'"):
+    with pytest.raises(ViewConfigError, match="one of the fields views"):
         load_views(_write(tmp_path, "front: {}\n"))

@@ -16,7 +16,7 @@ from scoring.api_errors import parse_retry_after_s, public_url, scrub, translate
 from scoring.backend import AgentConfig, make_backend
 from scoring.errors import AgentParamError, AnswerError, BackendError, RefusalError, TransientBackendError
 from scoring.schema import answer_schema, parse_answer
-from scoring.stub_server import ANTHROPIC_PATH, StubVLMServer, make_stub_request, unused_base_url
+from tests.fakes.stub_server import ANTHROPIC_PATH, StubVLMServer, make_stub_request, unused_base_url
 
 PLANTED_KEY = "sk-ant-planted-0123456789-NEVER-SHOW-THIS"
 
@@ -180,7 +180,7 @@ def test_check_agent_params():
         ({"temprature": 0}, "did you mean 'temperature'"),
         ({"max_tokens": 0}, "max_tokens: expected a positive integer"),
         ({"temperature": 1.5}, r"temperature: expected a number in \[0, 1\]"),
-        ({"prompt": "v9"}, "prompt: unknown template 'v9'"),
+        ({"prompt": "v9"}, "prompt: .*expected a known template name.*got 'v9'"),
     ]:
         with pytest.raises(AgentParamError, match=message):
             AnthropicBackend.check_agent_params(params)

@@ -56,56 +56,43 @@ def mutate(path_keys, value):
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    "data, field, fragment",
     [
-        (mutate(["weights", "safety"], "x"), "field 'weights.safety': expected a number >= 0, got 'x'"),
-        (mutate(["weights", "safety"], -0.1), "field 'weights.safety': expected a number >= 0, got -0.1"),
-        (mutate(["weights", "safety"], True), "field 'weights.safety': expected a number >= 0, got True"),
-        (
-            mutate(["weights", "saftey"], 0.1),
-            "field 'weights.saftey': unknown dimension; did you mean 'safety'?",
-        ),
-        (mutate(["weights"], {"safety": 1}), "field 'weights.task_alignment': missing"),
+        (mutate(["weights", "safety"], "x"), "weights.safety", "expected a finite number in [0, 1e6], got 'x'"),
+        (mutate(["weights", "safety"], -0.1), "weights.safety", "expected a finite number in [0, 1e6], got -0.1"),
+        (mutate(["weights", "safety"], True), "weights.safety", "got True"),
+        (mutate(["weights", "saftey"], 0.1), "weights.saftey", "did you mean 'safety'?"),
+        (mutate(["weights"], {"safety": 1}), "weights.task_alignment", "write 0 to ignore this dimension"),
         (
             mutate(["weights"], {"safety": 0, "task_alignment": 0, "efficiency": 0, "feasibility": 0}),
-            "field 'weights': all weights are zero",
+            "weights", "at least one weight > 0, got all zero",
         ),
-        (mutate(["lambda_C"], -1), "field 'lambda_C': expected a number >= 0, got -1"),
-        (mutate(["lambda_c"], 0.5), "field 'lambda_c': unknown key; did you mean 'lambda_C'?"),
-        (mutate(["agents"], []), "field 'agents': expected a non-empty list"),
-        (
-            mutate(["agents", 0, "backend"], "simjugde"),
-            "field 'agents[0].backend': unknown backend 'simjugde'; did you mean 'simjudge'?",
-        ),
-        (mutate(["agents", 0, "modle"], "x"), "field 'agents[0].modle': unknown key; did you mean 'model'?"),
-        (
-            mutate(["agents", 0, "params"], {"noise_std": "lots"}),
-            "field 'agents[0].params.noise_std': expected a number >= 0, got 'lots'",
-        ),
-        (
-            mutate(["agents", 0, "params"], {"seeed": 1}),
-            "field 'agents[0].params.seeed': unknown simjudge parameter; did you mean 'seed'?",
-        ),
-        (
-            mutate(["agents"], base()["agents"] * 2),
-            "field 'agents[1].name': agent name 'simjudge-0' is used twice",
-        ),
-        (mutate(["views"], []), "field 'views': expected a non-empty list of view names, got []"),
-        (mutate(["views"], ["front", "front"]), "field 'views': expected unique view names"),
-        ({k: v for k, v in base().items() if k != "views"}, "field 'views': missing (required)"),
+        (mutate(["lambda_C"], -1), "lambda_C", "expected a finite number in [0, 1e6], got -1"),
+        (mutate(["lambda_c"], 0.5), "lambda_c", "did you mean 'lambda_C'?"),
+        (mutate(["agents"], []), "agents", "expected a list of 1 to 32"),
+        (mutate(["agents", 0, "backend"], "simjugde"), "agents[0].backend", "did you mean 'simjudge'?"),
+        (mutate(["agents", 0, "modle"], "x"), "agents[0].modle", "did you mean 'model'?"),
+        (mutate(["agents", 0, "params"], {"noise_std": "lots"}), "agents[0].params.noise_std",
+         "expected a number >= 0, got 'lots'"),
+        (mutate(["agents", 0, "params"], {"seeed": 1}), "agents[0].params.seeed", "did you mean 'seed'?"),
+        (mutate(["agents"], base()["agents"] + base()["agents"]), "agents[1].name", "a name not used by another agent"),
+        (mutate(["views"], []), "views", "expected a list of 1 to 32 view names, got a list of 0 items"),
+        (mutate(["views"], ["front", "front"]), "views", "expected unique view names"),
+        ({k: v for k, v in base().items() if k != "views"}, "views", "expected this field (required)"),
     ],
 )
-def test_errors_name_file_field_and_expectation(tmp_path, data, message):
+def test_errors_name_file_field_and_expectation(tmp_path, data, field, fragment):
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         load_scoring_config(path)
-    assert str(info.value).startswith(f"{path}: {message}")
+    assert (info.value.file, info.value.field) == (path, field), str(info.value)
+    assert fragment in str(info.value)
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(ConfigError, match="file not found"):
+    with pytest.raises(ConfigError, match="no such file"):
         load_scoring_config(tmp_path / "nope.yaml")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="expected valid YAML"):
         load_scoring_config(write(tmp_path, None, text="weights: [1, 2\n"))
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_scoring_config(write(tmp_path, None, text="- 1\n- 2\n"))
@@ -190,57 +177,35 @@ def test_backends_and_pool_sections_parse(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    "data, field, fragment",
     [
-        (with_sections(backends=[1]), "field 'backends': expected a mapping of backend name to settings, got [1]"),
-        (
-            with_sections(backends={"opnai": {}}),
-            "field 'backends.opnai': unknown backend 'opnai'; did you mean 'openai'?",
-        ),
-        (
-            with_sections(backends={"openai": {"base_ulr": "http://x"}}),
-            "field 'backends.openai.base_ulr': not a constructor argument of OpenAIBackend nor a pool setting; "
-            "did you mean 'base_url'?",
-        ),
-        (
-            with_sections(backends={"openai": {"max_retries": -1}}),
-            "field 'backends.openai.max_retries': expected an integer >= 0, got -1",
-        ),
-        (
-            with_sections(backends={"openai": {"timeout_s": 0}}),
-            "field 'backends.openai.timeout_s': expected a number > 0 (seconds) or null, got 0",
-        ),
-        (
-            with_sections(backends={"openai": {"max_concurrency": 0}}),
-            "field 'backends.openai.max_concurrency': expected an integer >= 1 or null, got 0",
-        ),
-        (
-            with_sections(backends={"openai": {"requests_per_minute": "fast"}}),
-            "field 'backends.openai.requests_per_minute': expected a number > 0 or null, got 'fast'",
-        ),
-        (
-            with_sections(backends={"openai": {"burst": 3}}),
-            "field 'backends.openai.burst': only meaningful with requests_per_minute",
-        ),
-        (
-            with_sections(backends={"openai": {"backoff_s": 5, "max_backoff_s": 1}}),
-            "field 'backends.openai.max_backoff_s': expected a number >= backoff_s (5), got 1",
-        ),
-        (
-            with_sections(pool={"step_timeout": 5}),
-            "field 'pool.step_timeout': unknown key; did you mean 'step_timeout_s'?",
-        ),
-        (
-            with_sections(pool={"step_timeout_s": -1}),
-            "field 'pool.step_timeout_s': expected a number > 0 (seconds) or null, got -1",
-        ),
+        (with_sections(backends=[1]), "backends", "expected a mapping of backend name to settings, got a list"),
+        (with_sections(backends={"opnai": {}}), "backends.opnai", "did you mean 'openai'?"),
+        (with_sections(backends={"openai": {"base_ulr": "http://x"}}), "backends.openai.base_ulr",
+         "a constructor argument of OpenAIBackend or a pool setting, got an unknown key; did you mean 'base_url'?"),
+        (with_sections(backends={"openai": {"max_retries": -1}}), "backends.openai.max_retries",
+         "expected an integer >= 0, got -1"),
+        (with_sections(backends={"openai": {"timeout_s": 0}}), "backends.openai.timeout_s",
+         "expected a number > 0 (seconds) or null, got 0"),
+        (with_sections(backends={"openai": {"max_concurrency": 0}}), "backends.openai.max_concurrency",
+         "expected an integer >= 1 or null, got 0"),
+        (with_sections(backends={"openai": {"requests_per_minute": "fast"}}), "backends.openai.requests_per_minute",
+         "expected a number > 0 or null, got 'fast'"),
+        (with_sections(backends={"openai": {"burst": 3}}), "backends.openai.burst",
+         "only meaningful with requests_per_minute"),
+        (with_sections(backends={"openai": {"backoff_s": 5, "max_backoff_s": 1}}), "backends.openai.max_backoff_s",
+         "expected a number >= backoff_s (5), got 1"),
+        (with_sections(pool={"step_timeout": 5}), "pool.step_timeout", "did you mean 'step_timeout_s'?"),
+        (with_sections(pool={"step_timeout_s": -1}), "pool.step_timeout_s",
+         "expected a number > 0 (seconds) or null, got -1"),
     ],
 )
-def test_section_errors_name_file_field_and_expectation(tmp_path, data, message):
+def test_section_errors_name_file_field_and_expectation(tmp_path, data, field, fragment):
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         load_scoring_config(path)
-    assert str(info.value) == f"{path}: {message}"
+    assert (info.value.file, info.value.field) == (path, field), str(info.value)
+    assert fragment in str(info.value)
 
 
 SECRET = "sk-live-0123456789abcdef"
@@ -266,10 +231,37 @@ def test_credentials_are_rejected_without_echoing_them(tmp_path, data, field_pat
         load_scoring_config(path)
     message = str(info.value)
     assert message == (
-        f"{path}: field '{field_path}': credentials must not be written in a config file; "
-        "keys come from the environment: ANTHROPIC_API_KEY / OPENAI_API_KEY"
+        f"{path}: field '{field_path}': expected no credential in a config file (keys come from the environment: "
+        "ANTHROPIC_API_KEY / OPENAI_API_KEY), got a credential-like key or value (not shown)"
     )
     assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [   # a credential under a key that is not named like one, where a value would be shown
+        mutate(["weights", "safety"], SECRET),
+        mutate(["lambda_C"], "0123456789abcdef0123456789abcdef"),
+        mutate(["agents", 0, "model"], "x" * 300),
+        mutate(["agents", 0, "name"], "0123456789abcdef0123456789abcdef0123456789abcdef"),
+        mutate(["agents", 0, "backend"], "0123456789abcdef0123456789abcdef"),
+        mutate(["agents", 0, "params"], {"noise_std": "0123456789abcdef0123456789abcdef"}),
+        mutate(["views"], ["front", "0123456789abcdef0123456789abcdef0123456789abcdef"]),
+        mutate(["views"], "0123456789abcdef0123456789abcdef"),
+        with_sections(backends={"openai": "0123456789abcdef0123456789abcdef"}),
+        with_sections(backends={"openai": {"timeout_s": "0123456789abcdef0123456789abcdef"}}),
+        with_sections(backends={"0123456789abcdef0123456789abcdef0123456789abcdef": {}}),
+        with_sections(pool={"step_timeout_s": "0123456789abcdef0123456789abcdef"}),
+        {**base(), "openai_credential": "0123456789abcdef0123456789abcdef"},
+    ],
+)
+def test_no_value_of_a_scoring_config_is_ever_echoed(tmp_path, data):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_scoring_config(path)
+    assert info.value.file == path and info.value.field
+    assert "0123456789abcdef" not in str(info.value) and SECRET not in str(info.value) and "xxxxxxxx" not in str(
+        info.value)
 
 
 def test_settings_and_configs_built_in_code_reject_credentials_too():

@@ -40,7 +40,7 @@ def test_concurrency_limit_gives_up_at_the_deadline():
     start = time.monotonic()
     with pytest.raises(LimitTimeout, match="openai: all 1 concurrent call slots stayed busy until the call deadline"):
         limit.acquire(deadline=start + 0.2)
-    assert 0.15 <= time.monotonic() - start < 2.0
+    assert time.monotonic() - start >= 0.2 - 1e-3   # it waited for the deadline, not less
 
 
 def test_concurrency_limit_holds_across_threads():

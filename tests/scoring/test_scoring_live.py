@@ -10,7 +10,7 @@ import pytest
 
 from scoring.backend import AgentConfig, make_backend
 from scoring.schema import parse_answer
-from scoring.stub_server import make_stub_request
+from tests.fakes.stub_server import make_stub_request
 
 pytestmark = [
     pytest.mark.live_api,

@@ -13,7 +13,7 @@ from scoring.backend import AgentConfig, make_backend
 from scoring.errors import AgentParamError, AnswerError, BackendError, RefusalError, TransientBackendError
 from scoring.openai_backend import PLACEHOLDER_KEY, SCHEMA_NAME, OpenAIBackend
 from scoring.schema import answer_schema, parse_answer
-from scoring.stub_server import OPENAI_PATH, StubVLMServer, make_stub_request, unused_base_url
+from tests.fakes.stub_server import OPENAI_PATH, StubVLMServer, make_stub_request, unused_base_url
 
 PLANTED_KEY = "sk-planted-9876543210-NEVER-SHOW-THIS"
 CONFIG_KEY = "cfg-key-5555-NEVER-SHOW-THIS-EITHER"
@@ -252,9 +252,12 @@ def test_injected_client(request_):
     with StubVLMServer("good") as server:
         client = openai.OpenAI(api_key="x", base_url=server.openai_base_url, max_retries=0)
         backend = OpenAIBackend(client=client, model="m")
-        backend.close()
-        parse_answer(backend.answer(request_, request_.views[0], AGENT), request_.candidate_ids)
+        backend.close()   # closes only what the backend built itself: the injected client still works
+        answer = parse_answer(backend.answer(request_, request_.views[0], AGENT), request_.candidate_ids)
         client.close()
+    # the answer came through the injected client, from the stub server, for the candidates asked about
+    assert server.counts == {"/v1/chat/completions": 1} and server.failed_checks == []
+    assert sorted(answer.scores) == sorted(request_.candidate_ids) and 0 <= answer.view_clarity <= 10
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 One local Ray session for the module and one long-lived executor whose test backend is driven by per-agent
 params, so most tests reuse warm actors. The backend is a test double for the pool's logic (it sleeps, fails
-on purpose); the real HTTP backends against a stub server are exercised by scoring/pool_benchmark.py.
+on purpose); the real HTTP backends against a stub server are exercised below and by
+`antigrounding bench scoring-pool`. Ray is a declared dependency: imported, never skipped. Durations are
+checked through the calls' own logged start/end times and error messages, not by timing the test.
 """
 
 import json
@@ -12,15 +14,14 @@ import threading
 import time
 
 import pytest
+import ray
 
-ray = pytest.importorskip("ray")
-
-from scoring.backend import AgentConfig, Backend  # noqa: E402
-from scoring.config import BackendSettings, ScoringConfig  # noqa: E402
-from scoring.errors import BackendError, TransientBackendError  # noqa: E402
-from scoring.pool import RayExecutor  # noqa: E402
-from scoring.request import ScoreRequest, ViewImage  # noqa: E402
-from scoring.scorer import CallSpec, Scorer, SerialExecutor  # noqa: E402
+from scoring.backend import AgentConfig, Backend
+from scoring.config import BackendSettings, ScoringConfig
+from scoring.errors import BackendError, TransientBackendError
+from scoring.pool import RayExecutor
+from scoring.request import ScoreRequest, ViewImage
+from scoring.scorer import CallSpec, Scorer, SerialExecutor
 
 # The test backends below live in this module, which Ray workers cannot import: ship them by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -143,18 +144,20 @@ def config(agent_list, views=VIEWS):
     return ScoringConfig(weights=WEIGHTS, lambda_C=0.5, agents=tuple(agent_list), views=tuple(views))
 
 
-def test_all_calls_are_in_flight_together(pool):
-    ens = agents({"delay_s": 0.5})
+def test_all_calls_are_in_flight_together(pool, tmp_path):
+    log = tmp_path / "calls.log"
+    ens = agents({"delay_s": 0.5, "log": str(log)})
     # Not closed: the scorer's close() would stop the shared pool.
     scorer = Scorer(ens, config(ens), backends={"scripted": Scripted()}, executor=pool)
-    start = time.perf_counter()
     table = scorer.score(make_request())
-    wall_s = time.perf_counter() - start
     assert table.error is None and table.M_prime == 3
     assert all(c.ok and c.attempts == 1 and not c.cached for c in table.calls)
     assert all(c.latency_s >= 0.5 for c in table.calls)
-    # Serially this is 9 x 0.5 s = 4.5 s; in flight together about 0.5 s plus dispatch.
-    assert wall_s < 3.0, f"9 calls of 0.5 s took {wall_s:.2f} s"
+    # In flight together: every one of the 9 calls started before the first one ended (serially, each would
+    # start after the previous one's end).
+    spans = read_log(log)
+    assert len(spans) == 9
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_a_killed_actor_leaves_the_step_to_the_others_and_comes_back(pool, caplog):
@@ -183,15 +186,12 @@ def test_a_killed_actor_leaves_the_step_to_the_others_and_comes_back(pool, caplo
 def test_a_call_past_its_timeout_is_an_error_and_the_others_are_fine(pool):
     ens = agents({"delay_by_view": {"top": 5.0}, "delay_s": 0.1}, n=1, backend="timed", prefix="t")
     request = make_request()
-    start = time.perf_counter()
     outcomes = pool.run(request, calls_for(ens, request), {})
-    wall_s = time.perf_counter() - start
     by_view = {}
     for call, outcome in zip(calls_for(ens, request), outcomes):
         by_view.setdefault(call.view.name, []).append(outcome)
     assert all(o.error == "TimeoutError: timed out after 0.6 s" for o in by_view["top"])
     assert all(o.error is None and o.raw_text for v in ("front", "side") for o in by_view[v])
-    assert wall_s < 3.0  # the 5 s calls were abandoned at 0.6 s
 
 
 def test_transient_failures_are_retried_after_retry_after(pool):
@@ -268,13 +268,13 @@ def test_cancel_abandons_the_step(pool):
     request = make_request()
     result = {}
     worker = threading.Thread(target=lambda: result.update(out=pool.run(request, calls_for(ens, request), {})))
-    start = time.perf_counter()
     worker.start()
     time.sleep(0.5)
     pool.cancel()
-    worker.join(timeout=5)
-    assert not worker.is_alive() and time.perf_counter() - start < 3.0
-    assert all(o.error and "cancelled" in o.error for o in result["out"])
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    # every call ends as cancelled, none as answered (each would have answered after its 5 s)
+    assert all(o.error and "cancelled" in o.error and o.raw_text is None for o in result["out"])
 
 
 def test_step_timeout_bounds_the_whole_step(pool):
@@ -282,9 +282,7 @@ def test_step_timeout_bounds_the_whole_step(pool):
     try:
         ens = [AgentConfig("a0", "scripted", "m", {"delay_by_view": {"top": 5.0}})]
         request = make_request()
-        start = time.perf_counter()
         outcomes = pool.run(request, calls_for(ens, request), {})
-        assert time.perf_counter() - start < 2.0
         assert outcomes[0].error is None and outcomes[2].error is None
         assert outcomes[1].error == "TimeoutError: timed out at the step deadline of 0.8 s"
     finally:
@@ -312,7 +310,7 @@ def test_registry_backends_give_the_serial_result(pool, request_with, evidence):
 
 def test_real_openai_backend_in_the_actors_retries_429_and_500(ray_session, caplog):
     """The production path: OpenAIBackend built from the registry inside an actor, against the local stub."""
-    from scoring.stub_server import StubVLMServer, make_stub_request
+    from tests.fakes.stub_server import StubVLMServer, make_stub_request
 
     request = make_stub_request(n_candidates=3, view_names=("front",))
     with StubVLMServer(["429", "500", "good"], retry_after="0.3", expect_response_format="any") as stub:
@@ -381,9 +379,13 @@ def test_an_actor_still_starting_at_the_step_deadline_is_kept_for_the_next_step(
         assert first[0].error.endswith("s so far; kept for the next step)")
         assert first[1].error is None  # the ready agent did not wait for the one still loading
         handle = executor.actors["m0"]
-        time.sleep(3.0)
-        second = executor.run(request, calls_for(ens, request), {})
+        # later steps: still starting (on a loaded machine) until it is ready, then it answers; never a new actor
+        for _ in range(60):
+            time.sleep(1.0)
+            second = executor.run(request, calls_for(ens, request), {})
+            assert executor.actors["m0"] == handle
+            if second[0].error is None or not second[0].error.startswith("agent actor still starting ("):
+                break
         assert [o.error for o in second] == [None, None]
-        assert executor.actors["m0"] == handle  # the same actor, not a new one
     finally:
         executor.close()

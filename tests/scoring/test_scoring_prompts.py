@@ -16,7 +16,7 @@ from scoring.prompts import (
     load_template,
     prompt_variants,
 )
-from scoring.stub_server import make_stub_request
+from tests.fakes.stub_server import make_stub_request
 
 
 def agent(prompt=None):
@@ -83,9 +83,9 @@ def test_without_evidence_the_gripper_line_disappears(request_and_view):
 
 def test_unknown_variant_gets_did_you_mean(request_and_view):
     request, view = request_and_view
-    with pytest.raises(ConfigError, match=r"unknown template 'v1-trese'.*did you mean 'v1-terse'\?"):
+    with pytest.raises(ConfigError, match=r"got 'v1-trese'; did you mean 'v1-terse'\?"):
         build_prompt(request, view, agent("v1-trese"))
-    with pytest.raises(AgentParamError, match=r"^prompt: unknown template 'v2'"):
+    with pytest.raises(AgentParamError, match=r"^prompt: expected a known template name.*got 'v2'"):
         check_prompt_param({"prompt": "v2"})
     check_prompt_param({"prompt": "v1-terse"})
     check_prompt_param({})
@@ -104,14 +104,16 @@ def test_template_directory_by_path(tmp_path, request_and_view):
 
 
 def test_template_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="nowhere: template folder not found"):
+    with pytest.raises(ConfigError,
+                       match="nowhere: field 'prompt': expected an existing template folder, got no such folder"):
         load_template(str(tmp_path / "nowhere"))
     (tmp_path / "system.md").write_text("x")
-    with pytest.raises(ConfigError, match="lacks user.md"):
+    with pytest.raises(ConfigError, match="got no user.md"):
         load_template(str(tmp_path))
     (tmp_path / "user.md").write_text("Task: $instrucion")
-    with pytest.raises(ConfigError, match=r"user\.md: unknown placeholder \$instrucion; did you mean 'instruction'"):
+    with pytest.raises(ConfigError,
+                       match=r"user\.md: field 'template': .*got '\$instrucion'; did you mean 'instruction'"):
         load_template(str(tmp_path))
     (tmp_path / "user.md").write_text("Costs $ 5")
-    with pytest.raises(ConfigError, match=r"user\.md: invalid placeholder syntax"):
+    with pytest.raises(ConfigError, match=r"user\.md: field 'template': expected valid \$placeholders"):
         load_template(str(tmp_path))

@@ -166,13 +166,14 @@ def test_executor_seam_is_used(request3):
 
 def test_unknown_backend_fails_at_construction():
     agent = AgentConfig("x", "simjugde")
-    with pytest.raises(UnknownBackendError, match="unknown backend 'simjugde'; did you mean 'simjudge'\\?"):
+    with pytest.raises(UnknownBackendError, match="got 'simjugde'; did you mean 'simjudge'\\?"):
         Scorer([agent], config([SJ]))
 
 
 def test_make_backend_did_you_mean_message():
     with pytest.raises(UnknownBackendError) as info:
         make_backend("simjugde")
-    assert str(info.value) == "unknown backend 'simjugde'; did you mean 'simjudge'?"
+    assert str(info.value) == ("field 'backend': expected a registered backend (anthropic, openai, simjudge, "
+                               "transformers), got 'simjugde'; did you mean 'simjudge'?")
     with pytest.raises(UnknownBackendError, match="choose from"):
         make_backend("zzz")

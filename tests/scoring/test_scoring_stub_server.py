@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from scoring.stub_server import (
+from tests.fakes.stub_server import (
     ANTHROPIC_PATH,
     OPENAI_PATH,
     StubVLMServer,

@@ -26,7 +26,7 @@ from scoring.request import ScoreRequest, ViewImage  # noqa: E402
 from scoring.schema import parse_answer  # noqa: E402
 from scoring.scorer import Scorer, SerialExecutor  # noqa: E402
 from scoring.transformers_backend import TransformersBackend  # noqa: E402
-from tests.scoring.tiny_vlm import build_tiny_vlm, torchvision_available  # noqa: E402
+from tests.fakes.tiny_vlm import build_tiny_vlm, torchvision_available  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_NEW_TOKENS = 12

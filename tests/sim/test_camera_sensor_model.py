@@ -89,7 +89,7 @@ def test_fields_are_validated_and_round_trip():
         _cam(depth_noise_corr_px=-1.0)
     with pytest.raises(SpecError, match="depth_edge_dropout"):
         _cam(depth_edge_dropout=1.5)
-    with pytest.raises(SpecError, match="must be <= 1"):
+    with pytest.raises(SpecError, match=r"depth_edge_dropout \+ depth_flying_pixels <= 1"):
         _cam(depth_edge_dropout=0.6, depth_flying_pixels=0.6)
     cam = _cam(depth_noise_m=0.0045, depth_noise_corr_px=1.5, depth_quant_m=0.001, depth_edge_dropout=0.3,
                depth_flying_pixels=0.2, depth_dropout=0.01, rgb_noise=2.0)
