@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.world import GRIPPER_OPEN_FRACTION, World
+from sim.grasp import GRIPPER_OPEN_FRACTION
+from sim.world import World
 
 # name -> (argument kind, description of what is expected)
 PREDICATES: dict[str, tuple[str, str]] = {
