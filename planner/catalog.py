@@ -1,34 +1,26 @@
-"""The object catalog (configs/objects.yaml): known models a task may name, with the planner's physics priors."""
+"""The object catalog (configs/objects.yaml): known models a task may name (`ObjectModel`, with the twin's
+physics priors)."""
 
 from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 import configs
 from planner.errors import TaskError
+from reconstruction.models import ObjectModel
 from sim.geometry import SYMMETRIES
 from sim.scene import resolve_asset_path
 
 ASSET_FIELDS = ("urdf", "scale", "rgba", "symmetry", "mass_kg", "friction", "fixed")
 
 
-@dataclass(frozen=True)
-class Asset:
-    """A known object model: URDF, scale, colour, symmetry, and prior mass/friction for the twin."""
-
-    key: str
-    urdf: str
-    scale: float = 1.0
-    rgba: tuple[float, float, float, float] | None = None
-    symmetry: str = "none"
-    mass_kg: float = 0.1
-    friction: float = 0.8
-    fixed: bool = False
+# A catalog entry is the object model reconstruction and the twin share (named by its asset key until a task
+# names the object: `ObjectModel.named`).
+Asset = ObjectModel
 
 
 def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset:

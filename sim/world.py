@@ -469,3 +469,17 @@ class World(KinematicQueries):
                 probe: Callable[[World], dict] | None = None) -> Rollout:
         """Simulate a candidate here and restore the state afterwards (see `sim.rollout.simulate`)."""
         return simulate(self, candidate, allowed_contacts, speed_scale, max_ik_error_m, probe)
+
+
+@contextlib.contextmanager
+def private_world(scene: SceneSpec) -> Iterator[World]:
+    """A World in a DIRECT client of its own (a short-lived twin); closed and disconnected on exit."""
+    client = p.connect(p.DIRECT)
+    try:
+        world = World.from_scene(client, scene)
+        try:
+            yield world
+        finally:
+            world.close()
+    finally:
+        p.disconnect(client)

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         tray = k % 2 == 1
         scene, assets = random_scene(rng, robot, blocks=BLOCKS[k % len(BLOCKS)], tray=tray, n_clutter=3 + k % 2)
         shot = shoot(scene, cams, seed=args.seed + k)
-        models, _ = models_for(assets)
+        models = models_for(assets)
         with Reconstructor(models, robot, cams) as rec:
             for r in range(args.repeats):
                 est = rec.update(shot.obs)
