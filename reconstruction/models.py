@@ -86,11 +86,11 @@ class ObjectModel:
         if not (isinstance(self.scale, int | float) and self.scale > 0):
             raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))
-        # no colour given (an inline asset's rgba is optional): the neutral grey reconstruction matches against
-        rgba = DEFAULT_RGBA if self.rgba is None else tuple(float(v) for v in self.rgba)
-        if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
-            raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
-        object.__setattr__(self, "rgba", rgba)
+        if self.rgba is not None:   # None: the URDF's own colours (a clutter asset; a named object needs one)
+            rgba = tuple(float(v) for v in self.rgba)
+            if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
+                raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
+            object.__setattr__(self, "rgba", rgba)
         if self.symmetry not in SYMMETRIES:
             raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected one of {SYMMETRIES}")
         for key in ("mass_kg", "friction"):
@@ -145,7 +145,7 @@ class ObjectModel:
     @property
     def chromatic(self) -> bool:
         """Whether the asset color is saturated enough to tell it from gray clutter by chromaticity."""
-        return color_saturation(self.rgba[:3]) > 0.3
+        return self.rgba is not None and color_saturation(self.rgba[:3]) > 0.3
 
 
 def color_saturation(rgb) -> float:
