@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from recon_scenes import catalog, models_for, robot_spec
 
+from reconstruction.assignment import candidate_clusters
 from reconstruction.clutter import hull_object
+from reconstruction.depth_views import visibility
 from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.fusion import Fuser, PointSet, fuse_frames, voxel_downsample
-from reconstruction.pose import PoseEstimator, candidate_clusters, visibility
+from reconstruction.pose import PoseEstimator
 from reconstruction.segmentation import NEUTRAL, Cluster, ColorDbscanSegmenter, color_labels, fit_table_plane
 from sim.camera import CameraSpec, project_points
 from sim.geometry import Pose, rotation_error_deg
@@ -151,7 +153,7 @@ def test_pose_of_a_block_from_its_visible_faces(yaw_deg, tilt_deg):
 def test_visibility_flags_a_model_the_cameras_see_through():
     cam = _cam()
     depth = _plane_depth(cam)                     # an empty table
-    from reconstruction.pose import DepthView
+    from reconstruction.depth_views import DepthView
 
     view = DepthView.from_frame(depth, cam.K, cam.T_world_camera_matrix)
     model = models_for({"b": "block_red"})["b"]
