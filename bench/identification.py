@@ -21,8 +21,9 @@ import numpy as np
 
 import configs
 from planner.components import build_reconstructor
+from planner.probe import identify_objects
 from planner.task import LoadedTask, load_task
-from reconstruction.identification import IdentificationConfig, identify_objects
+from reconstruction.identification import IdentificationConfig
 from robot_io.sim_robot import LabEvaluator, SimRobot, launch_lab
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         tray = k % 2 == 1
         scene, assets = random_scene(rng, robot, blocks=BLOCKS[k % len(BLOCKS)], tray=tray, n_clutter=3 + k % 2)
         shot = shoot(scene, cams, seed=seed0 + k)
-        models, _ = models_for(assets)
+        models = models_for(assets)
         with Reconstructor(models, robot, cams) as rec:
             for r in range(repeats):
                 est = rec.update(shot.obs)

@@ -1,32 +1,24 @@
-"""The object catalog (configs/objects.yaml): known models a task may name, with the planner's physics priors."""
+"""The object catalog (configs/objects.yaml): known models a task may name (`ObjectModel`, with the twin's
+physics priors)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import configs
 from configs import checks
 from planner.errors import TaskError
+from reconstruction.models import ObjectModel
 from sim.geometry import SYMMETRIES
 from sim.scene import resolve_asset_path
 
 ASSET_FIELDS = ("urdf", "scale", "rgba", "symmetry", "mass_kg", "friction", "fixed")
 
 
-@dataclass(frozen=True)
-class Asset:
-    """A known object model: URDF, scale, colour, symmetry, and prior mass/friction for the twin."""
-
-    key: str
-    urdf: str
-    scale: float = 1.0
-    rgba: tuple[float, float, float, float] | None = None
-    symmetry: str = "none"
-    mass_kg: float = 0.1
-    friction: float = 0.8
-    fixed: bool = False
+# A catalog entry is the object model reconstruction and the twin share (named by its asset key until a task
+# names the object: `ObjectModel.named`).
+Asset = ObjectModel
 
 
 # Physical bounds of a task object (the arms here lift a few kg; beyond these a value is a typo).

@@ -19,18 +19,13 @@ DEFAULT_SCORING = "default"
 
 
 def object_models(task: PlannerTask) -> dict[str, ObjectModel]:
-    """Only the objects' names and known models: never a pose or the lab's physics."""
-    return {name: ObjectModel(name=name, urdf=a.urdf, scale=a.scale, rgba=a.rgba, symmetry=a.symmetry)
-            for name, a in task.objects.items()}
+    """The task's objects by name with their known models and the catalog's physics priors: never a pose or the
+    lab's physics."""
+    return {name: a.named(name) for name, a in task.objects.items()}
 
 
 def build_reconstructor(task: PlannerTask) -> Reconstructor:
     return Reconstructor(object_models(task), task.robot, cameras=task.cameras)
-
-
-def physics_priors(task: PlannerTask) -> dict[str, dict]:
-    """The catalog's mass/friction for the twin (the lab's true values stay in the lab)."""
-    return {name: {"mass_kg": a.mass_kg, "friction": a.friction, "fixed": a.fixed} for name, a in task.objects.items()}
 
 
 def build_renderer(views_path: str | None = None, names: tuple[str, ...] | None = None) -> Renderer:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer, physics_priors
-from planner.errors import RunAborted
+from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.report import write_report
 from planner.runlog import RunLog
@@ -78,15 +77,15 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
                     renderer = build_renderer(names=tuple(scorer_obj.config.views))
                     planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
                                          runlog, cfg, on_step=on_step)
-                    planner.run(max_steps)
-            except (RunAborted, RobotError) as exc:
+                    result = planner.run(max_steps)
+                    steps, stage, error = result.steps, result.stage_time_s, result.error
+            except RobotError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug: the run still gets its end record and report
                 log.exception("run failed")
                 error = f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 if planner is not None:
-                    steps, stage = planner.steps_done, planner.stage_time_s
                     planner.close()
                 reconstructor.close()
             if error is None:
@@ -122,8 +121,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
             elapsed = time.perf_counter() - start
             exported = None
             if export_dir is not None:
-                scene = estimate.to_scene(task.robot, obs.joint_pos_rad, obs.gripper_width_m, reconstructor.models,
-                                          physics_priors(task))
+                scene = estimate.to_scene(task.robot, obs.joint_pos_rad, obs.gripper_width_m, reconstructor.models)
                 exported = export_scene(scene, export_dir, estimate)
         truth = LabEvaluator(lab.host, lab.port).truth()
     report = estimate.report()

@@ -123,14 +123,10 @@ class SceneEstimate:
         return held[0] if len(held) == 1 else None
 
     def to_scene(self, robot: RobotSpec, joint_pos_rad, gripper_width_m: float | None,
-                 models: dict[str, ObjectModel], priors: dict[str, dict] | None = None,
-                 include_unknown: bool = True) -> SceneSpec:
-        """The twin: found named objects with their catalog model at the estimated pose, plus the clutter.
-
-        priors[name] = {mass_kg, friction, fixed} from the object catalog (never the task's truth). Objects
-        not found are left out (logged). A single held object is attached to the gripper.
+                 models: dict[str, ObjectModel], include_unknown: bool = True) -> SceneSpec:
+        """The twin: found named objects with their model (geometry and physics) at the estimated pose, plus the
+        clutter. Objects not found are left out (logged). A single held object is attached to the gripper.
         """
-        priors = priors or {}
         objects = []
         for name, est in self.objects.items():
             if not est.found:
@@ -138,11 +134,7 @@ class SceneEstimate:
                 continue
             if name not in models:
                 raise KeyError(f"to_scene: no model for estimated object '{name}'; models: {sorted(models)}")
-            m = models[name]
-            prior = priors.get(name, {})
-            objects.append(ObjectSpec(
-                name=name, pose=est.pose, urdf=m.urdf, scale=m.scale, rgba=m.rgba, symmetry=m.symmetry,
-                mass_kg=prior.get("mass_kg"), friction=prior.get("friction"), fixed=bool(prior.get("fixed", False))))
+            objects.append(models[name].at(est.pose))
         if include_unknown:
             taken = {o.name for o in objects}
             for u in self.unknown:

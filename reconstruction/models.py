@@ -8,6 +8,7 @@ inertial origin.) The visual geometry is what cameras see; the collision geometr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -21,11 +22,12 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 import configs
-from sim.geometry import SYMMETRIES
-from sim.scene import resolve_asset_path
+from sim.geometry import SYMMETRIES, Pose
+from sim.scene import ObjectSpec, resolve_asset_path
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
 N_MODEL_POINTS = 3000   # surface samples kept per model; registration downsamples them further
 
 
@@ -60,13 +62,21 @@ class ModelGeometry:
 
 @dataclass(frozen=True)
 class ObjectModel:
-    """A named object the planner knows: its URDF (absolute path or 'pybullet_data:...'), scale, color, symmetry."""
+    """A known object: its URDF (absolute path or 'pybullet_data:...'), scale, colour, symmetry, and the twin's
+    physics for it (mass_kg, friction: the catalog's prior or an identified value; None: the URDF's own).
+
+    The one model of a catalog asset: the catalog reads it, reconstruction finds it in the cameras, the twin
+    places it (`at`) and identification refines its physics (`with_physics`).
+    """
 
     name: str
     urdf: str
     scale: float = 1.0
-    rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0)
+    rgba: tuple[float, float, float, float] | None = (0.5, 0.5, 0.5, 1.0)
     symmetry: str = "none"
+    mass_kg: float | None = None
+    friction: float | None = None
+    fixed: bool = False
 
     def __post_init__(self) -> None:
         where = f"object model '{self.name}'"
@@ -77,23 +87,45 @@ class ObjectModel:
         if not (isinstance(self.scale, int | float) and self.scale > 0):
             raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))
-        rgba = tuple(float(v) for v in self.rgba)
-        if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
-            raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
-        object.__setattr__(self, "rgba", rgba)
+        if self.rgba is not None:   # None: the URDF's own colours (a clutter asset; a named object needs one)
+            rgba = tuple(float(v) for v in self.rgba)
+            if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
+                raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
+            object.__setattr__(self, "rgba", rgba)
         if self.symmetry not in SYMMETRIES:
             raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected one of {SYMMETRIES}")
+        for key in ("mass_kg", "friction"):
+            v = getattr(self, key)
+            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ModelError(f"{where}: field '{key}': expected a number > 0, got {v!r}")
 
     @classmethod
     def from_catalog(cls, name: str, entry: dict, where: str = "catalog") -> ObjectModel:
-        """An entry of configs/objects.yaml (or a task's inline asset): {urdf, scale?, rgba?, symmetry?, ...}.
-
-        Only the geometry fields are read; the planner's catalog (planner.catalog) owns the physics priors.
-        """
+        """An entry of configs/objects.yaml (or a task's inline asset): {urdf, scale?, rgba?, symmetry?, mass_kg?,
+        friction?, fixed?}. The planner's catalog (planner.catalog) validates the file with its messages."""
         if not isinstance(entry, dict) or "urdf" not in entry:
             raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
         return cls(name=name, urdf=str(entry["urdf"]), scale=float(entry.get("scale", 1.0)),
-                   rgba=tuple(entry.get("rgba", (0.5, 0.5, 0.5, 1.0))), symmetry=str(entry.get("symmetry", "none")))
+                   rgba=tuple(entry.get("rgba", DEFAULT_RGBA)), symmetry=str(entry.get("symmetry", "none")),
+                   mass_kg=entry.get("mass_kg"), friction=entry.get("friction"), fixed=bool(entry.get("fixed", False)))
+
+    def named(self, name: str) -> ObjectModel:
+        """The same model under a task's object name (a catalog entry is keyed by its asset name)."""
+        return dataclasses.replace(self, name=name)
+
+    def with_physics(self, mass_kg: float | None = None, friction: float | None = None) -> ObjectModel:
+        """The same model with these physics put in place (None: keep the current value)."""
+        return dataclasses.replace(self, mass_kg=self.mass_kg if mass_kg is None else mass_kg,
+                                   friction=self.friction if friction is None else friction)
+
+    def physics(self) -> dict:
+        """The twin's physics of this object, as the run log records it."""
+        return {"mass_kg": self.mass_kg, "friction": self.friction, "fixed": self.fixed}
+
+    def at(self, pose: Pose) -> ObjectSpec:
+        """This object in a twin scene at `pose`."""
+        return ObjectSpec(name=self.name, pose=pose, urdf=self.urdf, scale=self.scale, rgba=self.rgba,
+                          symmetry=self.symmetry, mass_kg=self.mass_kg, friction=self.friction, fixed=self.fixed)
 
     @property
     def geometry(self) -> ModelGeometry:
@@ -114,7 +146,7 @@ class ObjectModel:
     @property
     def chromatic(self) -> bool:
         """Whether the asset color is saturated enough to tell it from gray clutter by chromaticity."""
-        return color_saturation(self.rgba[:3]) > 0.3
+        return self.rgba is not None and color_saturation(self.rgba[:3]) > 0.3
 
 
 def color_saturation(rgb) -> float:

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
+from reconstruction.assignment import candidate_clusters
 from reconstruction.checks import check_frame
 from reconstruction.clutter import UnknownMesher, UnknownObject
 from reconstruction.config import ReconConfig
+from reconstruction.depth_views import DepthView, seen_through
 from reconstruction.estimate import EstimatedObject, Issue, SceneEstimate
 from reconstruction.fusion import Fuser, PointSet, jump_edges, voxel_downsample
 from reconstruction.models import ObjectModel
-from reconstruction.pose import DepthView, PoseEstimator, PoseResult, candidate_clusters, seen_through
+from reconstruction.pose import PoseEstimator, PoseResult
 from reconstruction.robot_filter import RobotFilter
 from reconstruction.segmentation import (
     NEUTRAL,

@@ -86,7 +86,7 @@ def refine_on_silhouettes(vertices: np.ndarray, T_wo: np.ndarray, up: np.ndarray
                           config: SilhouetteConfig | None = None) -> tuple[np.ndarray, dict] | None:
     """The pose with x, y and yaw (about `up`) refined on the color outlines, or None when it cannot be done.
 
-    vertices: the model's convex-hull vertices (object frame). views: reconstruction.pose.DepthView with rgb
+    vertices: the model's convex-hull vertices (object frame). views: reconstruction.depth_views.DepthView with rgb
     (and robot mask). is_object_color: (h, w, 3) uint8 -> bool mask of the object's color.
     """
     cfg = config or SilhouetteConfig()

@@ -239,3 +239,17 @@ class SafetyEnvelope:
         if dt <= 0:
             raise SafetyRejected(f"dt_s must be > 0, got {dt}")
         return q, g, dt
+
+
+def require_unchanged(traj: JointTrajectory, sent: JointTrajectory, notes: list[str]) -> int:
+    """For a motion that must run exactly as planned (a probe whose torque windows are found by waypoint index):
+    the envelope may bridge from the current state to its first waypoint and nothing else. Returns the index in
+    `sent` of traj's first waypoint; raises SafetyRejected when the envelope would cut it short or change it."""
+    cut = [n for n in notes if n.startswith("truncated")]
+    if cut:
+        raise SafetyRejected(f"it would cut the motion short: {cut[0]}")
+    offset = sent.n_waypoints - traj.n_waypoints
+    if offset < 0 or not np.allclose(sent.joint_pos_rad[offset:], traj.joint_pos_rad, atol=1e-6):
+        raise SafetyRejected("it would change the motion (clamp or resample it): "
+                             + ("; ".join(notes) or "waypoints differ"))
+    return offset

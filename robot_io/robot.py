@@ -12,6 +12,7 @@ from typing import Self
 
 import numpy as np
 
+from robot_io.envelope import SafetyEnvelope
 from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, SafetyRejected
 from robot_io.observation import JointStateTrace, Observation
 from robot_io.trajectory import JointTrajectory
@@ -60,6 +61,10 @@ class Robot(ABC):
     and `ConnectionLostError` when the link dies.
     """
 
+    # The safety envelope `execute` filters every trajectory through (None: not connected yet, or a driver
+    # whose controller enforces its limits itself). Callers may check a plan against it before sending.
+    envelope: SafetyEnvelope | None = None
+
     @property
     @abstractmethod
     def is_connected(self) -> bool:
@@ -74,8 +79,13 @@ class Robot(ABC):
         """Camera frames (RGB-D with intrinsics and pose), joint state, TCP pose and gripper width."""
 
     @abstractmethod
-    def execute(self, traj: JointTrajectory) -> ExecuteReport:
-        """Filter `traj` through the safety envelope, run it, block until done; report what was sent."""
+    def execute(self, traj: JointTrajectory, *, exact: bool = False) -> ExecuteReport:
+        """Filter `traj` through the safety envelope, run it, block until done; report what was sent.
+
+        exact=True: the motion must run as planned (e.g. a probe whose torque trace is read by waypoint): the
+        envelope may only bridge from the current state to the first waypoint; a trajectory it would clamp,
+        resample or cut short raises SafetyRejected before anything moves (`envelope.require_unchanged`).
+        """
 
     @abstractmethod
     def stop(self) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from robot_io.envelope import EnvelopeConfig, SafetyEnvelope
+from robot_io.envelope import EnvelopeConfig, SafetyEnvelope, require_unchanged
 from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError
 from robot_io.labspec import LabSpec
 from robot_io.observation import JointStateTrace, Observation
@@ -225,13 +225,15 @@ class SimRobot(Robot):
         """Lab status: executing, exec_id, completed, stopped_reason, joint_pos_rad, gripper_width_m."""
         return self._request({"op": "status"})
 
-    def execute(self, traj: JointTrajectory) -> ExecuteReport:
+    def execute(self, traj: JointTrajectory, *, exact: bool = False) -> ExecuteReport:
         state = self.status()
         if state["executing"]:
             raise RobotError(f"sim lab at {self.host}:{self.port} is still executing trajectory "
                              f"{state['exec_id']}; stop() it first")
         sent, notes = self.envelope.filter(traj, np.asarray(state["joint_pos_rad"]),
                                            float(state["gripper_width_m"]))
+        if exact:
+            require_unchanged(traj, sent, notes)
         for note in notes:
             log.info("safety envelope: %s", note)
         reply = self._request({"op": "execute", "trajectory": sent.to_msg()})

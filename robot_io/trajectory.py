@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from robot_io.protocol import ndarray_from_msg, ndarray_to_msg
+from sim.rollout import Rollout
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +69,11 @@ class JointTrajectory:
             "gripper_width_m": ndarray_to_msg(self.gripper_width_m),
             "dt_s": self.dt_s,
         }
+
+    @classmethod
+    def from_rollout(cls, rollout: Rollout) -> JointTrajectory:
+        """The joint path a twin rollout planned (commanded joints and gripper widths, its waypoint period)."""
+        return cls(rollout.joint_path_rad, rollout.gripper_width_m, rollout.dt_s)
 
     @classmethod
     def from_msg(cls, msg: dict[str, Any]) -> JointTrajectory:

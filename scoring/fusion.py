@@ -65,7 +65,9 @@ class FusionResult:
     S: candidate id -> fused score (only scored candidates). q, sigma, C, C_norm: per answered view.
     M_prime: agents with at least one valid answer. support: candidate id -> agents that entered S_j.
     weights: the normalised w_k used. x: agent -> view -> candidate id -> weighted score x_mvj.
-    notes: human-readable remarks on every edge case that was hit.
+    notes: human-readable remarks on every edge case that was hit. mean_scores: candidate id -> dimension ->
+    the plain mean over every valid answer (what a report shows beside S_j; not part of to_dict, the run log
+    keeps it per candidate).
     """
 
     S: dict[int, float]
@@ -78,6 +80,7 @@ class FusionResult:
     weights: dict[str, float] = field(default_factory=dict)
     support: dict[int, int] = field(default_factory=dict)
     x: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    mean_scores: dict[int, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (candidate ids as string keys)."""
@@ -140,6 +143,13 @@ def fuse(
             if view not in views:
                 views.append(view)
     M_prime = len(x)
+    dims: dict[int, dict[str, list[float]]] = {}
+    for per_view in answers.values():
+        for answer in per_view.values():
+            for j, s in answer.scores.items():
+                for k in DIMENSIONS:
+                    dims.setdefault(j, {}).setdefault(k, []).append(float(s[k]))
+    mean_scores = {j: {k: float(np.mean(v)) for k, v in per_k.items()} for j, per_k in dims.items()}
     if M_prime == 0:
         return FusionResult(
             S={}, q={}, sigma={}, C={}, C_norm={}, M_prime=0, notes=("no valid answers",), weights=w
@@ -216,4 +226,5 @@ def fuse(
         weights=w,
         support=support,
         x=x,
+        mean_scores=mean_scores,
     )

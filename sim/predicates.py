@@ -12,7 +12,8 @@ import numpy as np
 
 import configs
 from configs import checks
-from sim.world import GRIPPER_OPEN_FRACTION, World
+from sim.grasp import GRIPPER_OPEN_FRACTION
+from sim.world import World
 
 # name -> (argument kind, description of what is expected)
 PREDICATES: dict[str, tuple[str, str]] = {

@@ -7,36 +7,26 @@ lab uses to judge success. The client is always passed in; a World never creates
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
 import pybullet_data
-from scipy.spatial import ConvexHull
 
+from sim import grasp
+from sim.bodies import link_T_com, load_object, mesh_dir_for, same_model
 from sim.camera import load_fast_renderer
 from sim.geometry import Pose
-from sim.rollout import Candidate, Contact, Rollout
-from sim.scene import ObjectSpec, SceneSpec, SpecError
+from sim.kinematics import KinematicQueries
+from sim.rollout import ROBOT, TABLE, Candidate, Contact, Rollout, plan_joint_path, simulate
+from sim.scene import SceneSpec, SpecError
 
 log = logging.getLogger(__name__)
 
 TIMESTEP_S = 1.0 / 240.0
-TABLE = "table"
-ROBOT = "robot"
-GRIPPER_ACTION_S = 0.5        # time given to the fingers to open or close
-SETTLE_S = 0.3                # time for released objects to come to rest
-CARTESIAN_STEP_M = 0.02       # spacing of IK waypoints along a candidate's TCP path (1 cm costs 1.5x, same paths)
-DISTURB_TOL_M = 0.01          # an untouched object that moved more than this was disturbed
-GRASP_DEPTH_M = 0.01          # the TCP must be this far below an object's top for the fingers to hold it
-GRIPPER_OPEN_FRACTION = 0.95  # wider than this fraction of the maximum counts as open (a cube held across
-                              # its diagonal leaves the fingers at ~88%); open fingers squeeze nothing
 
 
 @dataclass(frozen=True)
@@ -47,7 +37,7 @@ class ExecResult:
     steps: int
 
 
-class World:
+class World(KinematicQueries):
     """Robot, table (the plane z = 0) and objects in one PyBullet client."""
 
     def __init__(self, client: int, scene: SceneSpec, robot_id: int, body_ids: dict[str, int],
@@ -116,8 +106,8 @@ class World:
         robot = scene.robot
         robot_id = p.loadURDF(robot.urdf, robot.base_pose.xyz, robot.base_pose.quat_xyzw, useFixedBase=True,
                               physicsClientId=client)
-        mesh_dir = _mesh_dir_for(scene.objects, None)
-        body_ids = {obj.name: _load_object(client, obj, mesh_dir) for obj in scene.objects}
+        mesh_dir = mesh_dir_for(scene.objects, None)
+        body_ids = {obj.name: load_object(client, obj, mesh_dir) for obj in scene.objects}
         world = cls(client, scene, robot_id, body_ids, table_id, renderer, mesh_dir)
         for j in world.finger_idx:
             p.changeDynamics(robot_id, j, lateralFriction=1.5, physicsClientId=client)
@@ -147,17 +137,17 @@ class World:
         keep = {}
         for obj in scene.objects:
             prev = old.get(obj.name)
-            if prev is not None and _same_model(prev, obj):
+            if prev is not None and same_model(prev, obj):
                 body = self.body_ids[obj.name]
-                com = obj.pose @ _link_T_com(self.client, body)
+                com = obj.pose @ link_T_com(self.client, body)
                 p.resetBasePositionAndOrientation(body, com.xyz, com.quat_xyzw, physicsClientId=self.client)
                 p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=self.client)
                 keep[obj.name] = body
         for name, body in self.body_ids.items():
             if name not in keep:
                 p.removeBody(body, physicsClientId=self.client)
-        self.mesh_dir = _mesh_dir_for([o for o in scene.objects if o.name not in keep], self.mesh_dir)
-        self.body_ids = {o.name: keep[o.name] if o.name in keep else _load_object(self.client, o, self.mesh_dir)
+        self.mesh_dir = mesh_dir_for([o for o in scene.objects if o.name not in keep], self.mesh_dir)
+        self.body_ids = {o.name: keep[o.name] if o.name in keep else load_object(self.client, o, self.mesh_dir)
                          for o in scene.objects}
         self._names = {v: k for k, v in self.body_ids.items()}
         self._names[self.table_id] = TABLE
@@ -240,6 +230,19 @@ class World:
         for j, v in zip(self.arm_idx, q):
             p.resetJointState(self.robot_id, j, float(v), physicsClientId=self.client)
 
+    @property
+    def gripper_target_m(self) -> float:
+        """The width the gripper is commanded to (it may not have got there yet)."""
+        return self._gripper_target_m
+
+    def arm_motor_torques(self) -> np.ndarray:
+        """(dof,) the torques the arm's motors applied in the last physics step."""
+        states = p.getJointStates(self.robot_id, self.arm_idx, physicsClientId=self.client)
+        return np.array([s[3] for s in states])
+
+    def set_object_friction(self, name: str, friction: float) -> None:
+        p.changeDynamics(self.body_ids[name], -1, lateralFriction=float(friction), physicsClientId=self.client)
+
     def fk(self, q) -> Pose:
         with self._kinematic_probe():
             self._reset_arm(q)
@@ -278,7 +281,7 @@ class World:
         link's inertial origin)."""
         body = self.body_ids[name]
         pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=self.client)
-        return Pose(pos, quat) @ _link_T_com(self.client, body).inverse()
+        return Pose(pos, quat) @ link_T_com(self.client, body).inverse()
 
     def has_object(self, name: str) -> bool:
         return name in self.body_ids
@@ -351,30 +354,29 @@ class World:
             self._grasp = None
 
     def _update_grasp(self) -> None:
-        """A closing gripper whose fingers both touch one object, deep enough, holds it; an opening one lets go.
+        """Apply the held-object rule (`sim.grasp`) after a physics step: attach or let go.
 
-        The fixed constraint stands in for a real gripper's friction grip, which PyBullet models poorly. "Deep
-        enough" (the TCP at least GRASP_DEPTH_M below the object's top) keeps fingertips that merely pinch a
-        top edge from counting: such grasps slip on real hardware, and in the lab's physics too.
+        The fixed constraint stands in for a real gripper's friction grip, which PyBullet models poorly.
         """
         width = self.gripper_width_m()
         if self._grasp is not None:
-            if self._gripper_target_m > width + 0.004:
+            if grasp.releases(width, self._gripper_target_m):
                 self.last_drop_m = self._drop_height_m(self._grasp[0])
                 self._detach()
             return
-        if self._gripper_target_m >= width - 0.002:
+        if not grasp.closing(width, self._gripper_target_m):
             return
         touched: dict[int, set[int]] = {}
         for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
             if c[3] in self.finger_idx and c[2] in self._names and c[2] != self.table_id:
                 touched.setdefault(c[2], set()).add(c[3])
-        if width >= GRIPPER_OPEN_FRACTION * self.spec.robot.gripper_max_width_m:
-            return   # fingers still wide open (e.g. jammed against a tilted object): nothing is squeezed
+        max_width = self.spec.robot.gripper_max_width_m
+        if not touched or not grasp.gripper_closed(width, max_width):
+            return
         tcp_z = self.tcp_pose().position[2]
         for body, links in touched.items():
             top_z = p.getAABB(body, physicsClientId=self.client)[1][2]
-            if len(links) >= 2 and top_z > tcp_z + GRASP_DEPTH_M:
+            if grasp.holds_by_contact(width, self._gripper_target_m, max_width, len(links), tcp_z, top_z):
                 self._attach(self._names[body])
                 return
 
@@ -459,171 +461,25 @@ class World:
 
     def plan_joint_path(self, candidate: Candidate, speed_scale: float = 0.5
                         ) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """IK along the candidate's TCP path (straight segments, 1 cm spacing) and its gripper action.
-
-        Returns (joint path, gripper widths, dt_s, worst IK error). dt is chosen so that no joint exceeds
-        speed_scale times its speed limit.
-        """
-        start = self.tcp_pose()
-        q = self.joint_pos_rad()
-        hold_width = self._gripper_target_m
-        qs, errs = [], []
-        prev = start
-        for wp in candidate.waypoints:
-            n = max(1, int(np.ceil(np.linalg.norm(wp.position - prev.position) / CARTESIAN_STEP_M)))
-            for k in range(1, n + 1):
-                q, err = self.ik(_interpolate(prev, wp, k / n), q_seed=q)
-                qs.append(q)
-                errs.append(err)
-            prev = wp
-        grip = [hold_width] * len(qs)
-        vmax = speed_scale * np.asarray(self.spec.robot.max_joint_speed_rad_s)
-        steps = np.abs(np.diff(np.vstack([self.joint_pos_rad(), *qs]), axis=0))
-        dt = max(1.0 / 60.0, float(np.max(steps / vmax)))
-        if candidate.gripper != "keep":
-            target = 0.0 if candidate.gripper == "close" else self.spec.robot.gripper_max_width_m
-            hold = int(np.ceil(GRIPPER_ACTION_S / dt))
-            qs.extend([qs[-1]] * hold)
-            grip.extend([target] * hold)
-        return np.asarray(qs), np.asarray(grip), dt, float(max(errs))
+        """IK along the candidate's TCP path and its gripper action (see `sim.rollout.plan_joint_path`)."""
+        return plan_joint_path(self, candidate, speed_scale)
 
     def rollout(self, candidate: Candidate, allowed_contacts: frozenset[str] = frozenset(),
                 speed_scale: float = 0.5, max_ik_error_m: float = 0.01,
                 probe: Callable[[World], dict] | None = None) -> Rollout:
-        """Simulate a candidate in this world and restore the state afterwards.
-
-        Contacts of the fingers with `allowed_contacts` objects (the ones the subtask is about) and of a held
-        object with the table or allowed objects are expected; every other contact is a collision.
-        `probe(world)` runs on the end state before it is restored (e.g. predicate progress); its answer is
-        kept in Rollout.probe.
-        """
-        with self.saved_state():
-            before = self.object_poses()
-            held_before = self.grasped()
-            self.last_drop_m = 0.0
-            q_path, grip, dt, ik_err = self.plan_joint_path(candidate, speed_scale)
-            margin = float(np.min(np.minimum(q_path - self.lower, self.upper - q_path)))
-            contacts: dict[tuple[str, str], Contact] = {}
-            clearance = [self.min_clearance_m(ignore=tuple(allowed_contacts))]
-            counter = {"n": 0}
-
-            def watch() -> None:
-                counter["n"] += 1
-                if counter["n"] % 4:
-                    return  # contacts every 4 physics steps (60 Hz) are plenty and 4x cheaper
-                for c in self.contacts():
-                    if _expected(c, allowed_contacts):
-                        continue
-                    contacts.setdefault((c.a, c.b), c)
-                if counter["n"] % 24 == 0:
-                    clearance.append(self.min_clearance_m(ignore=tuple(allowed_contacts)))
-
-            result = self.execute_joint_path(q_path, grip, dt, on_step=watch,
-                                             settle_s=SETTLE_S if candidate.gripper == "open" else 0.15)
-            after = self.object_poses()
-            grasped_after = self.grasped()
-            touched = {c.b for c in contacts.values()} | set(allowed_contacts) | {held_before, grasped_after}
-            disturbed = tuple(sorted(
-                name for name in after
-                if name not in touched
-                and np.linalg.norm(after[name].position - before[name].position) > DISTURB_TOL_M))
-            end = self.tcp_pose()
-            gripper_after = self.gripper_width_m()
-            probed = probe(self) if probe is not None else {}
-            drop = self.last_drop_m
-        reason = ""
-        feasible = True
-        if ik_err > max_ik_error_m:
-            feasible, reason = False, f"IK error {ik_err * 1000:.0f} mm"
-        elif margin < 0.01:
-            feasible, reason = False, f"joint limit margin {margin:.3f} rad"
-        return Rollout(
-            candidate=candidate, joint_path_rad=q_path, gripper_width_m=grip, dt_s=dt,
-            ee_path_xyz=result.ee_path_xyz, ee_end_pose=end, contacts=tuple(contacts.values()),
-            disturbed=disturbed, min_clearance_m=float(min(clearance)), joint_limit_margin_rad=margin,
-            ik_error_m=ik_err, object_poses_after=after, grasped_after=grasped_after,
-            gripper_after_m=gripper_after, feasible=feasible, reason=reason, probe=probed, release_drop_m=drop)
+        """Simulate a candidate here and restore the state afterwards (see `sim.rollout.simulate`)."""
+        return simulate(self, candidate, allowed_contacts, speed_scale, max_ik_error_m, probe)
 
 
-def _expected(c: Contact, allowed: frozenset[str]) -> bool:
-    if c.a == "robot:finger" and c.b in allowed:
-        return True
-    if c.a.startswith("held:") and (c.b == TABLE or c.b in allowed):
-        return True
-    return False
-
-
-def _interpolate(a: Pose, b: Pose, s: float) -> Pose:
-    from scipy.spatial.transform import Rotation, Slerp
-
-    slerp = Slerp([0.0, 1.0], Rotation.from_quat([a.quat_xyzw, b.quat_xyzw]))
-    xyz = (1 - s) * a.position + s * b.position
-    return Pose(tuple(xyz), tuple(slerp([s]).as_quat()[0]))
-
-
-def _link_T_com(client: int, body: int) -> Pose:
-    """The base link's inertial (centre-of-mass) frame in the link frame."""
-    info = p.getDynamicsInfo(body, -1, physicsClientId=client)
-    return Pose(info[3], info[4])
-
-
-def _same_model(a: ObjectSpec, b: ObjectSpec) -> bool:
-    return (a.urdf, a.scale, a.rgba, a.mesh_vertices, a.mass_kg, a.friction, a.fixed) == (
-        b.urdf, b.scale, b.rgba, b.mesh_vertices, b.mass_kg, b.friction, b.fixed)
-
-
-def _mesh_dir_for(objects, current: str | None) -> str | None:
-    """A private temp folder for mesh files, made only when some object is a mesh."""
-    if current is None and any(o.mesh_vertices is not None for o in objects):
-        return tempfile.mkdtemp(prefix="antigrounding-meshes-")
-    return current
-
-
-def _mesh_file(vertices, faces, folder: str | None) -> str:
-    """Write a mesh as OBJ under `folder` (the temp dir if None), named by its content hash."""
-    verts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    if faces is None:
-        faces = ConvexHull(verts).simplices
-    tris = np.asarray(faces, dtype=np.int64).reshape(-1, 3).copy()
-    # Wind every face outwards (away from the centroid): renderers cull back faces.
-    a, b, c = verts[tris[:, 0]], verts[tris[:, 1]], verts[tris[:, 2]]
-    inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3.0 - verts.mean(axis=0)) < 0
-    tris[inward] = tris[inward][:, ::-1]
-    digest = hashlib.sha1(verts.tobytes() + tris.tobytes()).hexdigest()[:20]
-    folder = folder or tempfile.gettempdir()
-    path = os.path.join(folder, f"{digest}.obj")
-    if not os.path.exists(path):
-        os.makedirs(folder, exist_ok=True)
-        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in tris]
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)   # atomic: a concurrent reader never sees half a file
-    return path
-
-
-def _load_object(client: int, obj: ObjectSpec, mesh_dir: str | None) -> int:
-    if obj.urdf is not None:
-        body = p.loadURDF(obj.urdf, obj.pose.xyz, obj.pose.quat_xyzw, globalScaling=obj.scale,
-                          useFixedBase=obj.fixed, physicsClientId=client)
-    else:
-        # Through an OBJ file: the EGL renderer draws only file meshes, not vertex-list visual shapes.
-        path = _mesh_file(obj.mesh_vertices, obj.mesh_faces, mesh_dir)
-        col = p.createCollisionShape(p.GEOM_MESH, fileName=path, physicsClientId=client)
-        vis = p.createVisualShape(p.GEOM_MESH, fileName=path, rgbaColor=obj.rgba or (0.55, 0.55, 0.55, 1),
-                                  physicsClientId=client)
-        mass = 0.0 if obj.fixed else (obj.mass_kg if obj.mass_kg is not None else 0.1)
-        body = p.createMultiBody(mass, col, vis, obj.pose.xyz, obj.pose.quat_xyzw, physicsClientId=client)
-    n_links = p.getNumJoints(body, physicsClientId=client)
-    if obj.rgba is not None and obj.urdf is not None:
-        for link in range(-1, n_links):
-            p.changeVisualShape(body, link, rgbaColor=obj.rgba, textureUniqueId=-1, physicsClientId=client)
-    dyn = {}
-    if obj.mass_kg is not None and not obj.fixed:
-        dyn["mass"] = obj.mass_kg
-    if obj.friction is not None:
-        dyn["lateralFriction"] = obj.friction
-    if dyn:
-        p.changeDynamics(body, -1, physicsClientId=client, **dyn)
-    return body
+@contextlib.contextmanager
+def private_world(scene: SceneSpec) -> Iterator[World]:
+    """A World in a DIRECT client of its own (a short-lived twin); closed and disconnected on exit."""
+    client = p.connect(p.DIRECT)
+    try:
+        world = World.from_scene(client, scene)
+        try:
+            yield world
+        finally:
+            world.close()
+    finally:
+        p.disconnect(client)

@@ -56,13 +56,10 @@ def clutter_object(name: str, idx: int, xyz, yaw_deg: float, rgba) -> ObjectSpec
     return ObjectSpec(name, Pose.from_xyz_rpy_deg(xyz, (0.0, 0.0, yaw_deg)), urdf=urdf, rgba=tuple(rgba))
 
 
-def models_for(assets: dict[str, str], cat: dict | None = None) -> tuple[dict[str, ObjectModel], dict[str, dict]]:
-    """object name -> asset key  =>  (models, physics priors) as the planner would build them."""
+def models_for(assets: dict[str, str], cat: dict | None = None) -> dict[str, ObjectModel]:
+    """object name -> asset key  =>  models (geometry and physics priors) as the planner would build them."""
     cat = cat or catalog()
-    models = {name: ObjectModel.from_catalog(name, cat[key]) for name, key in assets.items()}
-    priors = {name: {k: cat[key][k] for k in ("mass_kg", "friction", "fixed") if k in cat[key]}
-              for name, key in assets.items()}
-    return models, priors
+    return {name: ObjectModel.from_catalog(name, cat[key]) for name, key in assets.items()}
 
 
 def random_scene(rng: np.random.Generator, robot: RobotSpec, blocks=("block_red", "block_blue"),

@@ -13,13 +13,9 @@ import numpy as np
 import pytest
 
 from planner.components import build_reconstructor
+from planner.probe import identify_objects
 from planner.task import load_task
-from reconstruction.identification import (
-    IdentificationConfig,
-    PhysicalEstimate,
-    identify_objects,
-    merge_priors,
-)
+from reconstruction.identification import IdentificationConfig, PhysicalEstimate, with_identified_physics
 from reconstruction.models import ObjectModel
 from reconstruction.reconstructor import Reconstructor
 from robot_io.observation import CameraFrame, JointStateTrace, Observation
@@ -70,13 +66,15 @@ def test_config_validation_and_priors_merge():
         IdentificationConfig(friction_bounds=(1.0, 0.5))
     with pytest.raises(ValueError, match="weigh_window_s"):
         IdentificationConfig(weigh_hold_s=0.5, weigh_window_s=0.8)
-    priors = {"a": {"mass_kg": 0.1, "friction": 0.8, "fixed": False}, "b": {"mass_kg": 0.1, "friction": 0.8}}
+    cube = "pybullet_data:cube_small.urdf"
+    models = {"a": ObjectModel("a", cube, mass_kg=0.1, friction=0.8), "b": ObjectModel("b", cube, mass_kg=0.1,
+                                                                                       friction=0.8, fixed=True)}
     found = {"a": PhysicalEstimate("a", mass_kg=0.3, friction=0.4, confidence=0.9),
              "b": PhysicalEstimate("b", notes=("not found",))}
-    merged = merge_priors(priors, found)
-    assert merged["a"] == {"mass_kg": 0.3, "friction": 0.4, "fixed": False}
-    assert merged["b"] == priors["b"] and priors["a"]["mass_kg"] == 0.1   # a copy; a miss changes nothing
-    assert merge_priors(priors, found, min_confidence=0.95) == priors
+    merged = with_identified_physics(models, found)
+    assert merged["a"].physics() == {"mass_kg": 0.3, "friction": 0.4, "fixed": False}
+    assert merged["b"] == models["b"] and models["a"].mass_kg == 0.1   # a copy; a miss changes nothing
+    assert with_identified_physics(models, found, min_confidence=0.95) == models
     assert not found["b"].identified and found["b"].to_dict()["mass_std_kg"] is None
 
 
@@ -194,8 +192,8 @@ class _NoTorqueDriver(Robot):
         o = self.inner.observe()
         return Observation(o.frames, o.joint_pos_rad, o.gripper_width_m, o.T_world_tcp, o.stamp_s)
 
-    def execute(self, traj):
-        return self.inner.execute(traj)
+    def execute(self, traj, *, exact=False):
+        return self.inner.execute(traj, exact=exact)
 
     def stop(self) -> None:
         self.inner.stop()

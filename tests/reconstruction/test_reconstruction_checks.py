@@ -34,7 +34,7 @@ def shot(robot, cams):
 
 @pytest.fixture(scope="module")
 def models():
-    return models_for({"red_block": "block_red", "blue_block": "block_blue"})[0]
+    return models_for({"red_block": "block_red", "blue_block": "block_blue"})
 
 
 def _replace_frame(obs, name, **changes):
@@ -123,7 +123,7 @@ def test_absent_object_with_a_look_alike_is_not_given_a_wrong_pose(robot, cams):
     scene = SceneSpec(robot, (named_object("blue_block", "block_blue", (0.45, -0.15, 0.0251), -10, cat),
                               clutter_object("c0", 17, (0.55, 0.1, 0.04), 30, (0.8, 0.15, 0.12, 1.0))))
     shot = shoot(scene, cams)
-    models, _ = models_for({"red_block": "block_red", "blue_block": "block_blue"})
+    models = models_for({"red_block": "block_red", "blue_block": "block_blue"})
     with Reconstructor(models, robot, cams) as rec:
         est = rec.update(shot.obs)
     red = est.objects["red_block"]

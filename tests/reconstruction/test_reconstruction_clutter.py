@@ -7,8 +7,9 @@ import pybullet as p
 import pytest
 import trimesh
 
-from reconstruction.clutter import ClutterConfig, UnknownMesher, column_parts, height_map, solid_mesh
+from reconstruction.clutter import ClutterConfig, UnknownMesher
 from reconstruction.fusion import PointSet
+from reconstruction.height_map import column_parts, height_map, solid_mesh
 from reconstruction.segmentation import TablePlane
 from sim.world import World
 

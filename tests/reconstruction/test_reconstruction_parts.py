@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 
+from reconstruction.assignment import candidate_clusters
 from reconstruction.clutter import hull_object
+from reconstruction.depth_views import visibility
 from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.fusion import Fuser, PointSet, fuse_frames, voxel_downsample
-from reconstruction.pose import PoseEstimator, candidate_clusters, visibility
+from reconstruction.pose import PoseEstimator
 from reconstruction.segmentation import NEUTRAL, Cluster, ColorDbscanSegmenter, color_labels, fit_table_plane
 from sim.camera import CameraSpec, project_points
 from sim.geometry import Pose, rotation_error_deg
@@ -44,7 +46,7 @@ def _cam() -> CameraSpec:
 def _cube_points(pose: Pose, rgb, n: int = 1500, noise_m: float = 0.0005, seed: int = 0) -> PointSet:
     """Surface points of the visible (upper and side) faces of a 5 cm cube, with noise."""
     rng = np.random.default_rng(seed)
-    model = models_for({"b": "block_red"})[0]["b"]
+    model = models_for({"b": "block_red"})["b"]
     pts, normals = model.points, model.normals
     keep = normals[:, 2] > -0.5   # no bottom face: the table hides it
     pts = pts[keep][:n]
@@ -136,7 +138,7 @@ def test_touching_blocks_of_different_colors_split():
 # ---------------------------------------------------------------------------------------------- pose
 @pytest.mark.parametrize("yaw_deg, tilt_deg", [(0.0, 0.0), (33.0, 0.0), (-71.0, 0.0), (20.0, 25.0)])
 def test_pose_of_a_block_from_its_visible_faces(yaw_deg, tilt_deg):
-    models, _ = models_for({"red_block": "block_red"})
+    models = models_for({"red_block": "block_red"})
     model = models["red_block"]
     truth = Pose.from_xyz_rpy_deg((0.5, 0.1, 0.025 if tilt_deg == 0 else 0.06), (tilt_deg, 0.0, yaw_deg))
     cluster = Cluster(voxel_downsample(_cube_points(truth, model.rgba[:3]), VOXEL_M), 0)
@@ -151,10 +153,10 @@ def test_pose_of_a_block_from_its_visible_faces(yaw_deg, tilt_deg):
 def test_visibility_flags_a_model_the_cameras_see_through():
     cam = _cam()
     depth = _plane_depth(cam)                     # an empty table
-    from reconstruction.pose import DepthView
+    from reconstruction.depth_views import DepthView
 
     view = DepthView.from_frame(depth, cam.K, cam.T_world_camera_matrix)
-    model = models_for({"b": "block_red"})[0]["b"]
+    model = models_for({"b": "block_red"})["b"]
     T = Pose.from_xyz_rpy_deg((0.45, 0.0, 0.025)).matrix()
     supported, contradicted, n = visibility(model.points @ T[:3, :3].T + T[:3, 3], model.normals @ T[:3, :3].T,
                                             [view], 0.01)
@@ -162,7 +164,7 @@ def test_visibility_flags_a_model_the_cameras_see_through():
 
 
 def test_candidates_by_color_then_by_size():
-    models, _ = models_for({"red_block": "block_red", "tray": "tray"})
+    models = models_for({"red_block": "block_red", "tray": "tray"})
     red = Cluster(_cube_points(Pose.from_xyz_rpy_deg((0.5, 0, 0.025)), (0.85, 0.12, 0.1)), 0)
     pebble = Cluster(_cube_points(Pose.from_xyz_rpy_deg((0.3, 0, 0.025)), (0.5, 0.5, 0.5)), NEUTRAL)
     tray_pts = models["tray"].points + np.array([0.5, 0.2, 0.0])
@@ -193,7 +195,7 @@ def test_clutter_hull_reaches_the_table_and_is_posed_at_its_centroid():
 
 # ---------------------------------------------------------------------------------------------- to_scene
 def test_to_scene_uses_catalog_model_and_priors_and_skips_missing():
-    models, priors = models_for({"red_block": "block_red", "blue_block": "block_blue", "tray": "tray"})
+    models = models_for({"red_block": "block_red", "blue_block": "block_blue", "tray": "tray"})
     pose = Pose.from_xyz_rpy_deg((0.5, 0.0, 0.025), (0, 0, 30))
     clutter = ObjectSpec("clutter_0", Pose((0.3, 0.2, 0.02)), mesh_vertices=((0, 0, 0), (0.01, 0, 0), (0, 0.01, 0),
                                                                             (0, 0, 0.01)), fixed=True)
@@ -202,7 +204,7 @@ def test_to_scene_uses_catalog_model_and_priors_and_skips_missing():
                                  "tray": EstimatedObject("tray", Pose((0.5, 0.3, 0.0)), 0.95, True, 5000)},
                         unknown=(clutter,))
     robot = robot_spec()
-    scene = est.to_scene(robot, robot.home_joint_pos_rad, 0.08, models, priors)
+    scene = est.to_scene(robot, robot.home_joint_pos_rad, 0.08, models)
     names = [o.name for o in scene.objects]
     assert names == ["red_block", "tray", "clutter_0"]
     red = scene.object("red_block")

@@ -39,9 +39,9 @@ STAGES = {"checks", "robot_mask", "fusion", "table", "voxel", "segment", "pose",
 
 
 def _reconstruct(robot, cams, assets, shot, config=None):
-    models, priors = models_for(assets)
+    models = models_for(assets)
     with Reconstructor(models, robot, cams, config) as rec:
-        return rec.update(shot.obs), models, priors
+        return rec.update(shot.obs), models
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,14 @@ def random_runs(robot, cams):
         blocks = blocks_of[seed]
         scene, assets = random_scene(rng, robot, blocks=blocks, tray=tray, n_clutter=3 + seed // 2)
         shot = shoot(scene, cams, seed)
-        est, models, priors = _reconstruct(robot, cams, assets, shot)
-        runs.append((scene, assets, shot, est, models, priors))
+        est, models = _reconstruct(robot, cams, assets, shot)
+        runs.append((scene, assets, shot, est, models))
     return runs
 
 
 def test_named_objects_are_posed_within_tolerance(random_runs):
     trans, rot = [], []
-    for _scene, assets, shot, est, models, _ in random_runs:
+    for _scene, assets, shot, est, models in random_runs:
         assert set(est.objects) == set(assets)
         for name, obj in est.objects.items():
             assert obj.found, (name, est.notes)
@@ -73,13 +73,13 @@ def test_named_objects_are_posed_within_tolerance(random_runs):
             trans.append(dt)
             rot.append(dr)
     assert np.median(trans) <= MEDIAN_TRANS_M and np.median(rot) <= MEDIAN_ROT_DEG, (trans, rot)
-    blocks = [o for *_, est, _, _ in random_runs for n, o in est.objects.items() if n != "tray"]
+    blocks = [o for *_, est, _ in random_runs for n, o in est.objects.items() if n != "tray"]
     # the color outline refined x, y and yaw of (nearly) every block
     assert sum(o.source.endswith("+silhouette") for o in blocks) >= len(blocks) - 1, [o.source for o in blocks]
 
 
 def test_clutter_becomes_convex_hulls_near_the_true_objects(random_runs):
-    for scene, assets, shot, est, _, _ in random_runs:
+    for scene, assets, shot, est, _ in random_runs:
         clutter = [o.name for o in scene.objects if o.name not in assets]
         centres = np.array([u.pose.xyz for u in est.unknown]).reshape(-1, 3)
         for name in clutter:
@@ -94,7 +94,7 @@ def test_clutter_becomes_convex_hulls_near_the_true_objects(random_runs):
 
 
 def test_timings_cover_every_stage_and_the_estimate_is_json(random_runs):
-    for *_, est, _, _ in random_runs:
+    for *_, est, _ in random_runs:
         json.dumps(est.to_dict())
         report = est.report()
         json.dumps(report)
@@ -106,8 +106,8 @@ def test_timings_cover_every_stage_and_the_estimate_is_json(random_runs):
 
 
 def test_twin_from_estimate_settles(random_runs, robot):
-    for _scene, assets, shot, est, models, priors in random_runs[:2]:
-        twin = est.to_scene(robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models, priors)
+    for _scene, assets, shot, est, models in random_runs[:2]:
+        twin = est.to_scene(robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models)
         assert {o.name for o in twin.objects} >= set(assets)
         client = p.connect(p.DIRECT)
         try:
@@ -199,12 +199,12 @@ def test_held_block_is_found_in_the_gripper(robot, cams):
     scene = SceneSpec(robot, (held, named_object("blue_block", "block_blue", (0.55, -0.15, 0.0251), 10, cat)),
                       joint_pos_rad=tuple(q), gripper_width_m=0.05, grasped="red_block")
     shot = shoot(scene, cams, settle_s=0.1)
-    est, models, priors = _reconstruct(robot, cams, {"red_block": "block_red", "blue_block": "block_blue"}, shot)
+    est, models = _reconstruct(robot, cams, {"red_block": "block_red", "blue_block": "block_blue"}, shot)
     red = est.objects["red_block"]
     dt, dr = pose_errors(red.pose, shot.truth["red_block"], "cube")
     assert red.found and red.held and dt <= MAX_TRANS_M and dr <= MAX_ROT_DEG, (dt, dr, est.notes)
     assert not est.objects["blue_block"].held
-    twin = est.to_scene(robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models, priors)
+    twin = est.to_scene(robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models)
     assert twin.grasped == "red_block"
 
 

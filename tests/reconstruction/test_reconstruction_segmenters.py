@@ -75,7 +75,7 @@ def test_touching_objects_of_one_color_come_apart_with_instance_masks(shot, cams
 def test_reconstructor_runs_unchanged_with_an_image_segmenter(shot, robot, cams):
     masks = dict(zip([f.name for f in shot.obs.frames], shot.seg))
     seg = ProjectedMaskSegmenter(MaskSegmenter(masks, {shot.robot_id, shot.table_id}))
-    models, _ = models_for({"red_block": "block_red"})
+    models = models_for({"red_block": "block_red"})
     with Reconstructor(models, robot, cams, segmenter=seg) as rec:
         est = rec.update(shot.obs)
     red = est.objects["red_block"]

@@ -12,8 +12,9 @@ import numpy as np
 import pybullet as p
 import pytest
 
+from planner.components import object_models
 from planner.task import load_task
-from reconstruction import ObjectModel, Reconstructor
+from reconstruction import Reconstructor
 from robot_io.simlab import randomize_scene
 from sim.world import World
 from tests.fakes.recon_scenes import REPO, pose_errors, shoot
@@ -27,15 +28,14 @@ def _run(task: str, seed: int):
     task_ = loaded.planner
     scene = randomize_scene(loaded.lab.scene, loaded.lab.randomize, seed)
     shot = shoot(scene, task_.cameras, seed=seed, settle_s=1.0)
-    models = {n: ObjectModel(n, a.urdf, a.scale, a.rgba, a.symmetry) for n, a in task_.objects.items()}
-    priors = {n: {"mass_kg": a.mass_kg, "friction": a.friction, "fixed": a.fixed} for n, a in task_.objects.items()}
+    models = object_models(task_)
     with Reconstructor(models, task_.robot, task_.cameras) as rec:
         est = rec.update(shot.obs)
-    return loaded, scene, shot, est, models, priors
+    return loaded, scene, shot, est, models
 
 
 def _check(task: str, seed: int) -> None:
-    loaded, scene, shot, est, models, priors = _run(task, seed)
+    loaded, scene, shot, est, models = _run(task, seed)
     named = loaded.planner.objects
     for name in named:
         obj = est.objects[name]
@@ -50,7 +50,7 @@ def _check(task: str, seed: int) -> None:
         # some obstacle vertex lies within the clutter object's footprint (+ 1.5 cm)
         xy = shot.truth[name].position[:2]
         assert np.min(np.linalg.norm(parts[:, :2] - xy, axis=1)) < 0.045, (task, name)
-    twin = est.to_scene(loaded.planner.robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models, priors)
+    twin = est.to_scene(loaded.planner.robot, shot.obs.joint_pos_rad, shot.obs.gripper_width_m, models)
     client = p.connect(p.DIRECT)
     try:
         world = World.from_scene(client, twin)

@@ -1,0 +1,31 @@
+"""What the run log keeps of one MPC step: the step record and its per-candidate rows (file format: the run
+directory's steps, read by the report, replay and optimise)."""
+
+from __future__ import annotations
+
+from scoring import ScoreTable
+from sim.geometry import Pose
+from sim.rollout import Rollout
+
+STALLED_NOTE = "the last gripper command changed nothing: no stay-and-toggle candidate"
+
+
+def candidate_row(r: Rollout, table: ScoreTable) -> dict:
+    return {"id": r.candidate.id, "S": table.S.get(r.candidate.id), "gripper": r.candidate.gripper,
+            "label": r.candidate.label, "goal_xyz": list(r.candidate.goal.xyz), "feasible": r.feasible,
+            "reason": r.reason, "collisions": r.collisions, "clean": r.clean,
+            "contacts": [f"{c.a}-{c.b}" for c in r.contacts], "disturbed": list(r.disturbed),
+            "progress": r.probe.get("progress"), "path_length_m": r.path_length_m, "drop_m": r.release_drop_m,
+            "mean_scores": dict(table.fusion.mean_scores.get(r.candidate.id, {}))}
+
+
+def step_record(k: int, subtask_index: int, subtask: str, t: int, radius_m: float, recon: dict, table: ScoreTable,
+                chosen: int | None, tcp: Pose, gripper_width_m: float, stalled: bool) -> dict:
+    """The record of step k before its images, rows and execution are added."""
+    return {"type": "step", "step": k, "done": False, "subtask_index": subtask_index,
+            "subtask": subtask, "t": t, "radius_m": radius_m,
+            "reconstruction": recon, "backends": sorted({c.backend for c in table.calls}),
+            "M_prime": table.M_prime, "view_confidence": table.view_confidence,
+            "scores": table.to_dict(), "chosen": chosen, "score_cache_hit_rate": table.cache_hit_rate,
+            "tcp_xyz": list(tcp.xyz), "gripper_width_m": gripper_width_m,
+            "note": STALLED_NOTE if stalled else ""}

@@ -1,0 +1,95 @@
+"""The planner's twin, kept in step with what the robot observes: reconstruction, objects remembered where last
+seen, the held object carried in the hand (`sim.grasp`'s rule), rebuilt into one PyBullet world each step."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pybullet as p
+
+from reconstruction.estimate import SceneEstimate
+from reconstruction.models import ObjectModel
+from robot_io.observation import Observation
+from sim.geometry import Pose
+from sim.grasp import Held, track_held
+from sim.scene import RobotSpec, SceneSpec
+from sim.world import World
+
+log = logging.getLogger(__name__)
+
+HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
+
+
+class TwinTracker:
+    """Observation -> twin World. models: the twin's object models (geometry and physics; identification may
+    replace their physics). The world lives in this tracker's own PyBullet client until close()."""
+
+    def __init__(self, robot: RobotSpec, reconstructor, models: dict[str, ObjectModel], settle_steps: int,
+                 fast_render: bool = True) -> None:
+        self.robot = robot
+        self.fast_render = fast_render
+        self.reconstructor = reconstructor
+        self.models = dict(models)
+        self.settle_steps = settle_steps
+        self.client = p.connect(p.DIRECT)
+        self.world: World | None = None
+        self.held: Held | None = None
+        self._last_seen: dict[str, Pose] = {}         # where each named object was last found
+
+    def close(self) -> None:
+        if self.world is not None:
+            self.world.close()
+        if self.client is not None and p.isConnected(self.client):
+            p.disconnect(self.client)
+
+    @property
+    def held_name(self) -> str | None:
+        return None if self.held is None else self.held.name
+
+    def update(self, obs: Observation) -> tuple[World, dict]:
+        """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
+        estimate = self.reconstructor.update(obs)
+        scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
+        T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
+        # the pose fit left over; as obstacles they would collide with every candidate.
+        at_hand = {u.name for u in estimate.unknown
+                   if np.linalg.norm(u.pose.position - T_world_tcp.position) < HAND_CLEAR_RADIUS_M}
+        if at_hand:
+            scene = dataclasses.replace(scene, objects=tuple(o for o in scene.objects if o.name not in at_hand))
+        self._last_seen.update({n: o.pose for n, o in estimate.objects.items() if o.found})
+        present = {o.name for o in scene.objects}
+        stale = [n for n in self.models if n not in present and n in self._last_seen]
+        # not found this step (occluded, or a poor match): keep it where it was last seen
+        scene = dataclasses.replace(scene, objects=scene.objects + tuple(
+            self.models[n].at(self._last_seen[n]) for n in stale))
+        scene = self._carry_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
+        if self.world is None:
+            self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
+        else:
+            self.world.update_scene(scene)
+        self.world.step(self.settle_steps)
+        report = estimate.report()
+        summary = {
+            "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
+            "n_unknown": len(estimate.clutter), "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
+            "held": self.held_name, "last_seen_pose_used": stale, "timings_s": getattr(estimate, "timings_s", {}),
+        }
+        return self.world, summary
+
+    def _carry_held(self, scene: SceneSpec, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float) -> SceneSpec:
+        """Decide which object the gripper holds and pin it to the hand (rigid grasp) in the twin."""
+        seen = {n: o.pose for n, o in estimate.objects.items() if o.found}
+        self.held, why = track_held(self.held, width_m, self.robot.gripper_max_width_m, T_world_tcp, seen)
+        if why:
+            log.info("%s", why)
+        if self.held is None:
+            return dataclasses.replace(scene, grasped=None)
+        name, pose = self.held.name, self.held.pose(T_world_tcp)
+        objects = tuple(dataclasses.replace(o, pose=pose) if o.name == name else o for o in scene.objects)
+        if name not in {o.name for o in objects}:
+            # not seen this step (hidden by the fingers): keep it where the hand carries it
+            objects = objects + (self.models[name].at(pose),)
+        return dataclasses.replace(scene, objects=objects, grasped=name)

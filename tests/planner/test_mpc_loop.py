@@ -1,0 +1,277 @@
+"""The MPC loop's own logic, with a scripted robot, reconstruction, renderer and scorer around the real loop,
+twin, sampler, rollouts and choice: held-object tracking, the twin's veto, the stalled-gripper rule and the silent
+abort. No lab process: the robot does exactly what it is told (or, scripted, ignores the gripper)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from planner.candidates import choose, evidence
+from planner.components import object_models
+from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner
+from planner.runlog import RunLog
+from planner.sampler import SamplerConfig
+from planner.step_record import STALLED_NOTE
+from planner.task import load_task
+from planner.twin_tracker import TwinTracker
+from reconstruction.estimate import EstimatedObject, SceneEstimate
+from render.renderer import RenderedView
+from robot_io.observation import CameraFrame, Observation
+from robot_io.robot import ExecuteReport, Robot
+from robot_io.trajectory import JointTrajectory
+from scoring import ScoreTable
+from scoring.fusion import fuse
+from scoring.schema import DIMENSIONS, Answer
+from sim.geometry import Pose
+from sim.grasp import HELD_SLIP_M
+from sim.rollout import VETOED, Candidate, Rollout
+from sim.scene import SceneSpec
+from sim.world import private_world
+
+RED_XYZ = (0.55, 0.10, 0.025)
+BLUE_XYZ = (0.50, -0.12, 0.025)
+WEIGHTS = {k: 1.0 for k in DIMENSIONS}
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("stack_blocks").planner
+
+
+@pytest.fixture(scope="module")
+def kin(task):
+    with private_world(SceneSpec(task.robot)) as world:
+        yield world
+
+
+class ScriptedRobot(Robot):
+    """Goes where it is sent, at once. ignore_gripper: the fingers never move (a gripper that stalls)."""
+
+    def __init__(self, task, kin, ignore_gripper: bool = False, width_m: float | None = None) -> None:
+        self.spec, self.kin, self.ignore_gripper = task.robot, kin, ignore_gripper
+        self.q = np.asarray(task.robot.home_joint_pos_rad, dtype=float)
+        self.width = task.robot.gripper_max_width_m if width_m is None else width_m
+        cam = task.cameras[0]
+        scale = 64 / cam.width
+        K = np.array([[cam.fx * scale, 0, cam.cx * scale], [0, cam.fy * scale, cam.cy * scale], [0, 0, 1]])
+        self.frame = CameraFrame(cam.name, np.zeros((48, 64, 3), np.uint8), np.ones((48, 64), np.float32), K,
+                                 np.asarray(cam.T_world_camera, dtype=float).reshape(4, 4))
+        self.executed: list[JointTrajectory] = []
+
+    @property
+    def is_connected(self) -> bool:
+        return True
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def observe(self) -> Observation:
+        return Observation((self.frame,), self.q.copy(), self.width, self.kin.fk(self.q).matrix(), 0.0)
+
+    def execute(self, traj: JointTrajectory, *, exact: bool = False) -> ExecuteReport:
+        self.executed.append(traj)
+        self.q = np.asarray(traj.joint_pos_rad[-1], dtype=float)
+        if not self.ignore_gripper:
+            self.width = float(traj.gripper_width_m[-1])
+        return ExecuteReport(traj, (), True, None, self.q)
+
+
+class ScriptedReconstruction:
+    """Finds the task's blocks where the script says (default: where they stand), never anything else."""
+
+    def __init__(self, task) -> None:
+        self.robot, self.models = task.robot, object_models(task)
+        self.poses: dict[str, Pose | None] = {"red_block": Pose(RED_XYZ), "blue_block": Pose(BLUE_XYZ)}
+
+    def update(self, obs: Observation) -> SceneEstimate:
+        return SceneEstimate({n: EstimatedObject(n, pose or Pose(), 0.9 if pose else 0.0, pose is not None)
+                              for n, pose in self.poses.items()})
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedRenderer:
+    def render(self, world, rollouts) -> list[RenderedView]:
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        return [RenderedView("front", rgb, b"\x89PNG", {r.candidate.id: (4.0, 4.0) for r in rollouts}, None)]
+
+
+class ScriptedScorer:
+    """Scores from a rule over the twin's evidence (one agent, every view); `silent`: no agent answers."""
+
+    def __init__(self, rule=None, silent: bool = False) -> None:
+        self.rule, self.silent, self.requests = rule or (lambda ev: 5.0), silent, []
+
+    def score(self, request) -> ScoreTable:
+        self.requests.append(request)
+        answers = {} if self.silent else {"scripted": {v.name: Answer(8.0, {
+            j: dict.fromkeys(DIMENSIONS, float(self.rule(request.evidence[j]))) for j in request.candidate_ids})
+            for v in request.views}}
+        fusion = fuse(answers, WEIGHTS, 0.5, request.candidate_ids)
+        return ScoreTable(fusion.S, fusion, (), fusion.M_prime, None if answers else "all 1 agent calls failed")
+
+
+def _planner(task, robot, scorer, tmp_path, recon=None, n=4):
+    log = RunLog.create(str(tmp_path), task.name, 0)
+    cfg = MPCConfig(sampler=SamplerConfig(n_candidates=n))
+    return MPCPlanner(task, robot, recon or ScriptedReconstruction(task), ScriptedRenderer(), scorer, log, cfg), log
+
+
+def _records(log) -> list[dict]:
+    with open(f"{log.path}/steps.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+# ------------------------------------------------------------------ silent abort
+def test_three_steps_without_an_answer_abort_the_run_and_the_arm_holds_still(task, kin, tmp_path):
+    robot = ScriptedRobot(task, kin)
+    planner, log = _planner(task, robot, ScriptedScorer(silent=True), tmp_path)
+    try:
+        result = planner.run(10)
+    finally:
+        planner.close()
+    assert result.steps == MAX_SILENT_STEPS and not result.believed_success
+    assert result.error.startswith(f"no agent answered in {MAX_SILENT_STEPS} steps in a row")
+    assert robot.executed == []
+    records = _records(log)
+    steps = [r for r in records if r["type"] == "step"]
+    assert [r["chosen"] for r in steps] == [None] * MAX_SILENT_STEPS
+    assert all(r["M_prime"] == 0 and r["hold_reason"] == "all 1 agent calls failed" for r in steps)
+    assert records[-1] == {"type": "event", "step": MAX_SILENT_STEPS - 1, "message": result.error}
+    assert set(result.stage_time_s) >= {"observe", "reconstruct", "sample_rollout", "render", "score", "execute"}
+
+
+def test_a_step_with_an_answer_resets_the_silence_count(task, kin, tmp_path):
+    calls = {"n": 0}
+
+    class Flaky(ScriptedScorer):
+        def score(self, request):
+            calls["n"] += 1
+            self.silent = calls["n"] % 3 == 0    # every third step answers
+            return super().score(request)
+
+    robot = ScriptedRobot(task, kin)
+    planner, _ = _planner(task, robot, Flaky(silent=True), tmp_path)
+    try:
+        result = planner.run(5)
+    finally:
+        planner.close()
+    assert result.error is None and result.steps == 5 and len(robot.executed) == 4
+
+
+# ------------------------------------------------------------------ stall
+def test_a_gripper_command_that_changed_nothing_is_not_repeated_in_place(task, kin, tmp_path):
+    robot = ScriptedRobot(task, kin, ignore_gripper=True)
+    # the scorer likes toggling the gripper where the hand is (candidate 0) best
+    scorer = ScriptedScorer(lambda ev: 9.0 if ev.id == 0 else 2.0)
+    planner, log = _planner(task, robot, scorer, tmp_path)
+    try:
+        result = planner.run(2)
+    finally:
+        planner.close()
+    assert result.steps == 2
+    first, second = (r for r in _records(log) if r["type"] == "step")
+    assert first["chosen"] == 0 and first["candidates"][0]["label"].startswith("stay and")
+    assert first["note"] == "" and second["note"] == STALLED_NOTE
+    # the stalled step offers no stay-and-toggle candidate, so the same useless command is not sent again
+    assert not any(c["label"].startswith("stay") for c in second["candidates"])
+
+
+# ------------------------------------------------------------------ veto
+def _rollout(cid: int, feasible: bool = True, clean: bool = True) -> Rollout:
+    path = np.zeros((3, 7))
+    return Rollout(Candidate(cid, (Pose((0.5, 0.0, 0.3)),)), path, np.full(3, 0.08), 0.05, np.zeros((2, 3)),
+                   Pose(), (), (), 0.1, 0.5, 0.0, feasible=feasible, clean=clean,
+                   reason="" if clean else VETOED)
+
+
+def _table(scores: dict[int, float]) -> ScoreTable:
+    answers = {"a": {"front": Answer(8.0, {j: dict.fromkeys(DIMENSIONS, s) for j, s in scores.items()})}}
+    fusion = fuse(answers, WEIGHTS, 0.5, tuple(scores))
+    return ScoreTable(fusion.S, fusion, (), fusion.M_prime)
+
+
+def test_the_twin_vetoes_before_any_score_counts():
+    rollouts = [_rollout(0, clean=False), _rollout(1), _rollout(2, feasible=False), _rollout(3)]
+    # the collision is scored best, the infeasible one next: the best clean one is chosen
+    assert choose(rollouts, _table({0: 9.0, 1: 4.0, 2: 8.0, 3: 5.0})) == 3
+    # no clean candidate: the best feasible one, never the infeasible one
+    dirty = [_rollout(0, clean=False), _rollout(1, clean=False), _rollout(2, feasible=False)]
+    assert choose(dirty, _table({0: 3.0, 1: 6.0, 2: 9.0})) == 1
+    assert choose([_rollout(2, feasible=False)], _table({2: 9.0})) is None
+    # unscored candidates are never chosen
+    assert choose(rollouts, _table({0: 9.0, 2: 8.0})) == 0
+
+
+def test_evidence_carries_the_one_verdict():
+    ev = evidence(_rollout(4, feasible=False))
+    assert ev.id == 4 and not ev.feasible and ev.collisions == 0
+
+
+def test_the_loop_never_sends_a_vetoed_candidate(task, kin, tmp_path):
+    # where the seeded sampler's candidates end from the home pose (a silent look: nothing is executed)
+    look, log = _planner(task, ScriptedRobot(task, kin), ScriptedScorer(silent=True), tmp_path / "look", n=8)
+    try:
+        look.run(1)
+    finally:
+        look.close()
+    goal = next(r for r in _records(log) if r["type"] == "step")["candidates"][3]["goal_xyz"]
+    # a fixed obstacle where candidate 3 brings the hand (above its TCP goal: open fingers would straddle it),
+    # and a scorer that prefers what the twin saw collide (a VLM may miss what the twin sees)
+    recon = ScriptedReconstruction(task)
+    recon.poses["blue_block"] = Pose((goal[0], goal[1], goal[2] + 0.06))
+    scorer = ScriptedScorer(lambda ev: 10.0 if ev.collisions else 1.0)
+    robot = ScriptedRobot(task, kin)
+    planner, log = _planner(task, robot, scorer, tmp_path / "run", recon=recon, n=8)
+    planner.twin.models["blue_block"] = dataclasses.replace(planner.twin.models["blue_block"], fixed=True)
+    try:
+        planner.run(1)
+    finally:
+        planner.close()
+    rec = next(r for r in _records(log) if r["type"] == "step")
+    rows = {c["id"]: c for c in rec["candidates"]}
+    assert rows[3]["goal_xyz"] == goal and not rows[3]["clean"] and rows[3]["reason"] == VETOED
+    assert rows[3]["S"] == max(c["S"] for c in rows.values())          # scored best, and still not sent
+    assert rec["chosen"] is not None and rows[rec["chosen"]]["clean"] and len(robot.executed) == 1
+    for c in rows.values():
+        assert (c["reason"] == VETOED) == (c["feasible"] and not c["clean"])
+
+
+# ------------------------------------------------------------------ held tracking
+def test_the_twin_carries_the_held_object_until_the_cameras_see_it_elsewhere(task, kin):
+    robot = ScriptedRobot(task, kin, width_m=0.05)          # closed on a 5 cm block
+    recon = ScriptedReconstruction(task)
+    tcp = kin.fk(robot.q)
+    in_hand = tcp @ Pose((0.0, 0.0, 0.01))
+    recon.poses["red_block"] = in_hand
+    tracker = TwinTracker(task.robot, recon, object_models(task), settle_steps=0)
+    try:
+        world, summary = tracker.update(robot.observe())
+        assert summary["held"] == "red_block" and world.grasped() == "red_block"
+        # hidden by the fingers: still held, where the hand carries it
+        recon.poses["red_block"] = None
+        world, summary = tracker.update(robot.observe())
+        assert summary["held"] == "red_block" and world.grasped() == "red_block"
+        assert np.linalg.norm(world.object_pose("red_block").position - in_hand.position) < 0.005
+        # seen farther from the hand than the slip tolerance: no longer held
+        recon.poses["red_block"] = Pose(tuple(in_hand.position + (HELD_SLIP_M + 0.02, 0.0, 0.0)))
+        world, summary = tracker.update(robot.observe())
+        assert summary["held"] is None and world.grasped() is None
+        # an open hand holds nothing, whatever is near it
+        recon.poses["red_block"] = in_hand
+        robot.width = task.robot.gripper_max_width_m
+        world, summary = tracker.update(robot.observe())
+        assert summary["held"] is None and world.grasped() is None
+    finally:
+        tracker.close()

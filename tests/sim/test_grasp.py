@@ -1,0 +1,63 @@
+"""The one held-object rule (sim.grasp): its observation side (track_held) and its physics side, the same
+thresholds in both."""
+
+import numpy as np
+
+from sim.geometry import Pose
+from sim.grasp import (
+    GRIPPER_OPEN_FRACTION,
+    HELD_MAX_DIST_M,
+    HELD_MIN_WIDTH_M,
+    HELD_SLIP_M,
+    Held,
+    grasp_width_plausible,
+    holds_by_contact,
+    may_hold,
+    releases,
+    track_held,
+)
+
+MAX_W = 0.08
+TCP = Pose.from_xyz_rpy_deg((0.5, 0.0, 0.2), (180, 0, 30))
+
+
+def test_only_a_closed_gripper_that_stopped_on_something_may_hold():
+    assert may_hold(0.05, MAX_W)
+    assert not may_hold(GRIPPER_OPEN_FRACTION * MAX_W, MAX_W)          # open
+    assert not may_hold(HELD_MIN_WIDTH_M / 2, MAX_W)                   # shut on nothing
+
+
+def test_tracking_takes_the_nearest_object_and_carries_it_rigidly():
+    near = TCP @ Pose((0.0, 0.0, 0.01))
+    seen = {"red": near, "blue": Pose((0.5, 0.0, 0.2 - HELD_MAX_DIST_M - 0.01))}
+    held, why = track_held(None, 0.05, MAX_W, TCP, seen)
+    assert held.name == "red" and why == ""
+    np.testing.assert_allclose(held.pose(TCP).matrix(), near.matrix(), atol=1e-9)
+    # the hand moved and turned: the object goes with it; hidden from the cameras it stays held
+    moved = Pose.from_xyz_rpy_deg((0.3, 0.2, 0.3), (180, 0, -40))
+    again, _ = track_held(held, 0.05, MAX_W, moved, {})
+    assert again == held
+    np.testing.assert_allclose(again.pose(moved).matrix(), (moved @ held.T_tcp_obj).matrix(), atol=1e-9)
+    # seen farther than the slip tolerance from where the hand would carry it: dropped, with the reason
+    off = Pose(tuple(held.pose(moved).position + (0.0, HELD_SLIP_M + 0.005, 0.0)))
+    lost, why = track_held(held, 0.05, MAX_W, moved, {"red": off})
+    assert lost is None and "red is seen" in why
+    # an opened hand holds nothing; nothing near the hand: nothing held
+    assert track_held(held, MAX_W, MAX_W, TCP, seen) == (None, "")
+    assert track_held(None, 0.05, MAX_W, TCP, {"blue": seen["blue"]}) == (None, "")
+
+
+def test_the_physics_side_needs_two_fingers_deep_enough_on_a_closing_gripper():
+    assert holds_by_contact(0.05, 0.0, MAX_W, 2, tcp_z_m=0.02, object_top_z_m=0.05)
+    assert not holds_by_contact(0.05, 0.0, MAX_W, 1, 0.02, 0.05)               # one finger
+    assert not holds_by_contact(0.05, 0.0, MAX_W, 2, 0.045, 0.05)              # pinching the top edge
+    assert not holds_by_contact(0.05, 0.06, MAX_W, 2, 0.02, 0.05)              # opening
+    assert not holds_by_contact(0.079, 0.0, MAX_W, 2, 0.02, 0.05)              # still wide open
+    assert releases(0.05, 0.08) and not releases(0.05, 0.052)
+
+
+def test_a_grasp_width_is_plausible_only_near_the_object_width():
+    assert grasp_width_plausible(0.05, 0.05, MAX_W)
+    assert not grasp_width_plausible(0.01, 0.05, MAX_W)                         # closed through it
+    assert not grasp_width_plausible(0.078, 0.05, MAX_W)                        # never closed on it
+    assert isinstance(Held("a", Pose()).pose(TCP), Pose)
