@@ -58,7 +58,7 @@ def numbers(value: Any, file: str | None, field: str, n: int | None = None, lo: 
     count = f"{n} " if n is not None else ""
     desc = what or f"a list of {count}finite numbers"
     expected = f"{desc}{_range_text(lo, hi, lo_open)}{' ' + unit if unit else ''}"
-    if not isinstance(value, list | tuple) or (n is not None and len(value) != n) or not value \
+    if not isinstance(value, list | tuple) or (n is not None and len(value) != n) or (n is None and not value) \
             or len(value) > max_len:
         raise error(file, field, expected, value)
     return tuple(number(v, file, f"{field}[{i}]", lo, hi, lo_open=lo_open, unit=unit, error=error)

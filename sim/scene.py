@@ -146,10 +146,10 @@ class RobotSpec:
         kw["urdf"] = resolve_asset_path(urdf, base_dir, where, f("urdf"))
         if not os.path.isfile(kw["urdf"]):
             raise SpecError(where, f("urdf"), "an existing URDF file", urdf)
-        for key in ("arm_joints", "finger_joints"):
+        for key, least in (("arm_joints", 1), ("finger_joints", 0)):   # an arm without a gripper model is an arm
             raw = d[key]
-            if not isinstance(raw, list) or not 0 < len(raw) <= MAX_JOINTS or len(set(map(str, raw))) != len(raw):
-                raise SpecError(where, f(key), f"a list of 1 to {MAX_JOINTS} distinct joint names", raw)
+            if not isinstance(raw, list) or not least <= len(raw) <= MAX_JOINTS or len(set(map(str, raw))) != len(raw):
+                raise SpecError(where, f(key), f"a list of {least} to {MAX_JOINTS} distinct joint names", raw)
             kw[key] = tuple(checks.name(v, where, f"{f(key)}[{i}]", "a URDF joint name", error=SpecError)
                             for i, v in enumerate(raw))
         joints, links = urdf_names(kw["urdf"])
