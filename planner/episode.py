@@ -71,7 +71,7 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
             planner = None
             reconstructor = build_reconstructor(task)
             try:
-                with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+                with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
                     renderer = build_renderer(names=tuple(scorer_obj.config.views))
                     planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
                                          runlog, cfg, on_step=on_step)
@@ -88,7 +88,7 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
                 reconstructor.close()
             if error is None:
                 try:
-                    success = bool(LabEvaluator(lab.host, lab.port).truth().get("success"))
+                    success = bool(LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth().get("success"))
                 except RobotError as exc:
                     error = f"could not ask the lab for its verdict: {exc}"
     except RobotError as exc:  # the lab did not start
@@ -111,7 +111,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
     loaded = loaded or load_task(task_path)
     task = loaded.planner
     with launch_lab(loaded.lab, seed) as lab:
-        with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+        with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
             obs = robot.observe()
         with build_reconstructor(task) as reconstructor:
             start = time.perf_counter()
@@ -122,7 +122,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
                 scene = estimate.to_scene(task.robot, obs.joint_pos_rad, obs.gripper_width_m, reconstructor.models,
                                           physics_priors(task))
                 exported = export_scene(scene, export_dir, estimate)
-        truth = LabEvaluator(lab.host, lab.port).truth()
+        truth = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth()
     report = estimate.report()
     objects = []
     for name, asset in task.objects.items():

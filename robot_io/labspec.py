@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from robot_io.lab_limits import ControllerLimits
 from sim.camera import CameraSpec
 from sim.predicates import validate_predicate
 from sim.scene import SceneSpec
@@ -72,6 +73,7 @@ class LabSpec:
     heartbeat_timeout_s: the watchdog stops a running trajectory when the planner is silent this long.
     realtime_factor: > 0 paces execution to wall time (1.0 = real time); 0 = as fast as possible.
     settle_s: simulated seconds the objects settle before the lab starts serving.
+    limits: the lab controller's limits (robot_io.lab_limits.ControllerLimits; a dict is accepted too).
     """
 
     scene: SceneSpec
@@ -82,6 +84,7 @@ class LabSpec:
     heartbeat_timeout_s: float = 2.0
     realtime_factor: float = 0.0
     settle_s: float = 1.0
+    limits: ControllerLimits = field(default_factory=ControllerLimits)
 
     def __post_init__(self) -> None:
         if not isinstance(self.scene, SceneSpec):
@@ -119,6 +122,16 @@ class LabSpec:
         object.__setattr__(self, "realtime_factor",
                            _number(self.realtime_factor, "realtime_factor", minimum=0.0))
         object.__setattr__(self, "settle_s", _number(self.settle_s, "settle_s", minimum=0.0, maximum=60.0))
+        limits = self.limits
+        try:
+            if isinstance(limits, dict):
+                limits = ControllerLimits.from_dict(limits)
+            if not isinstance(limits, ControllerLimits):
+                raise ValueError(f"limits: expected ControllerLimits, got {type(limits).__name__}")
+            limits.accel(self.scene.robot.dof)
+        except ValueError as e:
+            raise LabSpecError(str(e)) from None
+        object.__setattr__(self, "limits", limits)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -135,6 +148,7 @@ class LabSpec:
             "heartbeat_timeout_s": self.heartbeat_timeout_s,
             "realtime_factor": self.realtime_factor,
             "settle_s": self.settle_s,
+            "limits": self.limits.to_dict(),
         }
 
     @classmethod
@@ -156,7 +170,7 @@ class LabSpec:
         if not isinstance(cams, list | tuple):
             raise LabSpecError(f"{where}: field 'cameras': expected a list of camera mappings")
         cameras = tuple(CameraSpec.from_dict(c, where=f"{where}: cameras[{i}]") for i, c in enumerate(cams))
-        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s")
+        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s", "limits")
         kw = {k: d[k] for k in scalars if k in d}
         return cls(scene=scene, cameras=cameras,
                    randomize=Randomize.from_dict(d.get("randomize", {}), f"{where}: randomize"), **kw)
