@@ -38,14 +38,13 @@ from robot_io import lab_auth
 from robot_io.envelope import EnvelopeConfig, SafetyEnvelope
 from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStop, RobotError
 from robot_io.lab_auth import LabAuthError, LabSecrets
-from robot_io.lab_limits import ControllerLimits
+from robot_io.lab_limits import ControllerLimits, TcpKinematics
 from robot_io.labspec import LabSpec
 from robot_io.observation import JointStateTrace, Observation
 from robot_io.protocol import ProtocolError, recv_msg, send_msg
 from robot_io.robot import ExecuteReport, Robot
 from robot_io.trajectory import JointTrajectory
-from sim.scene import RobotSpec, SceneSpec
-from sim.world import World
+from sim.scene import RobotSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,7 @@ class SimRobot(Robot):
         self._last_tx_s = 0.0
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
-        self._fk_client: int | None = None
-        self._fk_world: World | None = None
+        self._fk: TcpKinematics | None = None
         self._last_exec_id: int | None = None
 
     def __repr__(self) -> str:
@@ -163,18 +161,17 @@ class SimRobot(Robot):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
-        if self._fk_client is not None:
+        if self._fk is not None:
             with contextlib.suppress(p.error):
-                p.disconnect(physicsClientId=self._fk_client)
-        self._fk_client, self._fk_world = None, None
+                self._fk.close()
+        self._fk = None
 
     def _start_fk(self, robot: RobotSpec) -> None:
         # A kinematics-only twin (robot, no objects) in its own client gives the envelope its TCP positions.
-        self._fk_client = p.connect(p.DIRECT)
-        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=robot))
+        self._fk = TcpKinematics(robot)
 
     def _fk_xyz(self, q: np.ndarray) -> np.ndarray:
-        return self._fk_world.fk(q).position
+        return self._fk.xyz(q)
 
     def _require(self) -> None:
         if self._lost is not None:

@@ -63,14 +63,14 @@ import pybullet as p
 
 from robot_io.lab_auth import LabAuthError, LabSecrets
 from robot_io.lab_layout import MIN_GAP_M, randomize_scene  # noqa: F401 - re-exported: the lab's layout
-from robot_io.lab_limits import LimitViolation, RuntimeMonitor, check_command
+from robot_io.lab_limits import LimitViolation, RuntimeMonitor, TcpKinematics, check_command
 from robot_io.lab_server import Conn, LabServer
 from robot_io.labspec import LabSpec, LabSpecError
 from robot_io.observation import CameraFrame, JointStateTrace, Observation
 from robot_io.trajectory import JointTrajectory
 from sim.camera import render_rgbd
 from sim.predicates import evaluate as evaluate_predicate
-from sim.scene import SceneSpec, SpecError
+from sim.scene import SpecError
 from sim.world import TIMESTEP_S, World
 
 log = logging.getLogger("robot_io.simlab")
@@ -136,9 +136,8 @@ class SimLab(LabServer):
         self._g_cache = self.world.gripper_width_m()
         # The controller's own kinematics (robot only) for checking commanded paths; the physics world's TCP is
         # what the runtime monitor watches.
-        self._kin_client = p.connect(p.DIRECT)
-        self._kin = World.from_scene(self._kin_client, SceneSpec(robot=spec.scene.robot))
-        self._monitor = RuntimeMonitor(spec.scene.robot, spec.limits)
+        self._kin = TcpKinematics(spec.scene.robot)
+        self._monitor = RuntimeMonitor(spec.scene.robot, spec.limits, TIMESTEP_S)
         self._protective_stop: str | None = None   # the last violation, for status
         log.info("lab ready in %.2f s: robot %s, %d object(s), %d camera(s), seed %d, heartbeat %.2f s, "
                  "realtime factor %g", time.monotonic() - t0, spec.scene.robot.name, len(self.scene.objects),
@@ -187,7 +186,7 @@ class SimLab(LabServer):
             self._shutdown.set()
             acceptor.join(timeout=2.0)
             server.close()
-            p.disconnect(physicsClientId=self._kin_client)
+            self._kin.close()
             p.disconnect(physicsClientId=self.client)
             log.info("lab shut down")
 
@@ -319,7 +318,7 @@ class SimLab(LabServer):
     def _check_trajectory(self, traj: JointTrajectory) -> None:
         """Engine thread: the lab's own controller checks, like a real arm's; it never trusts the client."""
         check_command(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s, self.world.joint_pos_rad(),
-                      self.spec.scene.robot, self.spec.limits, TIMESTEP_S, lambda q: self._kin.fk(q).position)
+                      self.spec.scene.robot, self.spec.limits, TIMESTEP_S, self._kin.xyz)
 
     def _abort(self, reason: str) -> bool:
         with self._state_lock:
@@ -380,12 +379,13 @@ class SimLab(LabServer):
             if len(samples) < MAX_TRACE_SAMPLES:
                 samples.append((np.array([s[0] for s in states]), np.array([s[3] for s in states]),
                                 self.world.gripper_width_m()))
-            violation = self._monitor.check(np.array([s[1] for s in states]), self.world.tcp_pose().position)
+            violation = self._monitor.check(np.array([s[0] for s in states]), self.world.tcp_pose().position)
             if violation is not None and ex.abort is None:
                 ex.abort = self._protective_stop = violation
                 log.warning("trajectory %d: %s", ex.exec_id, violation)
 
         completed, reason = False, None
+        self._monitor.reset(self.world.joint_pos_rad())
         try:
             result = self.world.execute_joint_path(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s,
                                                    should_stop=should_stop, on_step=record)
