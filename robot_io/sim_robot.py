@@ -36,7 +36,7 @@ import pybullet as p
 
 from robot_io import lab_auth
 from robot_io.envelope import EnvelopeConfig, SafetyEnvelope
-from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStop, RobotError
+from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError
 from robot_io.lab_auth import LabAuthError, LabSecrets
 from robot_io.lab_limits import ControllerLimits, TcpKinematics
 from robot_io.labspec import LabSpec
@@ -195,7 +195,7 @@ class SimRobot(Robot):
         if not isinstance(reply, dict):
             raise self._mark_lost(ProtocolError(f"reply to {op!r} is not a mapping"))
         if not reply.get("ok", False):
-            cls = ProtectiveStop if reply.get("protective_stop") else RobotError
+            cls = ProtectiveStopError if reply.get("protective_stop") else RobotError
             raise cls(f"sim lab at {self.host}:{self.port} refused {op!r}: {reply.get('error')}")
         return reply
 

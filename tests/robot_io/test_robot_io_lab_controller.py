@@ -14,7 +14,7 @@ import pybullet as p
 import pybullet_data
 import pytest
 
-from robot_io.errors import ProtectiveStop
+from robot_io.errors import ProtectiveStopError
 from robot_io.lab_limits import SPEED_WINDOW_STEPS, ControllerLimits, TcpKinematics, path_samples, velocity_changes
 from robot_io.lab_server import AUTH_TIMEOUT_S, MAX_CONNECTIONS
 from robot_io.labspec import LabSpec
@@ -255,7 +255,7 @@ def test_protective_stop_reaches_the_client(panda):
             SimRobot(lab.host, lab.port, secret=lab.control_secret) as robot:
         q0 = np.asarray(robot.status()["joint_pos_rad"])
         # Bypass the envelope: a 0.4 rad jump in one physics step.
-        with pytest.raises(ProtectiveStop, match="protective stop: waypoint 0: joint 6 jumps 0.4000 rad"):
+        with pytest.raises(ProtectiveStopError, match="protective stop: waypoint 0: joint 6 jumps 0.4000 rad"):
             robot._request({"op": "execute", "trajectory": JointTrajectory(
                 (q0 + [0, 0, 0, 0, 0, 0, 0.4])[None], 0.08, TIMESTEP_S).to_msg()})
         st = robot.status()
