@@ -70,7 +70,10 @@ class ControllerLimits:
     """
 
     max_joint_step_rad: float = 0.05
-    max_joint_accel_rad_s2: float | tuple[float, ...] = 15.0
+    # The sim lab's default bounds what its controller accepts without slowing the planner's motions (they start
+    # at half speed within one waypoint: up to ~55 rad/s^2). A real Franka allows 7.5-20 rad/s^2; its driver
+    # time-parameterises motions itself.
+    max_joint_accel_rad_s2: float | tuple[float, ...] = 60.0
     min_dt_s: float = 0.0
     max_dt_s: float = 5.0
     max_duration_s: float = 600.0
