@@ -4,14 +4,13 @@ The local default for agents that call a model over HTTP. Their calls wait on th
 them the same concurrency a Ray pool would, with nothing started and nothing listening: a local Ray head
 (GCS, raylet, workers) binds its ports on every interface in Ray 2.60 whatever `ray.init` is told, so Ray is
 kept for the cluster the user names (`--ray-address`). Per call it runs exactly what `SerialExecutor` runs
-(per-backend rate limit, retries on transient errors, the call's deadline); a call still running when the
+(per-backend rate limit, retries on transient errors, the call's deadline), under the backend's
+`max_concurrency` cap; a call still running when the
 step's deadline has passed is recorded as timed out and left to its client's own timeout.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from scoring.backend import Backend
 from scoring.config import BackendSettings
+from scoring.errors import BackendError
+from scoring.limits import ConcurrencyLimit
 from scoring.request import ScoreRequest
+from scoring.retry import format_error
 from scoring.scorer import CallOutcome, CallSpec, SerialExecutor
 
 MAX_THREADS = 32
@@ -37,20 +39,41 @@ class ThreadExecutor(SerialExecutor):
     ) -> None:
         super().__init__(settings, step_timeout_s)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="agent-call")
-        self._backend_locks = {name: threading.Lock() for name in ONE_AT_A_TIME}
+        self._slots: dict[str, ConcurrencyLimit] = {}
 
-    def _one(self, request: ScoreRequest, call: CallSpec, backends: Mapping[str, Backend]) -> CallOutcome:
-        lock = self._backend_locks.get(call.agent.backend)
-        with lock if lock is not None else contextlib.nullcontext():
+    def _slot(self, backend: str) -> ConcurrencyLimit | None:
+        """The backend's concurrency cap (max_concurrency; one at a time for an in-process model), or None."""
+        cap = self._settings(backend).max_concurrency
+        if cap is None and backend in ONE_AT_A_TIME:
+            cap = 1
+        if cap is not None and backend not in self._slots:
+            self._slots[backend] = ConcurrencyLimit(cap, name=backend)
+        return self._slots.get(backend)
+
+    def _one(self, request: ScoreRequest, call: CallSpec, backends: Mapping[str, Backend],
+             step_deadline: float | None) -> CallOutcome:
+        slot = self._slots.get(call.agent.backend)
+        if slot is None:
             return SerialExecutor.run(self, request, [call], backends)[0]
+        start = time.perf_counter()
+        try:
+            slot.acquire(step_deadline)
+        except BackendError as err:
+            return CallOutcome(None, format_error(err), time.perf_counter() - start, 0)
+        try:
+            return SerialExecutor.run(self, request, [call], backends)[0]
+        finally:
+            slot.release()
 
     def run(
         self, request: ScoreRequest, calls: Sequence[CallSpec], backends: Mapping[str, Backend]
     ) -> list[CallOutcome]:
-        for call in calls:   # rate limiters are shared by the threads; create them here, not in a race
+        for call in calls:   # limits are shared by the threads; create them here, not in a race
             self._limiter(call.agent.backend)
+            self._slot(call.agent.backend)
         start = time.monotonic()
-        futures = [self._pool.submit(self._one, request, call, backends) for call in calls]
+        step_deadline = None if self.step_timeout_s is None else start + self.step_timeout_s
+        futures = [self._pool.submit(self._one, request, call, backends, step_deadline) for call in calls]
         outcomes = []
         for fut in futures:
             wait = None if self.step_timeout_s is None else \

@@ -52,3 +52,18 @@ def test_step_deadline_records_late_calls(monkeypatch):
             executor.close()
     assert all(o.error and o.error.startswith("TimeoutError") for o in outcomes), outcomes
     assert wall_s < 5.0   # the step ended at its deadline, not when the slow server answered
+
+
+def test_backend_concurrency_cap_holds(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    request = make_stub_request(n_candidates=2, view_names=("front", "top", "left"))
+    calls = [CallSpec(AgentConfig(f"q{i}", "openai", "stub-vlm"), v) for i in range(2) for v in request.views]
+    with StubVLMServer("good", delay_s=0.3, expect_response_format="any") as stub:
+        settings, backends = _setup(stub, timeout_s=10, max_concurrency=2)
+        executor = ThreadExecutor(settings, step_timeout_s=30)
+        try:
+            outcomes = executor.run(request, calls, backends)
+        finally:
+            executor.close()
+        assert [o.error for o in outcomes] == [None] * 6
+        assert stub.max_in_flight == 2
