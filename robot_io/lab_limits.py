@@ -174,7 +174,8 @@ def check_command(q: np.ndarray, g: np.ndarray, dt_s: float, q_now: np.ndarray, 
     if np.any(g < -_REL_TOL) or np.any(g > robot.gripper_max_width_m + _REL_TOL):
         raise LimitViolation(f"gripper widths must be within [0, {robot.gripper_max_width_m}] m")
     q_from = np.clip(q_now, lo, hi)
-    # From the arm's position (physics stands still between motions, so the client's last status is exact).
+    # From the arm's position (physics stands still between motions, so the client's last status is exact),
+    # clipped into the joint limits: a held joint the physics left a little past a limit may move back.
     steps = np.diff(np.vstack([q_from[None, :], q]), axis=0)
     _check_steps(steps, dt_s, robot, limits)
     pts, seg = path_samples(q_from, q, limits.workspace_sample_rad)
