@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 per_step[s].append(out.stage_time_s.get(s, 0.0) / n)
         med = {s: statistics.median(v) for s, v in per_step.items()}
         local = sum(v for s, v in med.items() if s != "score")
-        rate = sum(o.success for o in outcomes) / len(outcomes)
+        rate = sum(o.success is True for o in outcomes) / len(outcomes)
         rows.append(f"{loaded.planner.name:18s} {rate:8.0%} {statistics.median([o.steps for o in outcomes]):9.1f} "
                     + " ".join(f"{med[s]:14.3f}" for s in STAGES) + f" {local:11.3f}")
     print()

@@ -65,11 +65,11 @@ def _one_lab(loaded: LoadedTask, physics: dict[str, tuple[float, float]], seed: 
     task = loaded.planner
     rows = []
     with launch_lab(loaded.lab, seed) as lab:
-        evaluator = LabEvaluator(lab.host, lab.port)
+        evaluator = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret)
         before = evaluator.truth()["objects"]
         reconstructor = build_reconstructor(task)
         try:
-            with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+            with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
                 found = identify_objects(robot, reconstructor, list(physics), config=config)
         finally:
             reconstructor.close()

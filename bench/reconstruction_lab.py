@@ -182,9 +182,9 @@ def run_recon_benchmark(task_paths: Sequence[str], seeds: Sequence[int], config:
         models = object_models(task)
         for seed in seeds:
             with launch_lab(loaded.lab, seed) as lab:
-                with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+                with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
                     obs = robot.observe()
-                truth = LabEvaluator(lab.host, lab.port).truth()
+                truth = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth()
             with Reconstructor(models, task.robot, cameras=task.cameras, config=config) as rec:
                 start = time.perf_counter()
                 estimate = rec.update(obs)

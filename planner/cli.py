@@ -53,9 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                    scoring_config=args.scoring_config, max_steps=args.max_steps, n_candidates=args.candidates,
                    on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render,
                    loaded=loaded)
-    verdict = "SUCCESS" if out.success else "FAILED"
-    print(f"antigrounding: {verdict} (lab's verdict) after {out.steps} steps in {out.time_s:.1f} s",
-          file=sys.stderr)
+    if out.success is None:
+        print(f"antigrounding: NO VERDICT ({out.no_verdict}) after {out.steps} steps in {out.time_s:.1f} s",
+              file=sys.stderr)
+    else:
+        verdict = "SUCCESS" if out.success else "FAILED"
+        print(f"antigrounding: {verdict} (lab's verdict) after {out.steps} steps in {out.time_s:.1f} s",
+              file=sys.stderr)
     if out.error:
         print(f"antigrounding: error: {out.error}", file=sys.stderr)
     print(f"antigrounding: report: {os.path.join(out.run_dir, 'report.html')}", file=sys.stderr, flush=True)
@@ -149,8 +153,8 @@ BENCH_NAMES = ("episodes", "reconstruction", "reconstruction-scenes", "identific
 
 
 def _add_pool_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ray-address", default=None, help="run the agents on this Ray cluster (default: a local "
-                        "Ray when an agent calls a model; simjudge alone runs in process)")
+    parser.add_argument("--ray-address", default=None, help="run the agents on this Ray cluster (default: in this "
+                        "process, model calls in flight together on threads; nothing listens on the network)")
     parser.add_argument("--no-ray", action="store_true", help="call the agents one by one in this process")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     parser.add_argument("--cache", default=None, help="answer cache file (default <out>/answer_cache.sqlite)")

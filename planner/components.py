@@ -14,6 +14,7 @@ from render.views import load_views
 from scoring import Scorer, ScoringConfig, backend_class, load_scoring_config
 from scoring.cache import AnswerCache
 from scoring.pool import RayExecutor
+from scoring.thread_executor import ThreadExecutor
 
 DEFAULT_SCORING = "default"
 
@@ -55,8 +56,9 @@ def scoring_config_for(path: str | None, backend: str | None) -> ScoringConfig:
 
 @dataclass(frozen=True)
 class PoolOptions:
-    """How agent calls run: Ray or in process (None: Ray when an agent calls a model), a Ray cluster address,
-    and the answer cache file (None: no cache)."""
+    """How agent calls run: Ray (True; a local Ray unless ray_address names a cluster), one by one in process
+    (False), or None: Ray when ray_address is given, else in process, model-calling agents' calls in flight
+    together on threads; plus the answer cache file (None: no cache)."""
 
     use_ray: bool | None = None
     ray_address: str | None = None
@@ -67,20 +69,24 @@ def build_scorer(path: str | None = None, backend: str | None = None,
                  pool: PoolOptions | None = None) -> tuple[Scorer, str]:
     """A Scorer for the run: its agents, how their calls run, and the answer cache.
 
-    use_ray None: Ray when an agent calls a model (its calls wait on I/O and go in flight together); an
-    all-simjudge ensemble answers in microseconds and runs in process. A Ray address implies Ray. Ray starts
-    here; the agents' actors build their backends in the background, overlapping the lab's start.
+    use_ray None: agents that call a model run on threads of this process (their calls wait on I/O and go in
+    flight together; nothing listens on the network); an all-simjudge ensemble answers in microseconds and
+    runs serially. A Ray address implies Ray: it starts here, and the agents' actors build their backends in
+    the background, overlapping the lab's start.
     """
     pool = pool or PoolOptions()
     cfg = scoring_config_for(path, backend)
     calls_models = any(a.backend != "simjudge" for a in cfg.agents)
     use_ray = pool.use_ray
     if use_ray is None:
-        use_ray = calls_models or pool.ray_address is not None
+        use_ray = pool.ray_address is not None
     executor = None
     if use_ray:
         executor = RayExecutor.from_config(cfg, address=pool.ray_address)
         executor.start_in_background(cfg.agents)
+    elif calls_models and pool.use_ray is None:
+        # In flight together on threads: nothing started, nothing listening (a local Ray binds every interface).
+        executor = ThreadExecutor(cfg.backends, cfg.pool.step_timeout_s)
     cache = AnswerCache(pool.cache_path) if pool.cache_path and calls_models else None
     scorer = Scorer(None, cfg, executor=executor, cache=cache)
     name = "+".join(sorted({a.backend for a in cfg.agents}))

@@ -32,24 +32,30 @@ log = logging.getLogger(__name__)
 class RunOutcome:
     task: str
     seed: int
-    success: bool
+    success: bool | None     # the lab's verdict on its truth; None when the lab did not judge (see no_verdict)
     steps: int
     time_s: float
     scorer: str
     run_dir: str
     stage_time_s: dict
     error: str | None = None
+    no_verdict: str | None = None   # why the lab gave no verdict (it died, never started, has no predicate)
 
     def summary(self) -> dict:
-        return {"task": self.task, "seed": self.seed, "success": self.success, "steps": self.steps,
-                "time_s": round(self.time_s, 2), "scorer": self.scorer}
+        out = {"task": self.task, "seed": self.seed, "success": self.success, "steps": self.steps,
+               "time_s": round(self.time_s, 2), "scorer": self.scorer}
+        if self.success is None:
+            out["no_verdict"] = self.no_verdict
+        return out
 
 
 def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: str = "runs",
              scoring_config: str | None = None, max_steps: int | None = None, n_candidates: int | None = None,
              on_step: Callable[[dict], None] | None = None, loaded: LoadedTask | None = None,
              pool: PoolOptions | None = None, fast_render: bool = True) -> RunOutcome:
-    """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth.
+    """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth, or None
+    with `no_verdict` saying why when the lab did not judge (it died or never started). The lab is asked even
+    when the planner ended with an error: what the world looks like is still true.
 
     fast_render=False: TinyRenderer in the twin and the lab (the command line's ANTIGROUNDING_RENDERER=tiny)."""
     loaded = loaded or load_task(task_path)
@@ -66,14 +72,15 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     start = time.perf_counter()
     error = None
     steps, stage = 0, {}
-    success = False
+    success: bool | None = None
+    no_verdict: str | None = "the lab did not start"
     try:
         lab_spec = dataclasses.replace(loaded.lab, fast_render=fast_render)
         with launch_lab(lab_spec, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
             planner = None
             reconstructor = build_reconstructor(task)
             try:
-                with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+                with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
                     renderer = build_renderer(names=tuple(scorer_obj.config.views))
                     planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
                                          runlog, cfg, on_step=on_step)
@@ -88,21 +95,30 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
                 if planner is not None:
                     planner.close()
                 reconstructor.close()
-            if error is None:
-                try:
-                    success = bool(LabEvaluator(lab.host, lab.port).truth().get("success"))
-                except RobotError as exc:
-                    error = f"could not ask the lab for its verdict: {exc}"
+            success, no_verdict = _lab_verdict(lab)
     except RobotError as exc:  # the lab did not start
         error = str(exc)
     finally:
         scorer_obj.close()
     elapsed = time.perf_counter() - start
-    runlog.append({"type": "end", "steps": steps, "lab_success": None if error else success, "error": error,
+    runlog.append({"type": "end", "steps": steps, "lab_success": success, "no_verdict": no_verdict, "error": error,
                    "time_s": elapsed, "stage_time_s": stage})
     runlog.close()
     write_report(runlog.path)
-    return RunOutcome(task.name, seed, success, steps, elapsed, scorer_name, runlog.path, stage, error)
+    return RunOutcome(task.name, seed, success, steps, elapsed, scorer_name, runlog.path, stage, error, no_verdict)
+
+
+def _lab_verdict(lab) -> tuple[bool | None, str | None]:
+    """(the lab's verdict, None), or (None, why there is none): only a lab that answered has judged."""
+    if lab.popen.poll() is not None:
+        return None, f"the lab process ended (exit code {lab.popen.returncode}) before it could judge"
+    try:
+        judged = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth().get("success")
+    except RobotError as exc:
+        return None, f"the lab did not answer: {exc}"
+    if judged is None:
+        return None, "the task has no success predicate"
+    return bool(judged), None
 
 
 def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = None,
@@ -113,7 +129,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
     loaded = loaded or load_task(task_path)
     task = loaded.planner
     with launch_lab(dataclasses.replace(loaded.lab, fast_render=fast_render), seed) as lab:
-        with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+        with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
             obs = robot.observe()
         with build_reconstructor(task) as reconstructor:
             start = time.perf_counter()
@@ -123,7 +139,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
             if export_dir is not None:
                 scene = estimate.to_scene(task.robot, obs.joint_pos_rad, obs.gripper_width_m, reconstructor.models)
                 exported = export_scene(scene, export_dir, estimate)
-        truth = LabEvaluator(lab.host, lab.port).truth()
+        truth = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth()
     report = estimate.report()
     objects = []
     for name, asset in task.objects.items():

@@ -141,14 +141,16 @@ def write_report(run_dir: str) -> str:
     end = next((r for r in reversed(records) if r.get("type") == "end"), None)
     if end is None:
         status = "<span class='bad'>incomplete (the run is going on, or it was killed)</span>"
-    elif end.get("error"):
-        status = f"<span class='bad'>aborted: {e(end['error'])}</span>"
     else:
         judged = end.get("lab_success")
-        word = {True: "<span class='ok'>SUCCESS</span>", False: "<span class='bad'>FAILED</span>",
-                None: "not judged"}[judged]
-        status = (f"{word} (judged by the lab on its truth) after {end.get('steps')} steps, "
-                  f"{_fmt(end.get('time_s'), 1)} s")
+        if judged is None:
+            word = f"<span class='bad'>NO VERDICT</span> ({e(str(end.get('no_verdict') or 'the lab did not judge'))})"
+        else:
+            word = ("<span class='ok'>SUCCESS</span>" if judged else "<span class='bad'>FAILED</span>") + \
+                " (judged by the lab on its truth)"
+        status = f"{word} after {end.get('steps')} steps, {_fmt(end.get('time_s'), 1)} s"
+        if end.get("error"):
+            status += f"; <span class='bad'>the run was aborted: {e(end['error'])}</span>"
     body = [f"<h1>{e(header.get('task', '?'))} &middot; seed {header.get('seed', '?')}</h1>",
             f"<p class='sub'>&ldquo;{e(header.get('instruction', ''))}&rdquo; &middot; scorer "
             f"{e(header.get('scorer', '?'))} &middot; {e(header.get('started', ''))}</p>",

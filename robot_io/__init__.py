@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, SafetyRejected
+from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError, SafetyRejected
 from robot_io.observation import CameraFrame, Observation
 from robot_io.robot import ExecuteReport, Robot
 from robot_io.trajectory import JointTrajectory
@@ -17,6 +17,7 @@ from robot_io.trajectory import JointTrajectory
 _LAZY = {
     "EnvelopeConfig": "robot_io.envelope",
     "SafetyEnvelope": "robot_io.envelope",
+    "ControllerLimits": "robot_io.lab_limits",
     "LabSpec": "robot_io.labspec",
     "LabSpecError": "robot_io.labspec",
     "Randomize": "robot_io.labspec",
@@ -34,6 +35,7 @@ __all__ = [
     "JointTrajectory",
     "NotConnectedError",
     "Observation",
+    "ProtectiveStopError",
     "Robot",
     "RobotError",
     "SafetyRejected",

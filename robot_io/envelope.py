@@ -9,10 +9,12 @@ the caller can report "what was actually sent" (LeRobot's `send_action` contract
 3. the first waypoint is bridged from q_now and every segment is subdivided so that no joint moves more
    than `max_joint_step_rad` between consecutive waypoints (inserted points hold the previous gripper
    width, so a gripper command takes effect on arrival at its own waypoint, never early);
-4. the path is truncated before the first waypoint whose TCP leaves the workspace box (shrunk by
-   `workspace_margin_m`); if that is the very first waypoint -> SafetyRejected;
-5. dt is stretched so that no joint exceeds `speed_scale * max_joint_speed_rad_s` (and rounded up to
-   whole controller periods when `control_period_s` is set).
+4. the path is truncated before the first waypoint on whose way the TCP leaves the workspace box (shrunk by
+   `workspace_margin_m`), checked along the interpolated path every `workspace_sample_rad` of joint motion
+   (the lab controller checks the same points); if that is the very first waypoint -> SafetyRejected;
+5. dt is stretched so that no joint exceeds `speed_scale * max_joint_speed_rad_s`, nor, when
+   `max_joint_accel_rad_s2` is set, that acceleration at any waypoint (motions start and end at rest), and
+   rounded up to whole controller periods when `control_period_s` is set.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_io.errors import SafetyRejected
+from robot_io.lab_limits import path_samples, velocity_changes
 from robot_io.trajectory import JointTrajectory
 from sim.scene import RobotSpec
 
@@ -39,13 +42,17 @@ class EnvelopeConfig:
     TCP must stay; max_waypoints: refuse paths longer than this after subdivision;
     control_period_s: when set, dt is rounded *up* to a whole number of controller periods, because a
     controller that rounds dt to its period (the sim lab steps physics at 240 Hz) would otherwise run a
-    stretched dt slightly faster than the speed rule allows."""
+    stretched dt slightly faster than the speed rule allows; max_joint_accel_rad_s2: one value or one per
+    joint (None: no acceleration rule; SimRobot takes the lab controller's); workspace_sample_rad: the
+    interpolated path's TCP is checked at least this often (radians of any joint)."""
 
     max_joint_step_rad: float = 0.05
     speed_scale: float = 0.5
     workspace_margin_m: float = 0.0
     max_waypoints: int = 100_000
     control_period_s: float | None = None
+    max_joint_accel_rad_s2: float | tuple[float, ...] | None = None
+    workspace_sample_rad: float = 0.01
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.max_joint_step_rad) and self.max_joint_step_rad > 0):
@@ -62,6 +69,13 @@ class EnvelopeConfig:
             raise ValueError(
                 f"EnvelopeConfig.control_period_s must be > 0 or None, got {self.control_period_s}"
             )
+        acc = self.max_joint_accel_rad_s2
+        if acc is not None:
+            vals = np.atleast_1d(np.asarray(acc, dtype=np.float64))
+            if vals.ndim != 1 or not np.all(np.isfinite(vals)) or np.any(vals <= 0):
+                raise ValueError(f"EnvelopeConfig.max_joint_accel_rad_s2 must be > 0 or None, got {acc}")
+        if not (math.isfinite(self.workspace_sample_rad) and self.workspace_sample_rad > 0):
+            raise ValueError(f"EnvelopeConfig.workspace_sample_rad must be > 0, got {self.workspace_sample_rad}")
 
 
 class SafetyEnvelope:
@@ -170,22 +184,26 @@ class SafetyEnvelope:
                 f"waypoint(s) so no joint moves more than {cfg.max_joint_step_rad} rad per waypoint"
             )
 
-        # Rule 4: truncate before the first waypoint whose TCP leaves the workspace box.
-        for i in range(total):
-            xyz = np.asarray(self.fk_xyz(q_out[i]), dtype=np.float64).reshape(-1)
+        # Rule 4: truncate before the first waypoint on whose way the TCP leaves the workspace box.
+        pts, seg = path_samples(np.clip(q_now, self._lower, self._upper), q_out, cfg.workspace_sample_rad)
+        for k in range(len(pts)):
+            xyz = np.asarray(self.fk_xyz(pts[k]), dtype=np.float64).reshape(-1)
             if xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
                 raise SafetyRejected(
-                    f"forward kinematics gave {xyz!r} for waypoint {i}; cannot check the workspace"
+                    f"forward kinematics gave {xyz!r} on the way to waypoint {int(seg[k])}; cannot check the "
+                    f"workspace"
                 )
             if np.any(xyz < self.box_min_xyz - _EPS) or np.any(xyz > self.box_max_xyz + _EPS):
+                i = int(seg[k])
                 where = (
                     f"TCP at ({xyz[0]:.3f}, {xyz[1]:.3f}, {xyz[2]:.3f}) m is outside the workspace box "
                     f"{tuple(round(float(v), 3) for v in self.box_min_xyz)} .. "
                     f"{tuple(round(float(v), 3) for v in self.box_max_xyz)}"
                 )
                 if i == 0:
-                    raise SafetyRejected(f"nothing to send: at the first waypoint the {where}")
-                notes.append(f"truncated at waypoint {i} of {total}: {where}; sending the {i} before it")
+                    raise SafetyRejected(f"nothing to send: on the way to the first waypoint the {where}")
+                notes.append(f"truncated at waypoint {i} of {total}: on its way the {where}; sending the {i} "
+                             f"before it")
                 q_out, g_out = q_out[:i], g_out[:i]
                 break
 
@@ -199,6 +217,15 @@ class SafetyEnvelope:
                 f"{cfg.speed_scale:.0%} of its speed limit"
             )
             dt = dt_needed
+        if cfg.max_joint_accel_rad_s2 is not None:
+            # |v_k - v_(k-1)| / dt <= a with v = step / dt: dt >= sqrt(step change / a), from and to rest.
+            a_max = np.broadcast_to(np.asarray(cfg.max_joint_accel_rad_s2, dtype=np.float64), (self.dof,))
+            steps = np.diff(np.vstack([np.clip(q_now, self._lower, self._upper)[None, :], q_out]), axis=0)
+            dt_acc = float(np.sqrt(np.max(velocity_changes(steps) / a_max)))
+            if dt_acc > dt * (1 + _EPS):
+                notes.append(f"stretched dt from {dt:.4f} s to {dt_acc:.4f} s so no joint accelerates faster "
+                             f"than the controller allows")
+                dt = dt_acc
         period = cfg.control_period_s
         if period is not None:
             n_periods = max(1, math.ceil(dt / period - 1e-6))

@@ -14,6 +14,7 @@ from typing import Any
 
 import configs
 from configs import checks
+from robot_io.lab_limits import ControllerLimits
 from sim.camera import CameraSpec
 from sim.predicates import validate_predicate
 from sim.scene import SceneSpec
@@ -63,6 +64,7 @@ class LabSpec:
     realtime_factor: > 0 paces execution to wall time (1.0 = real time); 0 = as fast as possible.
     settle_s: simulated seconds the objects settle before the lab starts serving.
     fast_render: EGL for the cameras when available; False forces TinyRenderer (ANTIGROUNDING_RENDERER=tiny).
+    limits: the lab controller's limits (robot_io.lab_limits.ControllerLimits; a dict is accepted too).
     """
 
     scene: SceneSpec
@@ -74,6 +76,7 @@ class LabSpec:
     realtime_factor: float = 0.0
     settle_s: float = 1.0
     fast_render: bool = True
+    limits: ControllerLimits = field(default_factory=ControllerLimits)
 
     def __post_init__(self) -> None:
         # Types and invariants only: the task file's values were validated once, by the loader that read them
@@ -113,6 +116,16 @@ class LabSpec:
         object.__setattr__(self, "settle_s", _number(self.settle_s, "settle_s", minimum=0.0, maximum=60.0))
         if not isinstance(self.fast_render, bool):
             raise LabSpecError(None, "fast_render", "true or false", self.fast_render)
+        limits = self.limits
+        try:
+            if isinstance(limits, dict):
+                limits = ControllerLimits.from_dict(limits)
+            if not isinstance(limits, ControllerLimits):
+                raise ValueError(f"limits: expected ControllerLimits, got {type(limits).__name__}")
+            limits.accel(self.scene.robot.dof)
+        except ValueError as e:
+            raise LabSpecError(str(e)) from None
+        object.__setattr__(self, "limits", limits)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -130,6 +143,7 @@ class LabSpec:
             "realtime_factor": self.realtime_factor,
             "settle_s": self.settle_s,
             "fast_render": self.fast_render,
+            "limits": self.limits.to_dict(),
         }
 
     @classmethod
@@ -147,7 +161,7 @@ class LabSpec:
         if not isinstance(cams, list | tuple):
             raise LabSpecError(where, "cameras", "a list of camera mappings", cams)
         cameras = tuple(CameraSpec.from_dict(c, where, f"cameras[{i}]") for i, c in enumerate(cams))
-        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s", "fast_render")
+        scalars = ("success", "seed", "heartbeat_timeout_s", "realtime_factor", "settle_s", "fast_render", "limits")
         kw = {k: d[k] for k in scalars if k in d}
         if kw.get("success") is not None:
             validate_predicate(kw["success"], "success", [o.name for o in scene.objects], where)

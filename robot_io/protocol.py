@@ -23,6 +23,7 @@ HEADER = struct.Struct(">I")
 # prefix cannot make us allocate gigabytes.
 MAX_FRAME_BYTES = 128 * 1024 * 1024
 MAX_NDIM = 32
+_RECV_CHUNK = 1 << 20
 # byte order + kind (bool, signed, unsigned, float, complex) + item size. Checked with a regex *before*
 # numpy parses the string, so no structured/object dtype can sneak in.
 _DTYPE_RE = re.compile(r"^[<>|=]?[biufc]\d{1,2}$")
@@ -147,16 +148,15 @@ def send_msg(
 
 
 def _recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:], n - got)
-        if k == 0:
-            if got == 0 and what == "header":
+    # Grow the buffer as bytes arrive, so an announced length costs nothing until the peer actually sends it.
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), _RECV_CHUNK))
+        if not chunk:
+            if not buf and what == "header":
                 raise ConnectionLostError("peer closed the connection")
-            raise ConnectionLostError(f"peer closed the connection mid-frame ({what}: {got} of {n} bytes)")
-        got += k
+            raise ConnectionLostError(f"peer closed the connection mid-frame ({what}: {len(buf)} of {n} bytes)")
+        buf += chunk
     return bytes(buf)
 
 

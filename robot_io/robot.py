@@ -33,8 +33,10 @@ class ExecuteReport:
 
     `sent` is the trajectory after the safety envelope (clamped, bridged, subdivided, slowed, truncated),
     which is what the arm was commanded to follow; `notes` says what the envelope changed and why.
-    `completed` is True only when the arm reached the last waypoint of `sent`; otherwise
-    `stopped_reason` says why not (for the sim lab: "stop", "watchdog", "shutdown" or "error: ...").
+    `completed` is True only when the arm reached the last waypoint of `sent`: every joint of
+    `final_joint_pos_rad` within `reach_tol_rad` of it (None: the driver states no tolerance, and then
+    completed is its word alone). Otherwise `stopped_reason` says why not (for the sim lab: "stop",
+    "watchdog", "control_lost", "shutdown", "protective_stop: ...", "not_reached: ..." or "error: ...").
     """
 
     sent: JointTrajectory
@@ -42,6 +44,7 @@ class ExecuteReport:
     completed: bool
     stopped_reason: str | None
     final_joint_pos_rad: np.ndarray
+    reach_tol_rad: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notes", tuple(str(n) for n in self.notes))
@@ -50,6 +53,11 @@ class ExecuteReport:
         object.__setattr__(self, "final_joint_pos_rad", q)
         if self.completed and self.stopped_reason is not None:
             raise ValueError(f"ExecuteReport: completed=True but stopped_reason={self.stopped_reason!r}")
+        if self.completed and self.reach_tol_rad is not None:
+            err = float(np.max(np.abs(q - self.sent.joint_pos_rad[-1])))
+            if not err <= self.reach_tol_rad:
+                raise ValueError(f"ExecuteReport: completed=True but a joint ended {err:.4f} rad from the last "
+                                 f"waypoint (tolerance {self.reach_tol_rad} rad)")
 
 
 class Robot(ABC):

@@ -4,6 +4,10 @@
 state, execute/stop). `LabEvaluator` is the *only* path to the lab's truth (object poses, success) and
 exists for evaluation code (benchmarks, tests, run reports). The planner never uses it: a planner
 that read truth would be grading its own homework.
+
+`launch_lab` draws the session secrets and hands them to the lab through an inherited pipe; the returned
+`LabProcess` holds them (never in its repr): `control_secret` for the one SimRobot that drives the arm,
+`eval_secret` for LabEvaluator. Without the right secret a client gets neither motion nor truth.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
+from robot_io import lab_auth
 from robot_io.envelope import EnvelopeConfig, SafetyEnvelope, require_unchanged
-from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError
+from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError
+from robot_io.lab_auth import LabAuthError, LabSecrets
+from robot_io.lab_limits import ControllerLimits, TcpKinematics
 from robot_io.labspec import LabSpec
 from robot_io.observation import JointStateTrace, Observation
 from robot_io.protocol import ProtocolError, recv_msg, send_msg
 from robot_io.robot import ExecuteReport, Robot
 from robot_io.trajectory import JointTrajectory
-from sim.scene import RobotSpec, SceneSpec
-from sim.world import World
+from sim.scene import RobotSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class SimRobot(Robot):
         port: int = 0,
         envelope_config: EnvelopeConfig | None = None,
         *,
+        secret: bytes,
         robot: RobotSpec | None = None,
         connect_timeout_s: float = 5.0,
         reply_timeout_s: float = 20.0,
@@ -75,6 +82,7 @@ class SimRobot(Robot):
     ) -> None:
         self.host = host
         self.port = int(port)
+        self._secret = secret
         self.envelope_config = envelope_config or EnvelopeConfig()
         self.connect_timeout_s = connect_timeout_s
         self.reply_timeout_s = reply_timeout_s
@@ -91,8 +99,7 @@ class SimRobot(Robot):
         self._last_tx_s = 0.0
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
-        self._fk_client: int | None = None
-        self._fk_world: World | None = None
+        self._fk: TcpKinematics | None = None
         self._last_exec_id: int | None = None
 
     def __repr__(self) -> str:
@@ -118,6 +125,10 @@ class SimRobot(Robot):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._lost = sock, None
         try:
+            try:
+                lab_auth.authenticate(self._request, self._secret, "control")
+            except LabAuthError as e:
+                raise RobotError(f"sim lab at {self.host}:{self.port}: {e}") from None
             hello = self._request({"op": "hello"})
             lab_robot = RobotSpec.from_dict(hello["robot_spec"], where="sim lab hello: robot_spec")
             robot = self._robot_arg or lab_robot
@@ -125,9 +136,7 @@ class SimRobot(Robot):
                 raise RobotError(f"robot mismatch: this driver expects {robot.name} ({robot.dof} dof), "
                                  f"the sim lab runs {lab_robot.name} ({lab_robot.dof} dof)")
             self._start_fk(robot)
-            config = self.envelope_config
-            if config.control_period_s is None and hello.get("control_period_s"):
-                config = dataclasses.replace(config, control_period_s=float(hello["control_period_s"]))
+            config = _within_lab_limits(self.envelope_config, hello)
             self.envelope = SafetyEnvelope(robot, self._fk_xyz, config)
         except BaseException:
             self.disconnect()
@@ -152,18 +161,17 @@ class SimRobot(Robot):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
-        if self._fk_client is not None:
+        if self._fk is not None:
             with contextlib.suppress(p.error):
-                p.disconnect(physicsClientId=self._fk_client)
-        self._fk_client, self._fk_world = None, None
+                self._fk.close()
+        self._fk = None
 
     def _start_fk(self, robot: RobotSpec) -> None:
         # A kinematics-only twin (robot, no objects) in its own client gives the envelope its TCP positions.
-        self._fk_client = p.connect(p.DIRECT)
-        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=robot))
+        self._fk = TcpKinematics(robot)
 
     def _fk_xyz(self, q: np.ndarray) -> np.ndarray:
-        return self._fk_world.fk(q).position
+        return self._fk.xyz(q)
 
     def _require(self) -> None:
         if self._lost is not None:
@@ -187,7 +195,8 @@ class SimRobot(Robot):
         if not isinstance(reply, dict):
             raise self._mark_lost(ProtocolError(f"reply to {op!r} is not a mapping"))
         if not reply.get("ok", False):
-            raise RobotError(f"sim lab at {self.host}:{self.port} refused {op!r}: {reply.get('error')}")
+            cls = ProtectiveStopError if reply.get("protective_stop") else RobotError
+            raise cls(f"sim lab at {self.host}:{self.port} refused {op!r}: {reply.get('error')}")
         return reply
 
     def _mark_lost(self, cause: Exception) -> ConnectionLostError:
@@ -254,9 +263,14 @@ class SimRobot(Robot):
             with contextlib.suppress(RobotError):
                 self.stop()
             raise
-        return ExecuteReport(sent=sent, notes=tuple(notes), completed=bool(state["completed"]),
-                             stopped_reason=state["stopped_reason"],
-                             final_joint_pos_rad=np.asarray(state["joint_pos_rad"]))
+        final = np.asarray(state["joint_pos_rad"], dtype=np.float64)
+        completed, reason = bool(state["completed"]), state["stopped_reason"]
+        tol = float(self.hello.get("limits", {}).get("reach_tol_rad", ControllerLimits().reach_tol_rad))
+        err = float(np.max(np.abs(final - sent.joint_pos_rad[-1])))
+        if completed and err > tol:   # the lab's word is checked, not taken: completed means arrived
+            completed, reason = False, f"not_reached: a joint ended {err:.3f} rad from its last waypoint"
+        return ExecuteReport(sent=sent, notes=tuple(notes), completed=completed, stopped_reason=reason,
+                             final_joint_pos_rad=final, reach_tol_rad=tol)
 
     def _execute_timeout(self, traj: JointTrajectory) -> float:
         if self.execute_timeout_s is not None:
@@ -284,15 +298,40 @@ class SimRobot(Robot):
             raise RobotError(f"sim lab at {self.host}:{self.port} sent a malformed trace: {e}") from e
 
 
+def _within_lab_limits(config: EnvelopeConfig, hello: dict[str, Any]) -> EnvelopeConfig:
+    """The envelope made at least as strict as the lab controller's announced limits, so what it sends passes."""
+    changes: dict[str, Any] = {}
+    if config.control_period_s is None and hello.get("control_period_s"):
+        changes["control_period_s"] = float(hello["control_period_s"])
+    if "limits" in hello:
+        lab = ControllerLimits.from_dict(hello["limits"], where="sim lab hello: limits")
+        changes["max_joint_step_rad"] = min(config.max_joint_step_rad, lab.max_joint_step_rad)
+        changes["workspace_sample_rad"] = min(config.workspace_sample_rad, lab.workspace_sample_rad)
+        changes["max_waypoints"] = min(config.max_waypoints, lab.max_waypoints)
+        if config.max_joint_accel_rad_s2 is None:
+            changes["max_joint_accel_rad_s2"] = lab.max_joint_accel_rad_s2
+    return dataclasses.replace(config, **changes)
+
+
 # ---------------------------------------------------------------- the lab process
 @dataclass(frozen=True)
 class LabProcess:
-    """A running sim lab: where to connect, the process, and its stderr log file."""
+    """A running sim lab: where to connect, the process, its stderr log file and the session secrets
+    (`control_secret` for the SimRobot that drives it, `eval_secret` for LabEvaluator; never in repr)."""
 
     host: str
     port: int
     popen: subprocess.Popen
     log_path: Path
+    secrets: LabSecrets = dataclasses.field(repr=False, default=None)
+
+    @property
+    def control_secret(self) -> bytes:
+        return self.secrets.control
+
+    @property
+    def eval_secret(self) -> bytes:
+        return self.secrets.evaluate
 
     @property
     def address(self) -> tuple[str, int]:
@@ -382,22 +421,33 @@ def launch_lab(
 
     The spec goes to a temporary JSON file; the lab's stderr goes to `log_path` (default: a temporary
     file, deleted on exit). `seed` defaults to spec.seed. `env` adds environment variables for the lab.
+    The session secrets are drawn here and written into a pipe the lab inherits (`--secret-fd`), so they
+    appear on no command line, in no environment, file or log.
     """
     seed = spec.seed if seed is None else int(seed)
+    secrets = LabSecrets.generate()
     with tempfile.TemporaryDirectory(prefix="simlab-") as tmp:
         spec_path = Path(tmp) / "lab_spec.json"
         spec_path.write_text(spec.to_json())
         log_file = Path(log_path) if log_path is not None else Path(tmp) / "simlab.log"
         child_env = {**os.environ, **(env or {})}
+        secret_r, secret_w = os.pipe()
+        try:
+            os.write(secret_w, secrets.to_line())   # ~150 bytes: fits the pipe buffer before the child reads
+        finally:
+            os.close(secret_w)
         cmd = [sys.executable, "-m", "robot_io.simlab", "--spec", str(spec_path), "--seed", str(seed),
-               "--port", str(port), "--host", host]
-        with open(log_file, "ab") as log_f:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_f,
-                                    env=child_env, preexec_fn=_die_with_parent)
+               "--port", str(port), "--host", host, "--secret-fd", str(secret_r)]
+        try:
+            with open(log_file, "ab") as log_f:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_f,
+                                        env=child_env, preexec_fn=_die_with_parent, pass_fds=(secret_r,))
+        finally:
+            os.close(secret_r)
         try:
             lab_port = _read_port(proc, log_file, startup_timeout_s)
             log.info("sim lab pid %d listening on %s:%d (seed %d)", proc.pid, host, lab_port, seed)
-            yield LabProcess(host, lab_port, proc, log_file)
+            yield LabProcess(host, lab_port, proc, log_file, secrets)
         finally:
             _terminate(proc)
 
@@ -410,21 +460,37 @@ class LabEvaluator:
     Success rates, pose errors and run reports use it after (or between) steps.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 30.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 30.0, *, secret: bytes) -> None:
         self.host, self.port, self.timeout_s = host, int(port), timeout_s
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return f"LabEvaluator({self.host}:{self.port})"
+
+    def _ask(self, op: str) -> dict[str, Any]:
+        where = f"sim lab at {self.host}:{self.port}"
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as sock:
+                def request(msg: dict[str, Any]) -> dict[str, Any]:
+                    send_msg(sock, msg, timeout_s=self.timeout_s)
+                    reply = recv_msg(sock, timeout_s=self.timeout_s)
+                    if not isinstance(reply, dict) or not reply.get("ok"):
+                        raise RobotError(f"{where} refused {msg.get('op')!r}: "
+                                         f"{reply.get('error') if isinstance(reply, dict) else reply!r}")
+                    return reply
+                lab_auth.authenticate(request, self._secret, "evaluate")
+                reply = request({"op": op})
+        except LabAuthError as e:
+            raise RobotError(f"{where}: {e}") from None
+        except (ConnectionLostError, ProtocolError, OSError) as e:
+            raise ConnectionLostError(f"{where} dropped the connection: {e}") from e
+        return {k: v for k, v in reply.items() if k not in ("ok", "op")}
+
+    def status(self) -> dict[str, Any]:
+        """The lab's execution status (what the controlling client sees), read on the evaluation channel."""
+        return self._ask("status")
 
     def truth(self) -> dict[str, Any]:
         """{"objects": {name: Pose dict}, "initial_objects", "success": bool|None, "grasped": name|None,
         "joint_pos_rad", "gripper_width_m", "tcp_pose", "seed"}."""
-        where = f"sim lab at {self.host}:{self.port}"
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as sock:
-                send_msg(sock, {"op": "evaluate"}, timeout_s=self.timeout_s)
-                reply = recv_msg(sock, timeout_s=self.timeout_s)
-        except (ConnectionLostError, ProtocolError, OSError) as e:
-            raise ConnectionLostError(f"{where} dropped the connection: {e}") from e
-        if not isinstance(reply, dict) or not reply.get("ok"):
-            raise RobotError(f"{where} refused 'evaluate': "
-                             f"{reply.get('error') if isinstance(reply, dict) else reply!r}")
-        return {k: v for k, v in reply.items() if k not in ("ok", "op")}
-
+        return self._ask("evaluate")

@@ -1,26 +1,38 @@
 """The sim lab: a separate process that stands in for the real world until an arm is attached.
 
-    python -m robot_io.simlab --spec LAB_SPEC.json --seed N [--port 0] [--host 127.0.0.1]
+    python -m robot_io.simlab --spec LAB_SPEC.json --secret-fd FD --seed N [--port 0] [--host 127.0.0.1]
 
 It builds the task's *true* scene (randomised per seed, the task's masses and friction) in its own
 PyBullet DIRECT client, lets the objects settle, prints exactly one line `{"port": P}` on stdout and then
-serves length-prefixed msgpack requests (`robot_io.protocol`), exposing only what real hardware would:
+serves length-prefixed msgpack requests (`robot_io.protocol`), exposing only what real hardware would.
 
-    hello      -> robot name, dof, camera names, robot spec, controller period, heartbeat timeout
+It is a controller, not a servant. Every connection first proves it holds a session secret
+(`robot_io.lab_auth`: challenge, auth); the secrets arrive on the inherited pipe FD from the launcher and
+nowhere else. The *control* role (one client at a time) may:
+
+    hello      -> robot name, dof, camera names, robot spec, controller period, heartbeat timeout, limits
     observe    -> Observation.to_msg(): every camera rendered with depth noise, joint/gripper/TCP state and
                   measured joint torques (the motors' applied torques with sensor noise and offset)
-    execute    -> {trajectory: JointTrajectory.to_msg()} accepted and run asynchronously in a physics thread
-    status     -> {executing, completed, stopped_reason, joint_pos_rad, gripper_width_m, exec_id}
+    execute    -> {trajectory: JointTrajectory.to_msg()} checked against the controller limits
+                  (`robot_io.lab_limits`; refused with "protective stop: ..." otherwise) and run
+                  asynchronously in the physics loop, which stops it on a measured violation
+    status     -> {executing, completed, stopped_reason, joint_pos_rad, gripper_width_m, exec_id, ...}
     trace      -> {exec_id, trace: JointStateTrace.to_msg()}: the joint states of the last finished trajectory,
                   one sample per physics step (what libfranka / UR RTDE stream from a real arm)
     stop       -> abort the running trajectory, hold the arm where it is
     heartbeat  -> keep-alive (any message counts as one)
     shutdown   -> stop serving and exit
-    evaluate   -> truth (object poses, success predicate, grasped object); only LabEvaluator sends it
 
-Watchdog: while a trajectory runs, the connection that sent it must send something at least every
-`heartbeat_timeout_s`; otherwise the lab aborts the motion, holds the arm and reports
-stopped_reason="watchdog" (a killed or frozen planner must not leave an arm moving).
+The *evaluate* role (LabEvaluator, its own secret) may only ask `evaluate` (the truth: object poses, the
+success predicate, the grasped object) and `status`. Connections are capped, frames are bounded per role
+before anything is allocated, and a connection that does not authenticate within AUTH_TIMEOUT_S is dropped.
+
+Watchdog: a motion advances only while the controlling client speaks. Each message it sends buys
+`heartbeat_timeout_s` of *simulated* motion (less the time the arm needs to stop); when that credit is spent
+the physics waits for the next message, and after `heartbeat_timeout_s` of wall-clock silence the lab aborts
+the motion, holds the arm and reports stopped_reason="watchdog". So a frozen planner's arm stops within one
+heartbeat of simulated time whatever the realtime factor, and within one of wall time. A closed control
+connection stops the arm at once (stopped_reason="control_lost").
 
 Threads: the main thread owns the PyBullet client (the *engine*: physics, rendering, truth); one thread
 accepts connections and one handler thread per connection decodes requests and hands PyBullet work to the
@@ -43,35 +55,32 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pybullet as p
-from scipy.spatial.transform import Rotation
 
-from robot_io.errors import ConnectionLostError
-from robot_io.labspec import LabSpec, LabSpecError, Randomize
+from robot_io.lab_auth import LabAuthError, LabSecrets
+from robot_io.lab_layout import MIN_GAP_M, randomize_scene  # noqa: F401 - re-exported: the lab's layout
+from robot_io.lab_limits import LimitViolation, RuntimeMonitor, TcpKinematics, check_command
+from robot_io.lab_server import Conn, LabServer
+from robot_io.labspec import LabSpec, LabSpecError
 from robot_io.observation import CameraFrame, JointStateTrace, Observation
-from robot_io.protocol import ProtocolError, recv_msg, send_msg
 from robot_io.trajectory import JointTrajectory
 from sim.camera import render_rgbd
-from sim.geometry import Pose
 from sim.predicates import evaluate as evaluate_predicate
-from sim.scene import SceneSpec, SpecError
+from sim.scene import SpecError
 from sim.world import TIMESTEP_S, World
 
 log = logging.getLogger("robot_io.simlab")
 
-PROTOCOL_VERSION = 1
-OPS = ("hello", "observe", "execute", "status", "stop", "heartbeat", "shutdown", "evaluate", "trace")
-FEATURES = ("joint_effort", "trace")   # announced in hello: measured torques in observe, the trace op
-MIN_GAP_M = 0.01             # randomised objects keep at least this much xy space between their AABBs
-MAX_LAYOUT_TRIES = 200
+PROTOCOL_VERSION = 2
+FEATURES = ("joint_effort", "trace", "limits")   # announced in hello
 POST_STOP_SETTLE_S = 0.2     # simulated time the held arm and the objects get after an abort
-LIMIT_TOL_RAD = 1e-6
+STOP_RESERVE_S = 0.1         # of each heartbeat's credit, kept for braking
+STILL_RAD_S = 0.01           # an arm whose joints all move slower than this stands still
 ENGINE_TIMEOUT_S = 60.0     # a handler gives up waiting for the engine after this long
-MAX_WAYPOINTS = 1_000_000
 # Joint torque "sensor": PyBullet's applied motor torque plus white noise per sample and a constant offset per
 # joint (drawn once per seed), the two errors a real torque sensor or current-based estimate has.
 EFFORT_NOISE_NM = 0.05
@@ -79,106 +88,21 @@ EFFORT_BIAS_NM = 0.1
 MAX_TRACE_SAMPLES = 200_000   # ~14 min at 240 Hz; longer motions keep their first samples (logged)
 
 
-# ---------------------------------------------------------------- per-seed randomisation
-def _xy_gap_m(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    """Separation of two AABBs in the xy plane (negative when their footprints overlap)."""
-    gap_x = max(b[0][0] - a[1][0], a[0][0] - b[1][0])
-    gap_y = max(b[0][1] - a[1][1], a[0][1] - b[1][1])
-    return float(max(gap_x, gap_y))
-
-
-def _groups(names: list[str], touching: set[tuple[str, str]]) -> list[list[str]]:
-    """Connected components of the 'footprints already overlap in the task' relation (stacks, nests)."""
-    parent = {n: n for n in names}
-
-    def root(n: str) -> str:
-        while parent[n] != n:
-            n = parent[n]
-        return n
-
-    for a, b in touching:
-        parent[root(a)] = root(b)
-    out: dict[str, list[str]] = {}
-    for n in names:
-        out.setdefault(root(n), []).append(n)
-    return list(out.values())
-
-
-def randomize_scene(scene: SceneSpec, randomize: Randomize, seed: int) -> SceneSpec:
-    """Jitter every movable object's xy within +-xy_m and yaw within +-yaw_deg, deterministically per seed.
-
-    Objects whose footprints already overlap in the task (a block standing on another) form a group that
-    moves as one rigid piece, so a stack stays a stack. Layouts in which two groups come closer than
-    MIN_GAP_M in xy are resampled; after MAX_LAYOUT_TRIES the task's own layout is kept (logged).
-    """
-    movable = [o.name for o in scene.objects if not o.fixed]
-    if not movable or (randomize.xy_m == 0 and randomize.yaw_deg == 0):
-        return scene
-    rng = np.random.default_rng(seed)
-    client = p.connect(p.DIRECT)
-    try:
-        world = World.from_scene(client, scene)
-        names = [o.name for o in scene.objects]
-        p.performCollisionDetection(physicsClientId=client)
-        boxes = {n: world.object_aabb(n) for n in names}
-        touching = {(a, b) for i, a in enumerate(names) for b in names[i + 1:]
-                    if _xy_gap_m(boxes[a], boxes[b]) < MIN_GAP_M}
-        groups = _groups(names, touching)
-        for attempt in range(MAX_LAYOUT_TRIES):
-            poses: dict[str, Pose] = {}
-            for group in groups:
-                # Draw for every group (fixed ones too) so a seed gives the same layout whatever is fixed.
-                d_xy = rng.uniform(-randomize.xy_m, randomize.xy_m, size=2)
-                d_yaw = float(rng.uniform(-randomize.yaw_deg, randomize.yaw_deg))
-                if any(scene.object(n).fixed for n in group):
-                    continue
-                R = Rotation.from_euler("z", d_yaw, degrees=True)
-                centre = np.mean([scene.object(n).pose.position for n in group], axis=0)
-                for n in group:
-                    pose = scene.object(n).pose
-                    xyz = centre + R.apply(pose.position - centre)
-                    xyz[:2] += d_xy
-                    quat = (R * Rotation.from_quat(pose.quat_xyzw)).as_quat()
-                    poses[n] = Pose(tuple(xyz), tuple(quat))
-            for n, pose in poses.items():
-                p.resetBasePositionAndOrientation(world.body_ids[n], pose.xyz, pose.quat_xyzw,
-                                                  physicsClientId=client)
-            p.performCollisionDetection(physicsClientId=client)
-            boxes = {n: world.object_aabb(n) for n in names}
-            clash = next(((a, b) for gi, ga in enumerate(groups) for gb in groups[gi + 1:]
-                          for a in ga for b in gb if _xy_gap_m(boxes[a], boxes[b]) < MIN_GAP_M), None)
-            if clash is None:
-                log.info("seed %d: randomised layout found after %d tr%s", seed, attempt + 1,
-                         "y" if attempt == 0 else "ies")
-                return replace(scene, objects=tuple(
-                    replace(o, pose=poses.get(o.name, o.pose)) for o in scene.objects))
-        log.warning("seed %d: no randomised layout keeps %.0f cm between objects after %d tries; "
-                    "using the task's layout", seed, MIN_GAP_M * 100, MAX_LAYOUT_TRIES)
-        return scene
-    finally:
-        p.disconnect(physicsClientId=client)
-
-
 # ---------------------------------------------------------------- the lab
-@dataclass
-class _Conn:
-    sock: socket.socket
-    peer: str
-    last_rx_s: float = field(default_factory=time.monotonic)
-
-
 @dataclass
 class _Execution:
     exec_id: int
-    conn: _Conn
+    conn: Conn
     abort: str | None = None
     done: bool = False
     completed: bool = False
     stopped_reason: str | None = None
     trace: JointStateTrace | None = None
+    silent_steps: int | None = None    # motion steps between the planner's last message and a watchdog stop
+    motion_after_last_message_s: float | None = None   # ... plus the braking: simulated time until the arm stood
 
 
-class SimLab:
+class SimLab(LabServer):
     """The lab's world and request handling.
 
     Build it on the thread that will own PyBullet (the EGL renderer's GL context belongs to the thread that
@@ -189,9 +113,10 @@ class SimLab:
     the arm moves, and the client is never used by two threads at once.
     """
 
-    def __init__(self, spec: LabSpec, seed: int, fast_render: bool = True) -> None:
+    def __init__(self, spec: LabSpec, seed: int, secrets: LabSecrets, fast_render: bool = True) -> None:
         self.spec = spec
         self.seed = int(seed)
+        super().__init__(secrets)
         t0 = time.monotonic()
         self.scene = randomize_scene(spec.scene, spec.randomize, self.seed)
         self.client = p.connect(p.DIRECT)
@@ -205,12 +130,15 @@ class SimLab:
         self._effort_rng = np.random.default_rng([self.seed, 2])
         self._effort_bias = self._effort_rng.normal(0.0, EFFORT_BIAS_NM, size=len(self.world.arm_idx))
         self._jobs: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
-        self._state_lock = threading.Lock()       # execution bookkeeping and the cached arm state
         self._exec: _Execution | None = None
         self._exec_count = 0
         self._q_cache = self.world.joint_pos_rad()
         self._g_cache = self.world.gripper_width_m()
-        self._shutdown = threading.Event()
+        # The controller's own kinematics (robot only) for checking commanded paths; the physics world's TCP is
+        # what the runtime monitor watches.
+        self._kin = TcpKinematics(spec.scene.robot)
+        self._monitor = RuntimeMonitor(spec.scene.robot, spec.limits, TIMESTEP_S)
+        self._protective_stop: str | None = None   # the last violation, for status
         log.info("lab ready in %.2f s: robot %s, %d object(s), %d camera(s), seed %d, heartbeat %.2f s, "
                  "realtime factor %g", time.monotonic() - t0, spec.scene.robot.name, len(self.scene.objects),
                  len(spec.cameras), self.seed, spec.heartbeat_timeout_s, spec.realtime_factor)
@@ -258,72 +186,18 @@ class SimLab:
             self._shutdown.set()
             acceptor.join(timeout=2.0)
             server.close()
+            self._kin.close()
             p.disconnect(physicsClientId=self.client)
             log.info("lab shut down")
 
-    def _accept_loop(self, server: socket.socket) -> None:
-        server.settimeout(0.2)
-        while not self._shutdown.is_set():
-            try:
-                sock, addr = server.accept()
-            except TimeoutError:
-                continue
-            except OSError as e:
-                if not self._shutdown.is_set():
-                    log.error("accept failed: %s; shutting down", e)  # noqa: TRY400
-                    self._shutdown.set()
-                return
-            sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, f"{addr[0]}:{addr[1]}")
-            threading.Thread(target=self._serve_conn, args=(conn,), name=f"conn-{conn.peer}",
-                             daemon=True).start()
-
-    def _serve_conn(self, conn: _Conn) -> None:
-        log.info("connection from %s", conn.peer)
-        try:
-            while not self._shutdown.is_set():
-                try:
-                    msg = recv_msg(conn.sock)
-                except ConnectionLostError as e:
-                    log.info("connection from %s closed: %s", conn.peer, e)
-                    break
-                except ProtocolError as e:
-                    log.warning("dropping connection from %s: %s", conn.peer, e)
-                    break
-                conn.last_rx_s = time.monotonic()
-                reply = self.handle(conn, msg)
-                try:
-                    send_msg(conn.sock, reply)
-                except ConnectionLostError as e:
-                    log.info("connection from %s closed while replying: %s", conn.peer, e)
-                    break
-                if isinstance(msg, dict) and msg.get("op") == "shutdown" and reply.get("ok"):
-                    self._shutdown.set()
-        finally:
-            conn.sock.close()
-            ex = self._exec
-            if ex is not None and ex.conn is conn and not ex.done:
-                log.warning("the planner connection closed while trajectory %d runs; the watchdog stops the "
-                            "arm within %.2f s", ex.exec_id, self.spec.heartbeat_timeout_s)
-
-    def handle(self, conn: _Conn, msg: Any) -> dict[str, Any]:
-        """Answer one request; errors become {"ok": False, "error": ...} and never end the lab."""
-        if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
-            return {"ok": False, "error": "expected a mapping with a string field 'op'"}
-        op = msg["op"]
-        if op not in OPS:
-            return {"ok": False, "error": f"unknown op {op!r}; expected one of {list(OPS)}"}
-        try:
-            return {"ok": True, "op": op, **getattr(self, f"_op_{op}")(conn, msg)}
-        except (ValueError, TypeError, KeyError, ProtocolError) as e:
-            return {"ok": False, "op": op, "error": f"{type(e).__name__}: {e}"}
-        except Exception as e:  # noqa: BLE001 - a bug in one request must not take the "real world" down
-            log.exception("request %r failed", op)
-            return {"ok": False, "op": op, "error": f"internal lab error: {type(e).__name__}: {e}"}
+    def _conn_closed(self, conn: Conn) -> None:
+        ex = self._exec
+        if ex is not None and ex.conn is conn and not ex.done:
+            log.warning("the control connection closed while trajectory %d runs; stopping the arm", ex.exec_id)
+            self._abort("control_lost")
 
     # ------------------------------------------------------------ ops
-    def _op_hello(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_hello(self, conn: Conn, msg: dict) -> dict[str, Any]:
         robot = self.spec.scene.robot
         return {
             "protocol": PROTOCOL_VERSION,
@@ -335,12 +209,13 @@ class SimLab:
             "heartbeat_timeout_s": self.spec.heartbeat_timeout_s,
             "realtime_factor": self.spec.realtime_factor,
             "features": list(FEATURES),
+            "limits": self.spec.limits.to_dict(),
         }
 
-    def _op_heartbeat(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_heartbeat(self, conn: Conn, msg: dict) -> dict[str, Any]:
         return {}
 
-    def _op_observe(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_observe(self, conn: Conn, msg: dict) -> dict[str, Any]:
         return {"observation": self._on_engine(self._observe).to_msg()}
 
     def _observe(self) -> Observation:
@@ -358,7 +233,7 @@ class SimLab:
         tau = np.array([s[3] for s in states])
         return tau + self._effort_bias + self._effort_rng.normal(0.0, EFFORT_NOISE_NM, size=tau.shape)
 
-    def _op_status(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_status(self, conn: Conn, msg: dict) -> dict[str, Any]:
         with self._state_lock:
             ex = self._exec
             return {
@@ -368,21 +243,33 @@ class SimLab:
                 "stopped_reason": None if ex is None else ex.stopped_reason,
                 "joint_pos_rad": self._q_cache.copy(),
                 "gripper_width_m": float(self._g_cache),
+                "protective_stop": self._protective_stop,
+                "motion_after_last_message_s": None if ex is None else ex.motion_after_last_message_s,
             }
 
-    def _op_stop(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_stop(self, conn: Conn, msg: dict) -> dict[str, Any]:
         return {"was_executing": self._abort("stop")}
 
-    def _op_shutdown(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_shutdown(self, conn: Conn, msg: dict) -> dict[str, Any]:
         log.info("shutdown requested by %s", conn.peer)
         self._abort("shutdown")
         return {}
 
-    def _op_execute(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_execute(self, conn: Conn, msg: dict) -> dict[str, Any]:
         if "trajectory" not in msg:
             raise ValueError("execute needs a field 'trajectory' (JointTrajectory.to_msg())")
         traj = JointTrajectory.from_msg(msg["trajectory"])
-        self._check_trajectory(traj)
+        with self._state_lock:
+            if self._exec is not None and not self._exec.done:
+                raise ValueError(
+                    f"busy: trajectory {self._exec.exec_id} is still executing (send stop first)")
+        try:
+            # On the engine: the check runs the controller's kinematics, and the arm cannot move meanwhile.
+            self._on_engine(lambda: self._check_trajectory(traj))
+        except LimitViolation as e:
+            self._protective_stop = f"refused: {e}"
+            log.warning("protective stop: refused a trajectory: %s", e)
+            raise
         with self._state_lock:
             if self._exec is not None and not self._exec.done:
                 raise ValueError(
@@ -397,7 +284,7 @@ class SimLab:
         return {"accepted": True, "exec_id": ex.exec_id, "n_waypoints": traj.n_waypoints,
                 "duration_s": traj.duration_s}
 
-    def _op_trace(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_trace(self, conn: Conn, msg: dict) -> dict[str, Any]:
         with self._state_lock:
             ex = self._exec
         if ex is None:
@@ -408,7 +295,7 @@ class SimLab:
             raise ValueError(f"trajectory {ex.exec_id} left no trace")
         return {"exec_id": ex.exec_id, "trace": ex.trace.to_msg()}
 
-    def _op_evaluate(self, conn: _Conn, msg: dict) -> dict[str, Any]:
+    def _op_evaluate(self, conn: Conn, msg: dict) -> dict[str, Any]:
         return self._on_engine(self._evaluate)
 
     def _evaluate(self) -> dict[str, Any]:
@@ -429,22 +316,9 @@ class SimLab:
 
     # ------------------------------------------------------------ execution
     def _check_trajectory(self, traj: JointTrajectory) -> None:
-        """The lab's own controller checks, like a real arm's: it never trusts the client's envelope."""
-        robot = self.spec.scene.robot
-        q, g = traj.joint_pos_rad, traj.gripper_width_m
-        if traj.dof != robot.dof:
-            raise ValueError(f"trajectory has {traj.dof} joints, robot {robot.name} has {robot.dof}")
-        if traj.n_waypoints > MAX_WAYPOINTS:
-            raise ValueError(f"trajectory has {traj.n_waypoints} waypoints, more than {MAX_WAYPOINTS}")
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(g)) and np.isfinite(traj.dt_s)):
-            raise ValueError("trajectory contains NaN or inf")
-        if traj.dt_s <= 0:
-            raise ValueError(f"dt_s must be > 0, got {traj.dt_s}")
-        lo, hi = np.asarray(robot.joint_lower_rad), np.asarray(robot.joint_upper_rad)
-        if np.any(q < lo - LIMIT_TOL_RAD) or np.any(q > hi + LIMIT_TOL_RAD):
-            raise ValueError("trajectory leaves the joint limits")
-        if np.any(g < -LIMIT_TOL_RAD) or np.any(g > robot.gripper_max_width_m + LIMIT_TOL_RAD):
-            raise ValueError(f"gripper widths must be within [0, {robot.gripper_max_width_m}] m")
+        """Engine thread: the lab's own controller checks, like a real arm's; it never trusts the client."""
+        check_command(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s, self.world.joint_pos_rad(),
+                      self.spec.scene.robot, self.spec.limits, TIMESTEP_S, self._kin.xyz)
 
     def _abort(self, reason: str) -> bool:
         with self._state_lock:
@@ -455,25 +329,44 @@ class SimLab:
         log.info("trajectory %d: abort requested (%s)", ex.exec_id, reason)
         return True
 
+    def _watchdog(self, ex: _Execution) -> str | None:
+        """Engine thread, after every physics step of a motion: None to go on, else the abort reason.
+
+        The motion advances only while the controlling client speaks: its last message bought `credit` steps of
+        simulated motion; once they are spent the physics waits (answering other requests) for the next message,
+        and `heartbeat_timeout_s` of wall-clock silence ends the motion."""
+        timeout_s = self.spec.heartbeat_timeout_s
+        # Leave room for the stop itself (the arm brakes in a few tens of ms) inside the heartbeat.
+        credit = max(1, int((timeout_s - min(STOP_RESERVE_S, timeout_s / 4)) / TIMESTEP_S))
+        while ex.abort is None:
+            silent_s = time.monotonic() - ex.conn.last_rx_s
+            silent_steps = self._motion_steps - ex.conn.last_rx_step
+            if silent_s > timeout_s:
+                with self._state_lock:
+                    if ex.abort is None:
+                        ex.abort = "watchdog"
+                        ex.silent_steps = silent_steps
+                log.warning("watchdog: planner silent for %.2f s (%.2f s of simulated motion); arm stopped",
+                            silent_s, silent_steps * TIMESTEP_S)
+                break
+            if silent_steps < credit:
+                return None
+            self._serve_jobs(0.005)
+        return ex.abort
+
     def _run(self, ex: _Execution, traj: JointTrajectory) -> None:
         """Engine thread: execute the trajectory; between physics steps serve queued jobs and pace time."""
         rf = self.spec.realtime_factor
-        timeout_s = self.spec.heartbeat_timeout_s
         steps = 0
         t0 = time.monotonic()
 
         def should_stop() -> str | None:
             nonlocal steps
             steps += 1
+            self._motion_steps += 1
             if steps % 4 == 0:
                 self._cache_state()
-            silent_s = time.monotonic() - ex.conn.last_rx_s
-            if ex.abort is None and silent_s > timeout_s:
-                with self._state_lock:
-                    if ex.abort is None:
-                        ex.abort = "watchdog"
-                log.warning("watchdog: planner silent for %.2f s; arm stopped", silent_s)
-            if ex.abort is not None:
+            if self._watchdog(ex) is not None:
                 return ex.abort
             # Observe/evaluate requests are answered between steps; with rf > 0 that is also how we wait.
             self._serve_jobs(t0 + steps * TIMESTEP_S / rf - time.monotonic() if rf > 0 else 0.0)
@@ -482,19 +375,29 @@ class SimLab:
         samples: list[tuple[np.ndarray, np.ndarray, float]] = []
 
         def record() -> None:
+            states = p.getJointStates(self.world.robot_id, self.world.arm_idx, physicsClientId=self.client)
             if len(samples) < MAX_TRACE_SAMPLES:
-                states = p.getJointStates(self.world.robot_id, self.world.arm_idx, physicsClientId=self.client)
                 samples.append((np.array([s[0] for s in states]), np.array([s[3] for s in states]),
                                 self.world.gripper_width_m()))
+            violation = self._monitor.check(np.array([s[0] for s in states]), self.world.tcp_pose().position)
+            if violation is not None and ex.abort is None:
+                ex.abort = self._protective_stop = violation
+                log.warning("trajectory %d: %s", ex.exec_id, violation)
 
         completed, reason = False, None
+        self._monitor.reset(self.world.joint_pos_rad())
         try:
             result = self.world.execute_joint_path(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s,
                                                    should_stop=should_stop, on_step=record)
             completed, reason = result.completed, result.stopped_reason
             if not completed:
                 # execute_joint_path already commands the arm to hold its current position.
-                self.world.step(int(round(POST_STOP_SETTLE_S / TIMESTEP_S)))
+                braking_steps = self._settle_after_stop()
+                if ex.silent_steps is not None:
+                    ex.motion_after_last_message_s = (ex.silent_steps + braking_steps) * TIMESTEP_S
+            else:
+                reason = self._not_reached(traj)
+                completed = reason is None
         except Exception as e:  # noqa: BLE001 - reported to the planner as stopped_reason, lab keeps serving
             log.exception("trajectory %d failed", ex.exec_id)
             completed, reason = False, f"error: {type(e).__name__}: {e}"
@@ -505,6 +408,24 @@ class SimLab:
         log.info("trajectory %d: %s after %.2f s wall, %d physics steps", ex.exec_id,
                  "completed" if completed else f"stopped ({reason})", time.monotonic() - t0, steps)
 
+    def _settle_after_stop(self) -> int:
+        """Engine thread: let the held arm and the objects settle; return the physics steps the arm kept moving."""
+        moving = 0
+        for k in range(int(round(POST_STOP_SETTLE_S / TIMESTEP_S))):
+            self.world.step()
+            states = p.getJointStates(self.world.robot_id, self.world.arm_idx, physicsClientId=self.client)
+            if max(abs(s[1]) for s in states) > STILL_RAD_S:
+                moving = k + 1
+        return moving
+
+    def _not_reached(self, traj: JointTrajectory) -> str | None:
+        """None when every arm joint ended within reach_tol_rad of the last waypoint, else why not."""
+        err = np.abs(self.world.joint_pos_rad() - traj.joint_pos_rad[-1])
+        tol = self.spec.limits.reach_tol_rad
+        if err.max() <= tol:
+            return None
+        j = int(np.argmax(err))
+        return f"not_reached: joint {j} ended {err[j]:.3f} rad from its last waypoint (tolerance {tol:g} rad)"
 
     def _trace(self, samples: list[tuple[np.ndarray, np.ndarray, float]]) -> JointStateTrace:
         """The recorded physics steps as the torque sensor would have measured them."""
@@ -526,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="randomisation seed (default: the spec's seed)")
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--secret-fd", type=int, required=True,
+                        help="inherited file descriptor carrying the session secrets (robot_io.lab_auth)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -536,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     port_fd = os.dup(1)
     os.dup2(2, 1)
     try:
+        secrets = LabSecrets.read_fd(args.secret_fd)
         spec = LabSpec.from_json_file(args.spec)
-        lab = SimLab(spec, spec.seed if args.seed is None else args.seed)
-    except (OSError, LabSpecError, SpecError) as e:
+        lab = SimLab(spec, spec.seed if args.seed is None else args.seed, secrets)
+    except (OSError, LabSpecError, SpecError, LabAuthError) as e:
         log.error("cannot start the lab: %s", e)  # noqa: TRY400 - a bad spec needs no traceback
         return 2
     server = socket.create_server((args.host, args.port))

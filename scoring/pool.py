@@ -40,6 +40,7 @@ from typing import Any
 from scoring.backend import BACKENDS, AgentConfig, Backend, backend_class
 from scoring.config import BackendSettings, ScoringConfig
 from scoring.limits import ConcurrencyLimit, RateLimiter
+from scoring.ray_reaper import RayReaper, ray_process_ids
 from scoring.request import ScoreRequest
 from scoring.retry import format_error
 from scoring.scorer import CallExecutor, CallOutcome, CallSpec
@@ -232,6 +233,7 @@ class RayExecutor(CallExecutor):
         self._starter: threading.Thread | None = None
         self._views_per_step = 0
         self._owns_ray = False
+        self._reaper = RayReaper()
         self._ray_started = False
         self.ray_startup_s: float | None = None
         self.last_actor_startup_s: float | None = None
@@ -273,6 +275,10 @@ class RayExecutor(CallExecutor):
                 # Connected, not started: close() stops this executor's actors and leaves Ray alone.
                 self._owns_ray = False
             ray.init(**options)
+            if self._owns_ray:
+                # Ray's agents outlive a killed driver; the reaper ends them (scoring/ray_reaper.py).
+                self._reaper.start()
+                self._reaper.watch(ray_process_ids())
         self.ray_startup_s = time.perf_counter() - start
         self._ray_started = True
         logger.info("ray ready in %.2f s (%s)", self.ray_startup_s, self.address or "local")
@@ -665,6 +671,7 @@ class RayExecutor(CallExecutor):
                 self._kill(agent)
             if self._owns_ray and ray.is_initialized():
                 ray.shutdown()
+        self._reaper.stop()
         self._closed = True
 
 

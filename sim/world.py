@@ -197,9 +197,12 @@ class World(KinematicQueries):
         return float(np.clip(frac, 0.0, 1.0) * self.spec.robot.gripper_max_width_m)
 
     def _command_arm(self, q) -> None:
-        forces = [p.getJointInfo(self.robot_id, j, physicsClientId=self.client)[10] or 100.0 for j in self.arm_idx]
-        p.setJointMotorControlArray(self.robot_id, self.arm_idx, p.POSITION_CONTROL, targetPositions=list(q),
-                                    forces=forces, positionGains=[0.3] * len(q), physicsClientId=self.client)
+        # One call per joint: only setJointMotorControl2 takes maxVelocity, which keeps the simulated motors
+        # within the robot's joint speed limits whatever they are asked to do (as a real arm's drives are).
+        for j, target, v_max in zip(self.arm_idx, q, self.spec.robot.max_joint_speed_rad_s):
+            force = p.getJointInfo(self.robot_id, j, physicsClientId=self.client)[10] or 100.0
+            p.setJointMotorControl2(self.robot_id, j, p.POSITION_CONTROL, targetPosition=float(target), force=force,
+                                    positionGain=0.3, maxVelocity=float(v_max), physicsClientId=self.client)
 
     def _command_gripper(self, width_m: float) -> None:
         self._gripper_target_m = float(width_m)

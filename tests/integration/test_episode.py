@@ -55,7 +55,7 @@ def test_killing_the_lab_ends_the_run_with_a_clear_error(tmp_path):
             lab.popen.kill()
             lab.popen.wait()
 
-        with SimRobot(lab.host, lab.port, robot=task.robot) as robot:
+        with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
             planner = MPCPlanner(task, robot, build_reconstructor(task), build_renderer(), scorer, log,
                                  MPCConfig(sampler=SamplerConfig(n_candidates=4)), on_step=kill_after_first)
             result = planner.run(5)

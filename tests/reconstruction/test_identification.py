@@ -99,7 +99,7 @@ def reconstructor(loaded):
 
 @pytest.fixture
 def robot(lab, loaded):
-    with SimRobot(lab.host, lab.port, robot=loaded.planner.robot) as robot:
+    with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=loaded.planner.robot) as robot:
         yield robot
 
 
@@ -109,7 +109,7 @@ def _truth_physics(loaded, name):
 
 
 def _check_identified(loaded, lab, robot, reconstructor, name):
-    evaluator = LabEvaluator(lab.host, lab.port)
+    evaluator = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret)
     before = evaluator.truth()
     obs = robot.observe()
     est = identify_objects(robot, reconstructor, [name], observation=obs)[name]

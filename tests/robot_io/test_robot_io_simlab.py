@@ -4,7 +4,6 @@ Kept short: tiny images, one cube, one lab per scenario.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,12 @@ import pytest
 
 from robot_io.errors import ConnectionLostError, NotConnectedError, SafetyRejected
 from robot_io.labspec import LabSpec
-from robot_io.protocol import recv_msg, send_msg
 from robot_io.sim_robot import LabEvaluator, LabStartError, SimRobot, _read_port, launch_lab
 from robot_io.trajectory import JointTrajectory
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 from sim.scene import ObjectSpec, SceneSpec
+from tests.robot_io import lab_client
 
 EYE = np.array([1.25, 0.0, 0.75])
 TARGET = np.array([0.45, 0.0, 0.0])
@@ -42,13 +41,6 @@ def _spec(panda, **kw):
                    settle_s=0.3, **kw)
 
 
-def _request(sock, msg):
-    send_msg(sock, msg, timeout_s=10.0)
-    reply = recv_msg(sock, timeout_s=10.0)
-    assert reply["ok"], reply
-    return reply
-
-
 @pytest.fixture(scope="module")
 def lab(panda):
     with launch_lab(_spec(panda), seed=0) as lab:
@@ -56,7 +48,7 @@ def lab(panda):
 
 
 def test_observe_execute_evaluate(lab, panda):
-    robot = SimRobot(lab.host, lab.port)
+    robot = SimRobot(lab.host, lab.port, secret=lab.control_secret)
     with pytest.raises(NotConnectedError):
         robot.observe()
     with robot:
@@ -99,7 +91,7 @@ def test_observe_execute_evaluate(lab, panda):
             robot.execute(JointTrajectory(np.full((1, 7), np.nan), 0.08, 0.05))
 
     assert not robot.is_connected
-    truth = LabEvaluator(lab.host, lab.port).truth()
+    truth = LabEvaluator(lab.host, lab.port, secret=lab.eval_secret).truth()
     assert set(truth["objects"]) == {"cube"}
     np.testing.assert_allclose(truth["objects"]["cube"]["xyz"], CUBE_XYZ, atol=0.005)  # randomize is 0 here
     assert truth["success"] is True and truth["grasped"] is None and truth["seed"] == 0
@@ -110,7 +102,7 @@ def test_watchdog_stops_a_silent_planner(panda):
     home = np.asarray(panda.home_joint_pos_rad)
     with launch_lab(spec, seed=0) as lab:
         # A polling SimRobot is never "silent": a 0.6 s move, longer than the timeout, completes.
-        with SimRobot(lab.host, lab.port) as robot:
+        with SimRobot(lab.host, lab.port, secret=lab.control_secret) as robot:
             robot.observe()  # the first render initialises the renderer; later ones are fast
             short = JointTrajectory(home[None] + [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1], 0.08, 0.6)
             assert robot.execute(short).completed
@@ -120,27 +112,26 @@ def test_watchdog_stops_a_silent_planner(panda):
             traj = JointTrajectory(path, panda.gripper_max_width_m, 0.05)
 
         # A raw client (no heartbeat thread) starts the long move and goes silent.
-        silent = socket.create_connection((lab.host, lab.port), timeout=5.0)
-        reply = _request(silent, {"op": "execute", "trajectory": traj.to_msg()})
+        silent = lab_client.connect(lab, "control")
+        reply = lab_client.request(silent, {"op": "execute", "trajectory": traj.to_msg()})
         assert reply["accepted"]
         t_sent = time.monotonic()
-        with socket.create_connection((lab.host, lab.port), timeout=5.0) as other:
-            # Another connection is served while the arm moves (it is not the planner's heartbeat).
-            assert _request(other, {"op": "status"})["executing"]
-            frame = _request(other, {"op": "observe"})["observation"]["frames"][0]
-            assert frame["rgb"].shape == (60, 80, 3)
+        with lab_client.connect(lab, "evaluate") as other:
+            # The evaluation channel is served while the arm moves (it is not the planner's heartbeat).
+            assert lab_client.request(other, {"op": "status"})["executing"]
             time.sleep(max(0.0, 1.2 - (time.monotonic() - t_sent)))
-            st = _request(other, {"op": "status"})
+            st = lab_client.request(other, {"op": "status"})
             assert st["exec_id"] == reply["exec_id"] and not st["executing"]
             assert st["stopped_reason"] == "watchdog" and not st["completed"]
+            assert st["motion_after_last_message_s"] <= spec.heartbeat_timeout_s + 1e-9
             q = np.asarray(st["joint_pos_rad"])
-            # It moved (about 0.1 rad in the 0.4 s before the watchdog, less on a loaded machine: rendering
-            # pauses physics), then stopped well short of the 0.9 rad goal.
+            # It moved (about 0.1 rad in the 0.4 s before the watchdog), then stopped well short of the goal.
             assert 0.002 < q[0] - home[0] < 0.6
             time.sleep(0.2)
-            np.testing.assert_allclose(_request(other, {"op": "status"})["joint_pos_rad"], q, atol=1e-3)
-            _request(other, {"op": "shutdown"})
+            np.testing.assert_allclose(lab_client.request(other, {"op": "status"})["joint_pos_rad"], q, atol=1e-3)
         silent.close()
+        with lab_client.connect(lab, "control") as ctrl:
+            lab_client.request(ctrl, {"op": "shutdown"})
         assert lab.popen.wait(timeout=10) == 0
         assert "watchdog: planner silent for" in lab.log_path.read_text()
         assert lab.popen.stdout.read() == b""  # nothing but the port line ever reached stdout
@@ -148,7 +139,7 @@ def test_watchdog_stops_a_silent_planner(panda):
 
 def test_killed_lab_raises_connection_lost(panda):
     with launch_lab(_spec(panda), seed=1) as lab:
-        robot = SimRobot(lab.host, lab.port, reply_timeout_s=5.0)
+        robot = SimRobot(lab.host, lab.port, secret=lab.control_secret, reply_timeout_s=5.0)
         robot.connect()
         try:
             robot.observe()
@@ -165,7 +156,7 @@ def test_killed_lab_raises_connection_lost(panda):
         with pytest.raises(NotConnectedError):
             robot.observe()
     with pytest.raises(ConnectionLostError, match="cannot reach"):
-        SimRobot("127.0.0.1", lab.port, connect_timeout_s=1.0).connect()
+        SimRobot("127.0.0.1", lab.port, secret=lab.control_secret, connect_timeout_s=1.0).connect()
 
 
 def test_lab_start_failures_carry_the_log_tail(tmp_path):
