@@ -257,6 +257,8 @@ class MPCPlanner:
         record["twin_view"] = self.runlog.save_image(k, "twin_vs_camera", twin_beside_camera_png(world, obs.frames[0]))
         timings["render"] += time.perf_counter() - t0   # the twin through camera 0, for the report
         record["candidates"] = [_candidate_row(r, table) for r in rollouts]
+        record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
+        record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
 
         t0 = time.perf_counter()
         if chosen is None:

@@ -1,0 +1,203 @@
+"""`antigrounding optimise`, part (a): fit the dimension weights w_k and lambda_C from logged runs.
+
+Data, per logged step: every agent's answer per view (`scores.calls[*].parsed`: view clarity and the four
+dimension scores per candidate), and what each candidate was worth, its *utility*: the subtask progress its
+twin rollout reached beyond the step's own (`progress_now`), 1 for a rollout that finishes the subtask, with
+the executed candidate's twin prediction replaced by the real outcome (the progress the next observation
+showed, or the subtask advancing). Candidates the twin vetoes (collision, high release) are never chosen, so
+only the planner's own pool (clean, else feasible) counts.
+
+Objective: the mean over steps of u(chosen) / max u in the pool (1: the config picks the best candidate the
+twin showed; steps where no candidate is worth anything are left out), where `chosen` is the argmax of the
+fused S_j computed exactly as scoring/fusion.py does (vectorised here: `fused_scores`; a test checks it against
+`fuse`). The search: every weight vector on a simplex grid (step 0.05) x a few lambda_C values, on the training
+episodes; the split into training and validation is by episode, so a step's neighbours never leak across.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.replay import LoggedStep
+from scoring.schema import DIMENSIONS
+
+LAMBDAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+GRID_STEP = 0.05
+
+
+@dataclass(frozen=True)
+class StepData:
+    """One step as arrays: s[m, v, j, k] (NaN where not answered), q[m, v] (NaN: no answer), utility u[j],
+    pool mask (the candidates the planner may choose)."""
+
+    episode: str
+    step: int
+    ids: tuple[int, ...]
+    s: np.ndarray
+    q: np.ndarray
+    u: np.ndarray
+    pool: np.ndarray
+
+
+def step_data(step: LoggedStep, next_step: LoggedStep | None, verdict_success: bool | None) -> StepData | None:
+    calls = [c for c in step.record.get("scores", {}).get("calls", []) if c.get("parsed")]
+    if not calls:
+        return None
+    agents = sorted({c["agent"] for c in calls})
+    views = sorted({c["view"] for c in calls})
+    ids = step.candidate_ids
+    col = {j: i for i, j in enumerate(ids)}
+    s = np.full((len(agents), len(views), len(ids), len(DIMENSIONS)), np.nan)
+    q = np.full((len(agents), len(views)), np.nan)
+    for c in calls:
+        m, v = agents.index(c["agent"]), views.index(c["view"])
+        q[m, v] = float(c["parsed"]["view_clarity"])
+        for row in c["parsed"]["candidates"]:
+            if int(row["id"]) in col:
+                s[m, v, col[int(row["id"])]] = [float(row[k]) for k in DIMENSIONS]
+    u = np.array([max(0.0, step.progress(j) - step.progress_now) for j in ids])
+    u = np.where([step.progress(j) >= 1.0 for j in ids], 1.0, u)
+    if step.chosen is not None and step.chosen in col:
+        # the executed candidate is worth what really happened, not what the twin predicted
+        real = _realised(step, next_step, verdict_success)
+        if real is not None:
+            u[col[step.chosen]] = real
+    clean = set(step.clean) or set(step.feasible)
+    pool = np.array([j in clean for j in ids])
+    return StepData(step.run_dir, step.step, ids, s, q, u, pool)
+
+
+def _realised(step: LoggedStep, nxt: LoggedStep | None, success: bool | None) -> float | None:
+    if nxt is None:
+        return None if success is None else (1.0 if success else None)
+    if nxt.record.get("subtask_index", 0) > step.record.get("subtask_index", 0):
+        return 1.0
+    if nxt.record.get("subtask_index", 0) < step.record.get("subtask_index", 0):
+        return 0.0   # a failure sent the plan back to an earlier subtask
+    return max(0.0, nxt.progress_now - step.progress_now)
+
+
+def fused_scores(d: StepData, w: np.ndarray, lam: float) -> np.ndarray:
+    """S_j for every candidate (NaN when nobody scored it), exactly as scoring.fusion.fuse computes it."""
+    w = np.asarray(w, dtype=float) / float(np.sum(w))
+    x = np.einsum("mvjk,k->mvj", d.s, w)                                  # NaN where not answered
+    answered = ~np.isnan(d.q)                                             # (m, v)
+    n_v = answered.sum(axis=0)
+    q_v = np.where(n_v > 0, np.nansum(d.q, axis=0) / np.maximum(n_v, 1), 0.0)
+    cnt = (~np.isnan(x)).sum(axis=0)                                      # (v, j)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(x, axis=0) / np.maximum(cnt, 1)
+        var = np.nansum((x - mean) ** 2, axis=0) / np.maximum(cnt, 1)
+    var = np.where(cnt >= 2, var, np.nan)
+    has = (~np.isnan(var)).sum(axis=1)
+    sigma = np.where(has > 0, np.nansum(var, axis=1) / np.maximum(has, 1), 0.0)
+    C = np.where(n_v > 0, q_v / (1.0 + lam * sigma), 0.0)
+    total = C[n_v > 0].sum()
+    Cn = np.where(n_v > 0, C / total if total > 0 else 1.0 / max(1, int((n_v > 0).sum())), 0.0)
+    present = ~np.isnan(x)
+    num = np.nansum(np.where(present, x, 0.0) * Cn[None, :, None], axis=1)   # (m, j)
+    den = np.sum(present * Cn[None, :, None], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(den > 0, num / den, np.nan)
+        S = np.nanmean(y, axis=0)
+    return S
+
+
+def step_value(d: StepData, w: np.ndarray, lam: float) -> float | None:
+    """u(chosen) / max u over the pool, or None when nothing in the pool is worth anything."""
+    best = float(np.max(np.where(d.pool, d.u, -np.inf)))
+    if not best > 0:
+        return None
+    S = fused_scores(d, w, lam)
+    S = np.where(d.pool & ~np.isnan(S), S, -np.inf)
+    if not np.isfinite(S).any():
+        return 0.0
+    return float(d.u[int(np.argmax(S))]) / best   # argmax takes the first maximum: ties to the lowest position
+
+
+def objective(data: list[StepData], w, lam: float) -> float:
+    values = [v for d in data if (v := step_value(d, np.asarray(w, dtype=float), lam)) is not None]
+    return float(np.mean(values)) if values else 0.0
+
+
+def simplex_grid(step: float = GRID_STEP) -> list[np.ndarray]:
+    n = int(round(1.0 / step))
+    out = []
+    for a, b, c in itertools.product(range(n + 1), repeat=3):
+        d = n - a - b - c
+        if d >= 0:
+            out.append(np.array([a, b, c, d], dtype=float) / n)
+    return out
+
+
+@dataclass(frozen=True)
+class WeightFit:
+    weights: dict[str, float]
+    lambda_C: float
+    train: float                  # objective of the fitted weights on the training episodes
+    validation: float
+    base_train: float             # the logged config's weights, same data
+    base_validation: float
+    n_train_steps: int
+    n_validation_steps: int
+    train_episodes: tuple[str, ...]
+    validation_episodes: tuple[str, ...]
+
+    @property
+    def improves(self) -> bool:
+        return self.validation > self.base_validation + 1e-9
+
+
+def split_episodes(episodes: list[str], validation_fraction: float = 0.3, seed: int = 0
+                   ) -> tuple[list[str], list[str]]:
+    eps = sorted(set(episodes))
+    random.Random(seed).shuffle(eps)
+    n_val = max(1, int(round(validation_fraction * len(eps)))) if len(eps) > 1 else 0
+    return sorted(eps[n_val:]), sorted(eps[:n_val])
+
+
+def fit_weights(data: list[StepData], base_weights: dict[str, float], base_lambda: float,
+                validation_fraction: float = 0.3, seed: int = 0, grid_step: float = GRID_STEP) -> WeightFit:
+    """Grid search of w on the simplex x lambda_C on the training episodes; scored on both splits."""
+    train_eps, val_eps = split_episodes([d.episode for d in data], validation_fraction, seed)
+    train = [d for d in data if d.episode in train_eps]
+    val = [d for d in data if d.episode in val_eps] or train
+    base_w = np.array([base_weights[k] for k in DIMENSIONS], dtype=float)
+    best_key, best = None, None
+    for w in simplex_grid(grid_step):
+        if w.sum() <= 0:
+            continue
+        for lam in LAMBDAS:
+            value = objective(train, w, lam)
+            # ties: the weights closest to the logged ones (the smallest change that does as well)
+            key = (round(value, 9), -float(np.abs(w - base_w / base_w.sum()).sum()), -lam)
+            if best_key is None or key > best_key:
+                best_key, best = key, (w, lam)
+    w, lam = best
+    return WeightFit(
+        weights={k: round(float(v), 4) for k, v in zip(DIMENSIONS, w)}, lambda_C=float(lam),
+        train=objective(train, w, lam), validation=objective(val, w, lam),
+        base_train=objective(train, base_w, base_lambda), base_validation=objective(val, base_w, base_lambda),
+        n_train_steps=len(train), n_validation_steps=len(val),
+        train_episodes=tuple(train_eps), validation_episodes=tuple(val_eps))
+
+
+def load_step_data(run_dirs: list[str]) -> list[StepData]:
+    from planner.replay import load_steps
+    from planner.runlog import read_records
+
+    out = []
+    for run_dir in run_dirs:
+        steps = load_steps(run_dir)
+        end = next((r for r in read_records(run_dir) if r.get("type") == "end"), {})
+        success = end.get("lab_success")
+        for i, step in enumerate(steps):
+            nxt = steps[i + 1] if i + 1 < len(steps) and steps[i + 1].step == step.step + 1 else None
+            d = step_data(step, nxt, success if i + 1 == len(steps) else None)
+            if d is not None:
+                out.append(d)
+    return out
