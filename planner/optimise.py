@@ -62,23 +62,30 @@ def step_data(step: LoggedStep, next_step: LoggedStep | None, verdict_success: b
     u = np.array([max(0.0, step.progress(j) - step.progress_now) for j in ids])
     u = np.where([step.progress(j) >= 1.0 for j in ids], 1.0, u)
     if step.chosen is not None and step.chosen in col:
-        # the executed candidate is worth what really happened, not what the twin predicted
+        # The executed candidate is worth what really happened when reality fell short of the twin: a failure
+        # that sent the plan back, or progress lost. (A shortfall in progress alone is not used: the other
+        # candidates are only predicted, and a prediction is always a little optimistic.)
         real = _realised(step, next_step, verdict_success)
-        if real is not None:
-            u[col[step.chosen]] = real
+        if real is not None and real < 0.0:
+            u[col[step.chosen]] = 0.0
+        elif real is not None and real >= 1.0:
+            u[col[step.chosen]] = max(u[col[step.chosen]], 1.0)
     clean = set(step.clean) or set(step.feasible)
     pool = np.array([j in clean for j in ids])
     return StepData(step.run_dir, step.step, ids, s, q, u, pool)
 
 
 def _realised(step: LoggedStep, nxt: LoggedStep | None, success: bool | None) -> float | None:
+    """Real progress of the executed step: 1 when the subtask (or the task) was done, < 0 when the plan went
+    back or progress was lost, else the change of progress the next observation showed; None: unknown."""
     if nxt is None:
         return None if success is None else (1.0 if success else None)
     if nxt.record.get("subtask_index", 0) > step.record.get("subtask_index", 0):
         return 1.0
     if nxt.record.get("subtask_index", 0) < step.record.get("subtask_index", 0):
-        return 0.0   # a failure sent the plan back to an earlier subtask
-    return max(0.0, nxt.progress_now - step.progress_now)
+        return -1.0   # a failure sent the plan back to an earlier subtask
+    delta = nxt.progress_now - step.progress_now
+    return delta if delta < -0.05 else max(0.0, delta)
 
 
 def fused_scores(d: StepData, w: np.ndarray, lam: float) -> np.ndarray:
