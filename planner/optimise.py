@@ -89,46 +89,69 @@ def _realised(step: LoggedStep, nxt: LoggedStep | None, success: bool | None) ->
 
 
 def fused_scores(d: StepData, w: np.ndarray, lam: float) -> np.ndarray:
-    """S_j for every candidate (NaN when nobody scored it), exactly as scoring.fusion.fuse computes it."""
-    w = np.asarray(w, dtype=float) / float(np.sum(w))
-    x = np.einsum("mvjk,k->mvj", d.s, w)                                  # NaN where not answered
+    """S_j for every candidate (NaN when nobody scored it), exactly as scoring.fusion.fuse computes it.
+
+    w: one weight vector (4,) -> S (J,), or a batch (W, 4) -> S (W, J), all fused at once."""
+    w = np.asarray(w, dtype=float)
+    single = w.ndim == 1
+    w = np.atleast_2d(w)
+    w = w / w.sum(axis=1, keepdims=True)
+    x = np.einsum("mvjk,wk->wmvj", d.s, w)                                # NaN where not answered
     answered = ~np.isnan(d.q)                                             # (m, v)
     n_v = answered.sum(axis=0)
     q_v = np.where(n_v > 0, np.nansum(d.q, axis=0) / np.maximum(n_v, 1), 0.0)
-    cnt = (~np.isnan(x)).sum(axis=0)                                      # (v, j)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(x, axis=0) / np.maximum(cnt, 1)
-        var = np.nansum((x - mean) ** 2, axis=0) / np.maximum(cnt, 1)
-    var = np.where(cnt >= 2, var, np.nan)
-    has = (~np.isnan(var)).sum(axis=1)
-    sigma = np.where(has > 0, np.nansum(var, axis=1) / np.maximum(has, 1), 0.0)
-    C = np.where(n_v > 0, q_v / (1.0 + lam * sigma), 0.0)
-    total = C[n_v > 0].sum()
-    Cn = np.where(n_v > 0, C / total if total > 0 else 1.0 / max(1, int((n_v > 0).sum())), 0.0)
-    present = ~np.isnan(x)
-    num = np.nansum(np.where(present, x, 0.0) * Cn[None, :, None], axis=1)   # (m, j)
-    den = np.sum(present * Cn[None, :, None], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.where(den > 0, num / den, np.nan)
-        S = np.nanmean(y, axis=0)
-    return S
+    present = ~np.isnan(x)                                                # (w, m, v, j)
+    cnt = present.sum(axis=1)                                             # (w, v, j)
+    xs = np.where(present, x, 0.0)
+    mean = xs.sum(axis=1) / np.maximum(cnt, 1)
+    var = (np.where(present, (x - mean[:, None]) ** 2, 0.0)).sum(axis=1) / np.maximum(cnt, 1)
+    has = cnt >= 2
+    n_has = has.sum(axis=2)                                               # (w, v)
+    sigma = np.where(n_has > 0, np.where(has, var, 0.0).sum(axis=2) / np.maximum(n_has, 1), 0.0)
+    C = np.where(n_v > 0, q_v / (1.0 + lam * sigma), 0.0)                 # (w, v)
+    total = np.where(n_v > 0, C, 0.0).sum(axis=1, keepdims=True)
+    uniform = np.where(n_v > 0, 1.0 / max(1, int((n_v > 0).sum())), 0.0)
+    Cn = np.where(total > 0, C / np.where(total > 0, total, 1.0), uniform)
+    num = (xs * Cn[:, None, :, None]).sum(axis=2)                         # (w, m, j)
+    den = (present * Cn[:, None, :, None]).sum(axis=2)
+    ok = den > 0
+    y = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    n_agents = ok.sum(axis=1)
+    S = np.where(n_agents > 0, y.sum(axis=1) / np.maximum(n_agents, 1), np.nan)
+    return S[0] if single else S
 
 
-def step_value(d: StepData, w: np.ndarray, lam: float) -> float | None:
-    """u(chosen) / max u over the pool, or None when nothing in the pool is worth anything."""
+def step_values(d: StepData, W: np.ndarray, lam: float) -> np.ndarray | None:
+    """u(chosen) / max u over the pool for each weight vector in W (W, 4); None when nothing in the pool is worth
+    anything (the step says nothing about weights)."""
     best = float(np.max(np.where(d.pool, d.u, -np.inf)))
     if not best > 0:
         return None
-    S = fused_scores(d, w, lam)
-    S = np.where(d.pool & ~np.isnan(S), S, -np.inf)
-    if not np.isfinite(S).any():
-        return 0.0
-    return float(d.u[int(np.argmax(S))]) / best   # argmax takes the first maximum: ties to the lowest position
+    S = fused_scores(d, np.atleast_2d(W), lam)
+    S = np.where(d.pool[None, :] & ~np.isnan(S), S, -np.inf)
+    choice = np.argmax(S, axis=1)            # the first maximum: ties to the lowest position, like the planner
+    values = d.u[choice] / best
+    return np.where(np.isfinite(S).any(axis=1), values, 0.0)
+
+
+def step_value(d: StepData, w: np.ndarray, lam: float) -> float | None:
+    v = step_values(d, np.asarray(w, dtype=float)[None, :], lam)
+    return None if v is None else float(v[0])
 
 
 def objective(data: list[StepData], w, lam: float) -> float:
-    values = [v for d in data if (v := step_value(d, np.asarray(w, dtype=float), lam)) is not None]
-    return float(np.mean(values)) if values else 0.0
+    return float(objectives(data, np.asarray(w, dtype=float)[None, :], lam)[0])
+
+
+def objectives(data: list[StepData], W: np.ndarray, lam: float) -> np.ndarray:
+    """The objective of every weight vector in W (W, 4) on the data."""
+    total, n = np.zeros(len(W)), 0
+    for d in data:
+        v = step_values(d, W, lam)
+        if v is not None:
+            total += v
+            n += 1
+    return total / n if n else total
 
 
 def simplex_grid(step: float = GRID_STEP) -> list[np.ndarray]:
@@ -174,16 +197,16 @@ def fit_weights(data: list[StepData], base_weights: dict[str, float], base_lambd
     train = [d for d in data if d.episode in train_eps]
     val = [d for d in data if d.episode in val_eps] or train
     base_w = np.array([base_weights[k] for k in DIMENSIONS], dtype=float)
+    grid = np.array(simplex_grid(grid_step))
+    distance = np.abs(grid - base_w / base_w.sum()).sum(axis=1)
     best_key, best = None, None
-    for w in simplex_grid(grid_step):
-        if w.sum() <= 0:
-            continue
-        for lam in LAMBDAS:
-            value = objective(train, w, lam)
+    for lam in LAMBDAS:
+        values = objectives(train, grid, lam)
+        for i in range(len(grid)):
             # ties: the weights closest to the logged ones (the smallest change that does as well)
-            key = (round(value, 9), -float(np.abs(w - base_w / base_w.sum()).sum()), -lam)
+            key = (round(float(values[i]), 9), -float(distance[i]), -lam)
             if best_key is None or key > best_key:
-                best_key, best = key, (w, lam)
+                best_key, best = key, (grid[i], lam)
     w, lam = best
     return WeightFit(
         weights={k: round(float(v), 4) for k, v in zip(DIMENSIONS, w)}, lambda_C=float(lam),
