@@ -8,7 +8,7 @@ at any moment (kill -9 included) finishes its grid without repeating or losing a
 line was not written is run again, one whose line was written is never run again. A torn last line (the
 driver died mid-write) is cut off before anything is appended.
 
-Local Ray by default, bound to 127.0.0.1, with one CPU per episode and as many episodes at once as the machine
+Local Ray by default, with one CPU per episode and as many episodes at once as the machine
 has cores (`--parallel N` to change it); `--ray-address` runs them on a cluster (the nodes need this package
 and the task files at the same paths). `--parallel 1` without an address runs the episodes one after another
 in this process (the serial rate the benchmark compares with).
@@ -299,11 +299,13 @@ def _run_on_ray(pending: list[Episode], out_dir: str, options: EpisodeOptions, p
         init: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                       "runtime_env": {"env_vars": dict(DETERMINISM_ENV)}}
         if ray_address is None:
-            # every Ray port on the loopback interface only; one CPU per episode
-            init.update(num_cpus=parallel, _node_ip_address="127.0.0.1", object_store_memory=128 * 1024 * 1024)
+            # one CPU per episode. (Ray 2.60 turns a loopback node address into the host's own address, so a
+            # local Ray cannot be held to 127.0.0.1 by ray.init; see the report.)
+            init.update(num_cpus=parallel, object_store_memory=128 * 1024 * 1024)
         else:
             init["address"] = ray_address
         ray.init(**init)
+    reaper = _start_reaper() if owns and ray_address is None else None
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_episode)
         refs = {remote.remote(ep, out_dir, options): ep for ep in pending}
@@ -326,6 +328,21 @@ def _run_on_ray(pending: list[Episode], out_dir: str, options: EpisodeOptions, p
     finally:
         if owns:
             ray.shutdown()
+        if reaper is not None:
+            reaper.stop()
+
+
+def _start_reaper():
+    """Ray's agents outlive a driver killed with SIGKILL; where scoring/ray_reaper.py exists (the lab-controller
+    work), it ends them with the driver."""
+    try:
+        from scoring.ray_reaper import RayReaper, ray_process_ids
+    except ImportError:
+        return None
+    reaper = RayReaper()
+    reaper.start()
+    reaper.watch(ray_process_ids())
+    return reaper
 
 
 # ---------------------------------------------------------------- summary

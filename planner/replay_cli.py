@@ -27,7 +27,13 @@ def expand_runs(paths: list[str]) -> list[str]:
         elif os.path.isfile(os.path.join(p, "results.jsonl")):
             from planner.batch import ResultsFile
 
-            out += [r["run_dir"] for r in ResultsFile(p).read() if r.get("run_dir")]
+            for r in ResultsFile(p).read():
+                if not r.get("run_dir"):
+                    continue
+                run_dir = r["run_dir"]
+                if not os.path.isdir(run_dir):   # the batch folder was moved: its runs are under it
+                    run_dir = os.path.join(p, "runs", *Path(run_dir).parts[-2:])
+                out.append(run_dir)
         elif os.path.isdir(p):
             found = sorted(str(f.parent) for f in Path(p).rglob("steps.jsonl"))
             if not found:
