@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "configs, usable scorers (keys reported present or absent, never shown)")
     doctor.add_argument("--json", action="store_true", help="last stdout line: every check as JSON")
     doctor.set_defaults(func=cmd_doctor)
+
+    from planner.batch_cli import register as register_batch  # batch, replay, optimise, compare
+
+    register_batch(sub)
     return parser
 
 

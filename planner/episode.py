@@ -18,6 +18,7 @@ import numpy as np
 from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.report import write_report
+from planner.reproduce import run_identity
 from planner.runlog import RunLog
 from planner.task import LoadedTask, load_task
 from reconstruction.export import export_scene
@@ -68,7 +69,8 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     runlog.write_header({"task": task.name, "task_path": task.path, "instruction": task.instruction, "seed": seed,
                          "scorer": scorer_name, "agents": [a.name for a in scorer_obj.agents],
                          "max_steps": max_steps or task.max_steps, "n_candidates": cfg.sampler.n_candidates,
-                         "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+                         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                         "reproduce": run_identity(task, scorer_obj.config, seed, cfg, max_steps or task.max_steps)})
     start = time.perf_counter()
     error = None
     steps, stage = 0, {}

@@ -153,7 +153,8 @@ class MPCPlanner:
         timings["render"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        table = self.scorer.score(score_request(self.task.instruction, subtask.say, rollouts, rendered))
+        request = score_request(self.task.instruction, subtask.say, rollouts, rendered)
+        table = self.scorer.score(request)
         timings["score"] = time.perf_counter() - t0
 
         chosen = choose(rollouts, table)
@@ -165,6 +166,8 @@ class MPCPlanner:
         record["twin_view"] = self.runlog.save_image(k, "twin_vs_camera", twin_beside_camera_png(world, obs.frames[0]))
         timings["render"] += time.perf_counter() - t0   # the twin through camera 0, for the report
         record["candidates"] = [candidate_row(r, table) for r in rollouts]
+        record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
+        record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
 
         t0 = time.perf_counter()
         if chosen is None:

@@ -32,6 +32,7 @@ from scipy.spatial.transform import Rotation
 from reconstruction.depth_views import DepthView, visibility
 from reconstruction.fusion import PointSet, transform, voxel_downsample
 from reconstruction.models import ObjectModel
+from reconstruction.repeatable import rounded_transform
 from reconstruction.segmentation import Cluster
 from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
 
@@ -225,7 +226,7 @@ class PoseEstimator:
             reg.RANSACConvergenceCriteria(cfg.ransac_max_iterations, cfg.ransac_confidence))
         if result.fitness <= 0:
             return None
-        return np.asarray(result.transformation)
+        return rounded_transform(result.transformation)
 
     # ------------------------------------------------------------------ estimation
     def source_cloud(self, points: PointSet, voxel_m: float) -> o3d.geometry.PointCloud:
@@ -299,12 +300,13 @@ class PoseEstimator:
         for name, T_ms in hyps:
             r = reg.registration_icp(src, prep.sparse, coarse, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=15))
             ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, r.transformation)
-            scored.append((ev.fitness - 0.1 * ev.inlier_rmse / inlier, name, np.asarray(r.transformation)))
+            scored.append((round(ev.fitness - 0.1 * ev.inlier_rmse / inlier, 9), name,
+                           rounded_transform(r.transformation)))
         scored.sort(key=lambda s: s[0], reverse=True)
         best = None
         for _, name, T_ms in scored[:n_refine]:
             r = reg.registration_icp(src, prep.dense, inlier, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=30))
-            T_wo = np.linalg.inv(np.asarray(r.transformation))
+            T_wo = rounded_transform(np.linalg.inv(rounded_transform(r.transformation)))
             fit, rmse = fit_quality(prep, pts, T_wo, inlier)
             resting = ""
             if not held:

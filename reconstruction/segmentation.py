@@ -19,6 +19,7 @@ import open3d as o3d
 
 from reconstruction.fusion import PointSet
 from reconstruction.models import color_saturation
+from reconstruction.repeatable import ransac_plane
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,8 @@ def fit_table_plane(points: np.ndarray, max_tilt_deg: float = 5.0, max_offset_m:
         return TablePlane.z0(f"table plane: only {len(low)} points near z = 0; using z = 0")
     if len(low) > max_samples:
         low = low[np.random.default_rng(seed).choice(len(low), max_samples, replace=False)]
-    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(low, dtype=np.float64)))
-    o3d.utility.random.seed(seed)
-    (a, b, c, d), inliers = pc.segment_plane(distance_threshold=distance_m, ransac_n=3, num_iterations=200)
-    n = np.array([a, b, c])
+    # a seeded numpy RANSAC: open3d's segment_plane answers differently for the same seed (repeatable.py)
+    n, d, inliers = ransac_plane(low, distance_m, iterations=200, seed=seed)
     norm = np.linalg.norm(n)
     if norm < 1e-9 or len(inliers) < 50:
         return TablePlane.z0("table plane: RANSAC found no plane; using z = 0")
