@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "configs, usable scorers (keys reported present or absent, never shown)")
     doctor.add_argument("--json", action="store_true", help="last stdout line: every check as JSON")
     doctor.set_defaults(func=cmd_doctor)
+    from planner import cli_robot  # robot check, calibrate
+
+    cli_robot.add_commands(sub)
     return parser
 
 

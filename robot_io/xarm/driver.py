@@ -231,6 +231,10 @@ class XArmRobot(Robot):
         return XArmState(joint_pos_rad=q, error_code=int(err), warn_code=int(warn), motion_state=int(motion_state),
                          stamp_s=now)
 
+    def check_ready(self) -> None:
+        """Raise ProtectiveStopError if the controller holds an error (collision, limit, e-stop)."""
+        self._check_ready(self.state())
+
     def _check_ready(self, st: XArmState) -> None:
         if st.error_code:
             raise codes.controller_error(st.error_code, f"xArm at {self.config.host}")
