@@ -324,7 +324,10 @@ class URRobot(Robot):
             raise
         if reason is not None:
             self._abort.set()
-            self._try_stop()
+            if reason != "stop":
+                # (after a user stop(), its own stopJ is already queued: a second one would wait behind it and,
+                # on a loaded machine, miss the short deadline and be taken for a lost link)
+                self._try_stop()
             if reason in ("protective stop", "emergency stop"):
                 raise ProtectiveStopError(f"UR {reason} during execute: inspect its cause, then call recover()")
             if reason == "control script stopped":
