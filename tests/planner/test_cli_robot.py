@@ -135,3 +135,30 @@ def test_calibrate_writes_a_camera_config(tmp_path, run):
     (tmp_path / "data" / "calibration.yaml").write_text("mode: eye-to-hand\ncamera: {width: 10}\n")
     proc = run("calibrate", "--data", str(tmp_path / "data"))
     assert proc.returncode == 2 and "camera: missing field 'fx'" in proc.stderr
+
+
+@pytest.mark.hardware_sim
+def test_robot_check_reports_an_xarm_controller_error_and_recovers_on_request(run, monkeypatch):
+    """xArm through the stand-in for the SDK's XArmAPI object (NOT protocol-level; see tests/fakes/xarm_standin.py)."""
+    pytest.importorskip("xarm", reason="pip install -e '.[xarm]'")
+    import robot_io.drivers
+    from robot_io.driver_config import robot_spec
+    from robot_io.xarm import XArmConfig, XArmRobot
+    from tests.fakes.xarm_standin import XArmStandIn
+
+    spec = robot_spec("xarm6")
+    arm = XArmStandIn(spec.joint_lower_rad, spec.joint_upper_rad, spec.max_joint_speed_rad_s, spec.home_joint_pos_rad)
+    arm.raise_controller_error(31)
+    monkeypatch.setattr(robot_io.drivers, "make_driver", lambda name, path, host: XArmRobot(
+        XArmConfig.load(path, host=host, mode_switch_wait_s=0.01), api_factory=lambda h: arm))
+    try:
+        proc = run("robot", "check", "--robot", "xarm", "--host", "192.0.2.7")
+        assert proc.returncode == 1 and "[FAIL] ready" in proc.stdout
+        assert "C31: Collision Caused Abnormal Current" in proc.stdout and arm.error_code == 31
+        assert arm.position_moves == []                                  # nothing moved
+        proc = run("robot", "check", "--robot", "xarm", "--host", "192.0.2.7", "--recover", "--json")
+        assert proc.returncode == 0, proc.stdout
+        assert arm.error_code == 0 and len(arm.position_moves) == 2 and _last_json(proc)["passed"]
+        assert all(m["speed"] == pytest.approx(0.2) for m in arm.position_moves)   # the config's check speed
+    finally:
+        arm.shutdown()
