@@ -5,8 +5,9 @@ intrinsics K read from the stream profile (the colour stream's when depth is ali
 `T_world_camera` from the config (written by `antigrounding calibrate`).
 
 `pipeline.start()` blocks ~15 s when no device is attached, so a live connect first asks the librealsense
-context which devices exist and fails at once with the list. A recording plays with real time off, so every
-recorded frame is delivered however slow the reader; its end raises `RobotError("... recording ended ...")`.
+context which devices exist and fails at once with the list. A recording plays with real time off, so frames
+are delivered however slow the reader (librealsense starts it in real time: the first few can be missed on a
+loaded machine); its end raises `RobotError("... recording ended ...")`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ _IDENTITY = tuple(float(v) for v in np.eye(4).flatten())
 @dataclass(frozen=True)
 class RealSenseConfig:
     """serial: pick one device (None: the only one); recording: play a .db3/.bag file instead (not in real time:
-    every recorded frame is delivered); width/height/fps: requested streams (live only); align_depth_to_color:
+    from then on every frame is delivered); width/height/fps: requested streams (live only); align_depth_to_color:
     reproject depth into the colour camera so both share the colour intrinsics; timeout_s: deadline of one frame;
     T_world_camera: the camera pose (OpenCV optical frame), or `calibration`: a camera config YAML (the format of
     configs/cameras/, written by `antigrounding calibrate`) whose T_world_camera is used instead."""

@@ -5,6 +5,7 @@ plays). The file is read back by `RealSenseCamera` through an ordinary pipeline,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def _stream(rs, kind, uid: int, fmt, bpp: int, K: np.ndarray, width: int, height
 
 def write_recording(path: str | Path, depth_z16: Sequence[np.ndarray], rgb: Sequence[np.ndarray],
                     K_depth: np.ndarray, K_color: np.ndarray, depth_units_m: float = 0.001, fps: int = 30) -> Path:
-    """Record len(depth_z16) frame pairs (uint16 (H, W) and uint8 (H, W, 3)); identity depth->colour extrinsics."""
+    """Record len(depth_z16) frame pairs (uint16 (H, W) and uint8 (H, W, 3)) at `fps`, in real time; identity
+    depth->colour extrinsics."""
     import pyrealsense2 as rs
 
     path = Path(path)
@@ -62,6 +64,9 @@ def write_recording(path: str | Path, depth_z16: Sequence[np.ndarray], rgb: Sequ
             f.profile = profile.as_video_stream_profile()
             sensor.on_video_frame(f)
         sink.wait_for_frames(1000)
+        # The recorder stamps frames with their arrival time: pace them like a camera, so that the file plays for
+        # N / fps seconds as a real recording does (an unpaced file is over before a pipeline can be configured).
+        time.sleep(1.0 / fps)
     for sensor in (depth_sensor, color_sensor):
         sensor.stop()
         sensor.close()
