@@ -242,9 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="last stdout line: every check as JSON")
     doctor.set_defaults(func=cmd_doctor)
 
+    from planner import cli_robot  # robot check, calibrate
     from planner.batch_cli import register as register_batch  # batch, replay, optimise, compare
 
     register_batch(sub)
+    cli_robot.add_commands(sub)
     return parser
 
 

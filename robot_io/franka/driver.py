@@ -145,6 +145,13 @@ class FrankaRobot(Robot):
             raise ConnectionLostError(self._lost)
         return st
 
+    def check_ready(self) -> None:
+        """Raise ProtectiveStopError if libfranka reports an active error or reflex."""
+        self._state()
+        if self._call("has_errors", lambda: self._robot.has_errors):
+            raise ProtectiveStopError("the Franka has an active error/reflex; inspect it (Desk shows the reflex), "
+                                      "then call recover() (`antigrounding robot check --recover`)")
+
     def joint_pos_rad(self) -> np.ndarray:
         return np.array(self._state().q, dtype=float)
 

@@ -123,6 +123,7 @@ class URRobot(Robot):
         probe_ports(cfg.host)
         try:
             self._rr = rtde_receive.RTDEReceiveInterface(cfg.host, cfg.rtde_frequency_hz, _RECV_VARIABLES)
+            self._refuse_if_stopped()
             self._rc = rtde_control.RTDEControlInterface(cfg.host, cfg.rtde_frequency_hz)
             self._db = dashboard_client.DashboardClient(cfg.host)
             self._db.connect()
@@ -141,6 +142,48 @@ class URRobot(Robot):
         self._wait_fresh()
         self._arm_watchdog()
         log.info("connected to UR controller at %s (%s)", cfg.host, self.robot_spec.name)
+
+    def _refuse_if_stopped(self) -> None:
+        """Before ur_rtde uploads its control script: a protective or emergency stop would make it wait 5 s and
+        fail with "Failed to start control script"; say what is wrong instead."""
+        rr, deadline = self._rr, time.monotonic() + 1.0
+        while rr.getTimestamp() == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        bits = int(rr.getSafetyStatusBits())
+        # No reference may outlive disconnect() in this frame's traceback: destroying an RTDEReceiveInterface
+        # holds the GIL for ~0.5 s, long enough to starve the next connection's watchdog kicks.
+        del rr
+        if bits >> _PROTECTIVE_STOP_BIT & 1 or any(bits >> b & 1 for b in _EMERGENCY_STOP_BITS):
+            kind = "protective stop" if bits >> _PROTECTIVE_STOP_BIT & 1 else "emergency stop"
+            self.disconnect()
+            raise ProtectiveStopError(
+                f"UR {kind} is active on the controller at {self.config.host}: inspect its cause, then "
+                f"{'release the e-stop button and ' if kind == 'emergency stop' else ''}unlock it on the teach "
+                f"pendant or with URRobot.unlock_protective_stop(host) (`antigrounding robot check --recover`), and "
+                f"connect again")
+
+    @staticmethod
+    def unlock_protective_stop(host: str, timeout_s: float = 3.0) -> str:
+        """Unlock a protective stop through the Dashboard server before connecting (the user's explicit command,
+        after inspecting the cause). Returns the controller's answer; raises if it refuses."""
+        _, _, dashboard_client = _import_ur_rtde()
+        db = dashboard_client.DashboardClient(host)
+        try:
+            if not run_with_deadline(db.connect, timeout_s, "ur-dashboard"):
+                raise ConnectionLostError(f"UR Dashboard server at {host}:29999 did not answer within {timeout_s} s")
+            db.send("unlock protective stop\n")
+            reply = str(db.receive()).strip()
+            if "releasing" not in reply.lower():
+                raise ProtectiveStopError(f"the controller refused to unlock the protective stop: {reply!r} (UR "
+                                          f"allows it 5 s after the stop at the earliest)")
+            db.closeSafetyPopup()
+            return reply
+        finally:
+            run_with_deadline(db.disconnect, 2.0, "ur-dashboard-disconnect")
+
+    def check_ready(self) -> None:
+        """Raise ProtectiveStopError / VendorError if the arm cannot move now (stop active, script not running)."""
+        self._check_ready(self.state())
 
     def _arm_watchdog(self) -> None:
         rc, hz = self._rc, self.config.watchdog_min_hz
@@ -281,7 +324,10 @@ class URRobot(Robot):
             raise
         if reason is not None:
             self._abort.set()
-            self._try_stop()
+            if reason != "stop":
+                # (after a user stop(), its own stopJ is already queued: a second one would wait behind it and,
+                # on a loaded machine, miss the short deadline and be taken for a lost link)
+                self._try_stop()
             if reason in ("protective stop", "emergency stop"):
                 raise ProtectiveStopError(f"UR {reason} during execute: inspect its cause, then call recover()")
             if reason == "control script stopped":
