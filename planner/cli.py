@@ -1,4 +1,4 @@
-"""The `antigrounding` command line: run, score, reconstruct, bench, doctor."""
+"""The `antigrounding` command line."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def _add_pool_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="antigrounding", description=__doc__.split("\n")[0] + ": real-to-sim MPC "
+    parser = argparse.ArgumentParser(prog="antigrounding", description="antigrounding: real-to-sim MPC "
                                      "planner with VLM trajectory scoring")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     parser.add_argument("--version", action="version", version=f"antigrounding {_version()}")
