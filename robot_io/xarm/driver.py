@@ -3,8 +3,9 @@
 How it keeps the arm safe on a real link:
 - every command passes the `SafetyEnvelope` first. execute() then switches the controller to servo mode
   (mode 1) and streams `set_servo_angle_j` at `servo_rate_hz` through the envelope's waypoints. The controller
-  ignores that call's speed, so the driver paces the targets itself: one target per tick, never two in a burst
-  after a slow call (servo_j was seen blocking ~190 ms), so no step is larger than the envelope's speed cap.
+  ignores that call's speed, so the driver paces the targets itself: one target per tick and at least one period
+  between two sends, also after a slow call (servo_j was seen blocking ~190 ms) or a late wake-up, so the targets
+  never move faster than the envelope's speed cap.
   move_joints() (robot check) uses position mode (mode 0) `set_servo_angle` at `move_speed_rad_s`;
 - every SDK call runs on one `VendorWorker` thread with a deadline, and its integer return code goes through
   `robot_io.xarm.codes.check` (link codes -> ConnectionLostError, controller error -> ProtectiveStopError, ...);
@@ -297,9 +298,9 @@ class XArmRobot(Robot):
         dof = self.robot_spec.dof
         goal = ticks[-1]
         k, hold_until = 0, None
-        next_t = time.monotonic()
         while not self._abort.is_set():
             q = ticks[min(k, len(ticks) - 1)]
+            sent_at = time.monotonic()
             code = api.set_servo_angle_j(q.tolist(), is_radian=True)
             if code == codes.HAS_ERROR:
                 err = self._error_code_direct()
@@ -319,9 +320,9 @@ class XArmRobot(Robot):
                     err = float(np.max(np.abs(self._latest_q - goal)))
                     return f"did not settle within {cfg.settle_tol_rad} rad in {cfg.settle_timeout_s} s " \
                            f"({err * 1e3:.2f} mrad off)"
-            # After a slow call, start the next period now instead of catching up with a burst of targets.
-            next_t = max(next_t + period, time.monotonic())
-            time.sleep(max(0.0, next_t - time.monotonic()))
+            # At least one period between two targets, measured from the previous send: after a slow call or a late
+            # wake-up the motion is delayed, never caught up with targets closer together (faster than the cap).
+            time.sleep(max(0.0, sent_at + period - time.monotonic()))
         return "stopped"
 
     def _try_stop(self) -> None:

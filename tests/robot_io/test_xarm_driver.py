@@ -186,7 +186,7 @@ def test_servo_stall_does_not_cause_a_burst(robot, arm):
     assert report.completed
     gaps = np.diff(times)
     assert gaps.max() >= 0.18                                   # stalls happened
-    assert gaps.min() >= 0.5 / robot.config.servo_rate_hz      # never two targets back to back
+    assert gaps.min() >= 0.95 / robot.config.servo_rate_hz     # never two targets closer than one period
 
 
 def test_move_joints_uses_position_mode_at_the_configured_speed(robot, arm):
