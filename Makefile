@@ -45,7 +45,7 @@ $(BIN)/antigrounding: pyproject.toml | system-deps
 # The tests also need pytest, the local-VLM extra (torch CPU + transformers, pinned) for the transformers
 # backend's tiny-model test, and the vendor extras whose clients are tested against simulators and fake
 # controllers; the demo needs none of them.
-TEST_EXTRAS ?= test,local-vlm,ur,franka
+TEST_EXTRAS ?= test,local-vlm,ur,franka,xarm,realsense,calibrate
 $(VENV)/.test-deps: $(BIN)/antigrounding pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	touch $@
