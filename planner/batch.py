@@ -52,6 +52,9 @@ class Episode:
         return f"{self.task}|{self.seed}|{self.config}"
 
 
+MAX_GRID_SEEDS = 100_000   # a range is expanded into a set: bound it before it is
+
+
 def parse_seeds(text: str | Iterable[str]) -> list[int]:
     """'0-9', '0,3,5', '2-4,8' (or several such arguments) -> sorted unique seeds; TaskError on anything else."""
     parts = [text] if isinstance(text, str) else list(text)
@@ -65,6 +68,8 @@ def parse_seeds(text: str | Iterable[str]) -> list[int]:
             a, b = int(m.group(1)), int(m.group(2) or m.group(1))
             if b < a:
                 raise TaskError(f"--seeds: range {item!r} runs backwards; write {b}-{a}")
+            if b - a >= MAX_GRID_SEEDS or len(seeds) + b - a >= MAX_GRID_SEEDS:
+                raise TaskError(f"--seeds: at most {MAX_GRID_SEEDS} seeds in one batch, got {item!r}")
             seeds.update(range(a, b + 1))
     if not seeds:
         raise TaskError("--seeds: no seed given")

@@ -299,11 +299,12 @@ def check_flags(args: argparse.Namespace) -> None:
     _integer_flag(args, "first_seed", 0, MAX_SEED)
     _integer_flag(args, "max_steps", 1, MAX_STEPS)
     _integer_flag(args, "candidates", 2, MAX_CANDIDATES)   # one candidate leaves nothing to choose
-    _integer_flag(args, "seeds", 1, 10_000)
     _integer_flag(args, "repeats", 1, 1000)
     _integer_flag(args, "scenes", 1, 1000)
-    if getattr(args, "seeds", None) is not None and args.first_seed + args.seeds - 1 > MAX_SEED:
-        _fail("--seeds", f"seeds that stay below {MAX_SEED + 1}", args.seeds)
+    if isinstance(getattr(args, "seeds", None), int):   # bench's count (batch's seed ranges: planner.batch)
+        _integer_flag(args, "seeds", 1, 10_000)
+        if args.first_seed + args.seeds - 1 > MAX_SEED:
+            _fail("--seeds", f"seeds that stay below {MAX_SEED + 1}", args.seeds)
     for name in ("out", "export"):
         _folder_flag(args, name)
     cache = getattr(args, "cache", None)
