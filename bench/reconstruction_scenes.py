@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
           f"max {err[:, 0].max():.2f}")
     print(f"rotation deg:   median {np.median(err[:, 1]):.2f}  p90 {np.percentile(err[:, 1], 90):.2f}  "
           f"max {err[:, 1].max():.2f}")
-    print(f"\nstage timings over {len(timings)} warm updates (first updates: median total "
+    warm = "warm"
+    if not timings:   # --repeats 1: only first updates (they include the one-off warm-up)
+        timings, warm = first, "first"
+    print(f"\nstage timings over {len(timings)} {warm} updates (first updates: median total "
           f"{np.median([t['total'] for t in first]) * 1000:.0f} ms), ms")
     print("stage        median     p90     max")
     for stage in timings[0]:

@@ -45,6 +45,9 @@ def _load_task(name_or_path: str):
 
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load_task(args.task)
+    from planner.components import scoring_config_for
+
+    scoring_config_for(args.scoring_config, args.scorer)   # bad scoring input fails here, before the heavy imports
     from planner.episode import run_task
 
     print(f"antigrounding: running {args.task} (seed {args.seed}, scorer {args.scorer or 'from config'})",

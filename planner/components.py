@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import configs
 from planner.task import PlannerTask
-from reconstruction.models import ObjectModel
-from reconstruction.reconstructor import Reconstructor
-from render.renderer import Renderer
-from render.views import load_views
 from scoring import Scorer, ScoringConfig, backend_class, load_scoring_config
 from scoring.cache import AnswerCache
 from scoring.pool import RayExecutor
 from scoring.thread_executor import ThreadExecutor
+
+if TYPE_CHECKING:   # imported where used: open3d and the renderer cost seconds, and the command line checks a
+    # scoring config (scoring_config_for) before it needs them, so bad input is rejected quickly
+    from reconstruction.models import ObjectModel
+    from reconstruction.reconstructor import Reconstructor
+    from render.renderer import Renderer
 
 DEFAULT_SCORING = "default"
 
@@ -26,10 +29,15 @@ def object_models(task: PlannerTask) -> dict[str, ObjectModel]:
 
 
 def build_reconstructor(task: PlannerTask) -> Reconstructor:
+    from reconstruction.reconstructor import Reconstructor
+
     return Reconstructor(object_models(task), task.robot, cameras=task.cameras)
 
 
 def build_renderer(views_path: str | None = None, names: tuple[str, ...] | None = None) -> Renderer:
+    from render.renderer import Renderer
+    from render.views import load_views
+
     return Renderer(load_views(views_path or str(configs.file("views.yaml")), names))
 
 
