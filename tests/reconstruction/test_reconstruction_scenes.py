@@ -209,7 +209,7 @@ def test_held_block_is_found_in_the_gripper(robot, cams):
 
 
 def test_low_confidence_is_reported(random_runs, robot, cams):
-    _scene, assets, shot, _, _, _ = random_runs[0]
+    _scene, assets, shot, _, _ = random_runs[0]
     est, _ = _reconstruct(robot, cams, assets, shot, ReconConfig(low_confidence=0.99))
     flagged = {i.subject for i in est.issues if i.kind == "low_confidence"}
     assert flagged == set(assets) and set(est.low_confidence) == flagged
