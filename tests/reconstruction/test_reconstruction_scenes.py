@@ -125,7 +125,7 @@ def test_missing_named_object_is_reported_not_found(robot, cams):
     scene = SceneSpec(robot, (named_object("red_block", "block_red", (0.5, 0.05, 0.0251), 25, cat),
                               clutter_object("c0", 17, (0.42, -0.15, 0.04), 30, NEUTRAL_RGBA[0])))
     shot = shoot(scene, cams)
-    est, models, _ = _reconstruct(robot, cams, {"red_block": "block_red", "yellow_block": "block_yellow",
+    est, models = _reconstruct(robot, cams, {"red_block": "block_red", "yellow_block": "block_yellow",
                                                 "tray": "tray"}, shot)
     assert est.objects["red_block"].found
     for name in ("yellow_block", "tray"):
@@ -137,7 +137,7 @@ def test_missing_named_object_is_reported_not_found(robot, cams):
 
 def test_empty_table_finds_nothing_and_does_not_crash(robot, cams):
     shot = shoot(SceneSpec(robot, ()), cams)
-    est, _, _ = _reconstruct(robot, cams, {"red_block": "block_red", "tray": "tray"}, shot)
+    est, _ = _reconstruct(robot, cams, {"red_block": "block_red", "tray": "tray"}, shot)
     assert not any(o.found for o in est.objects.values())
     assert est.unknown == ()          # the robot is not clutter
     assert est.table is not None and est.table.fitted
@@ -152,7 +152,7 @@ def test_touching_blocks_of_different_colors_are_both_found(robot, cams):
         named_object("blue_block", "block_blue", (0.5 + step[0], step[1], 0.0251), yaw, cat),
         clutter_object("c0", 45, (0.45, -0.2, 0.04), 0, NEUTRAL_RGBA[1])))
     shot = shoot(scene, cams)
-    est, models, _ = _reconstruct(robot, cams, {"red_block": "block_red", "blue_block": "block_blue"}, shot)
+    est, models = _reconstruct(robot, cams, {"red_block": "block_red", "blue_block": "block_blue"}, shot)
     for name in ("red_block", "blue_block"):
         obj = est.objects[name]
         dt, dr = pose_errors(obj.pose, shot.truth[name], "cube")
@@ -169,7 +169,7 @@ def test_robot_points_are_removed(robot, cams):
                       joint_pos_rad=tuple(q), gripper_width_m=0.08)
     shot = shoot(scene, cams, settle_s=0.3)
     tcp_xyz = shot.obs.T_world_tcp[:3, 3]
-    est, _, _ = _reconstruct(robot, cams, {"red_block": "block_red"}, shot)
+    est, _ = _reconstruct(robot, cams, {"red_block": "block_red"}, shot)
     assert est.objects["red_block"].found and not est.objects["red_block"].held
     for u in est.unknown:
         verts = np.asarray(u.mesh_vertices) + np.asarray(u.pose.xyz)
@@ -209,8 +209,8 @@ def test_held_block_is_found_in_the_gripper(robot, cams):
 
 
 def test_low_confidence_is_reported(random_runs, robot, cams):
-    _scene, assets, shot, _, _, _ = random_runs[0]
-    est, _, _ = _reconstruct(robot, cams, assets, shot, ReconConfig(low_confidence=0.99))
+    _scene, assets, shot, _, _ = random_runs[0]
+    est, _ = _reconstruct(robot, cams, assets, shot, ReconConfig(low_confidence=0.99))
     flagged = {i.subject for i in est.issues if i.kind == "low_confidence"}
     assert flagged == set(assets) and set(est.low_confidence) == flagged
     assert all(est.objects[n].found for n in flagged)      # reported, still in the twin
@@ -240,7 +240,7 @@ def test_block_inside_the_tray(robot, cams):
                               named_object("green_block", "block_green", (0.52, 0.04, 0.04), 40, cat),
                               clutter_object("c0", 17, (0.45, -0.05, 0.04), 0, NEUTRAL_RGBA[0])))
     shot = shoot(scene, cams, settle_s=1.0)
-    est, models, _ = _reconstruct(robot, cams, {"tray": "tray", "green_block": "block_green"}, shot)
+    est, models = _reconstruct(robot, cams, {"tray": "tray", "green_block": "block_green"}, shot)
     for name in ("tray", "green_block"):
         obj = est.objects[name]
         dt, dr = pose_errors(obj.pose, shot.truth[name], models[name].symmetry)

@@ -75,7 +75,7 @@ def test_touching_objects():
 
 @pytest.mark.slow
 def test_objects_partly_outside_one_camera():
-    loaded, _, shot, est, _, _ = _run("cluttered_edge_of_view", 2)
+    loaded, _, shot, est, _ = _run("cluttered_edge_of_view", 2)
     overhead = next(c for c in loaded.planner.cameras if c.name == "overhead")
     from sim.camera import project_points
 
