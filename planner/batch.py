@@ -301,8 +301,11 @@ def _run_on_ray(pending: list[Episode], out_dir: str, options: EpisodeOptions, p
 
     owns = not ray.is_initialized()
     if owns:
-        init: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
-                      "runtime_env": {"env_vars": dict(DETERMINISM_ENV)}}
+        # Workers inherit the raylet's environment, which is this process's: a runtime_env would cost every
+        # worker a start through Ray's runtime-env agent.
+        for key, value in DETERMINISM_ENV.items():
+            os.environ.setdefault(key, value)
+        init: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
         if ray_address is None:
             # one CPU per episode. (Ray 2.60 turns a loopback node address into the host's own address, so a
             # local Ray cannot be held to 127.0.0.1 by ray.init; see the report.)

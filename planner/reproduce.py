@@ -10,10 +10,10 @@ that make a run repeat (PYTHONHASHSEED, one OpenMP thread).
 the same task, seed and scoring config must give identical step records. `antigrounding compare A B` prints
 the first differences.
 
-Why one OpenMP thread: Open3D's FPFH+RANSAC registration and its normal estimation run on an OpenMP team, and
-the order in which threads finish changes which hypothesis RANSAC keeps; with one thread a seeded RANSAC is a
-pure function of its input. `deterministic_env` sets it (and PYTHONHASHSEED) for the lab and batch workers;
-the CLI re-executes itself with it when the variables are missing (planner/cli.py).
+The run itself repeats without any process setting: what made runs differ was Open3D's threaded RANSAC plane and
+ICP (reconstruction/repeatable.py). `DETERMINISM_ENV` (PYTHONHASHSEED=0, one OpenMP thread per episode) is set for
+batch workers as a guard for code that might one day iterate a set of strings or reduce on an OpenMP team, and
+the header records whether the run had it.
 """
 
 from __future__ import annotations
