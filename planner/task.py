@@ -138,7 +138,12 @@ def _robot(value: Any, where: str) -> RobotSpec:
 
 
 def load_task(path: str, catalog_path: str | None = None) -> LoadedTask:
-    """Read and validate a task file from any path; errors name the file, the field and what was expected."""
+    """Read and validate a task file from any path; errors name the file, the field and what was expected.
+
+    `libero:SUITE/ID` loads a LIBERO task instead (planner/libero_task.py; needs `make libero`)."""
+    if path.startswith("libero:"):
+        from planner.libero_task import load_libero_task
+        return load_libero_task(path)
     if not os.path.isfile(path):
         raise TaskError(f"{path}: task file not found")
     try:
