@@ -26,7 +26,7 @@ from planner.catalog import Asset
 from planner.errors import TaskError
 from planner.paths import config_path
 from planner.task import LoadedTask, PlannerTask, Subtask
-from robot_io.libero.launcher import LiberoMissingError, load_manifest
+from robot_io.libero.launcher import LiberoMissingError, libero_python, load_manifest
 from robot_io.libero.spec import LiberoLabSpec
 from sim.camera import CameraSpec
 from sim.predicates import PredicateError, validate_predicate
@@ -46,6 +46,17 @@ _REF = re.compile(r"^libero:([a-z0-9_]+)/(\d+)$")
 
 class UnsupportedGoalError(TaskError):
     """A BDDL goal with no counterpart in the planner's predicates."""
+
+
+class LiberoNotInstalledError(TaskError):
+    """`make libero` has not been run here (the CLI prints this and exits 2)."""
+
+
+def _manifest() -> dict:
+    try:
+        return load_manifest()
+    except LiberoMissingError as exc:
+        raise LiberoNotInstalledError(str(exc)) from None
 
 
 def parse_ref(ref: str) -> tuple[str, int]:
@@ -149,7 +160,7 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
                      name_all_objects: bool = True) -> LoadedTask:
     """`libero:SUITE/ID` -> LoadedTask(planner view, LiberoLabSpec). Needs `make libero` (LiberoMissingError)."""
     suite, task_id = parse_ref(ref)
-    manifest = load_manifest()
+    manifest = _manifest()
     if suite not in manifest["suites"]:
         raise TaskError(f"task {ref!r}: unknown suite {suite!r} (prepared: {sorted(manifest['suites'])})")
     tasks = manifest["suites"][suite]
@@ -160,7 +171,7 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
         with open(info["bddl"]) as f:
             problem = parse_bddl(f.read(), info["bddl"])
     except OSError as exc:
-        raise LiberoMissingError(f"{info['bddl']}: {exc}; run `make libero`") from exc
+        raise LiberoNotInstalledError(f"{info['bddl']}: {exc}; run `make libero`") from exc
     goal = translate_goal(problem, where=f"{ref}: goal")
     in_goal = set(_goal_objects(goal))
     names = [n for n in problem.objects if name_all_objects or n in in_goal or n in problem.obj_of_interest]
@@ -175,19 +186,23 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
     cams = _cameras(manifest["problems"][info["problem"]], tuple(cameras), size_px, ref)
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
                           goal, MAX_STEPS, (), ref)
+    try:
+        libero_python()     # the lab's interpreter must be there too, not only the assets
+    except LiberoMissingError as exc:
+        raise LiberoNotInstalledError(str(exc)) from None
     lab = LiberoLabSpec(suite, task_id, info["bddl"], robot, cams)
     return LoadedTask(planner, lab)
 
 
 def suite_size(suite: str) -> int:
-    manifest = load_manifest()
+    manifest = _manifest()
     if suite not in manifest["suites"]:
         raise TaskError(f"unknown LIBERO suite {suite!r} (prepared: {sorted(manifest['suites'])})")
     return len(manifest["suites"][suite])
 
 
 def n_init_states(suite: str, task_id: int) -> int:
-    return int(load_manifest()["suites"][suite][task_id]["n_init_states"])
+    return int(_manifest()["suites"][suite][task_id]["n_init_states"])
 
 
 def dump(ref: str) -> str:
