@@ -34,9 +34,9 @@ from sim.scene import RobotSpec, SpecError
 
 PREFIX = "libero:"
 ROBOT_CONFIG = "panda_libero"
-DEFAULT_CAMERAS = ("agentview", "sideview", "birdview")
+DEFAULT_CAMERAS = ("agentview", "frontview", "birdview")
 DEFAULT_SIZE_PX = 320
-MAX_STEPS = 20
+MAX_STEPS = 30
 ARENA_FIXTURES = {"floor", "table", "main_table", "kitchen_table", "living_room_table", "study_table", "coffee_table"}
 # the project's RealSense-class sensor model (configs/cameras/front.yaml), applied by the LIBERO lab
 SENSOR_MODEL = {"depth_noise_m": 0.0045, "depth_noise_corr_px": 1.5, "depth_quant_m": 0.001,

@@ -21,8 +21,7 @@ def make_env(bddl_path: str, camera_names: tuple[str, ...] = ("agentview",), wid
              controller: JointPositionControllerConfig | None = None):
     """LIBERO's environment for `bddl_path` (the inner robosuite env, with LIBERO's check_success)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from libero.libero.envs import TASK_MAPPING
-    from libero.libero.envs import bddl_utils
+    from libero.libero.envs import TASK_MAPPING, bddl_utils
 
     problem = bddl_utils.get_problem_info(bddl_path)["problem_name"]
     controller = controller or JointPositionControllerConfig()

@@ -6,7 +6,7 @@ Writes, into a git-ignored folder, everything the planner's side needs without i
 - objects/<category>/: each task object's model as OBJ + URDF that PyBullet loads. The object's MJCF is compiled
   with mujoco.MjModel; every visual (group 1) and collision (group 0) geom's mesh (mesh_vert / mesh_face, or the
   primitive) is placed by geom_xpos / geom_xmat in the object's root frame and exported with trimesh. The colour
-  hint is the mean of the object's texture (times its material colour).
+  hint is the object's mean surface colour kept gray (its texture sampled over the mesh, see surface_colour).
 - manifest.json: per suite, the tasks in LIBERO's official order (name, language, BDDL file, number of initial
   states, problem class); per problem class, the robot base pose in MuJoCo's world and the cameras (K and
   T_base_camera in the OpenCV frame); per category, the converted model.
@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_io.libero.cameras import T_world_camera_cv, intrinsics
+from robot_io.libero.cameras import T_world_camera_cv
 
 log = logging.getLogger("robot_io.libero.prepare")
 
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
 CAMERAS = ("agentview", "frontview", "birdview", "sideview")
 MAX_FACES = 20000         # scanned meshes are simplified to this many faces for the twin
+GRAY_SATURATION = 0.25    # colour hints stay below the reconstruction's chromatic threshold (0.3)
 
 
 def _pose_matrix(xpos: np.ndarray, xmat: np.ndarray) -> np.ndarray:
@@ -67,17 +68,45 @@ def _geom_mesh(model, data, g: int):
     return mesh
 
 
-def _mean_colour(model, g: int) -> np.ndarray | None:
+def _surface_colours(model, g: int, rng: np.random.Generator, n: int = 4000) -> tuple[np.ndarray, np.ndarray] | None:
+    """Colours of the geom's surface (its texture sampled at face UV centroids, times the material colour) and
+    the area each sample stands for; None for a geom without a material."""
     mat = model.geom_matid[g]
     if mat < 0:
         return None
     rgba = np.array(model.mat_rgba[mat], dtype=float)
-    tex = int(model.mat_texid[mat].max()) if np.ndim(model.mat_texid[mat]) else int(model.mat_texid[mat])
-    if tex >= 0:
-        adr, h, w, c = model.tex_adr[tex], model.tex_height[tex], model.tex_width[tex], model.tex_nchannel[tex]
-        pix = np.asarray(model.tex_data[adr:adr + h * w * c]).reshape(-1, c)[:, :3].astype(float) / 255.0
-        rgba[:3] *= pix.mean(axis=0)
-    return rgba
+    texids = np.atleast_1d(model.mat_texid[mat])
+    tex = int(texids.max()) if texids.size else -1
+    m = model.geom_dataid[g]
+    if tex < 0 or m < 0 or model.mesh_texcoordnum[m] == 0:
+        return rgba[None, :3], np.ones(1)
+    fa, fn = model.mesh_faceadr[m], model.mesh_facenum[m]
+    va = model.mesh_vertadr[m]
+    faces = model.mesh_face[fa:fa + fn]
+    verts = model.mesh_vert[va:va + model.mesh_vertnum[m]]
+    area = 0.5 * np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
+                                         verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1)
+    pick = rng.choice(fn, size=min(n, fn), replace=False, p=area / area.sum()) if area.sum() > 0 else np.arange(fn)
+    uv = model.mesh_texcoord[model.mesh_texcoordadr[m] + model.mesh_facetexcoord[fa + pick]].mean(axis=1)
+    h, w, c = model.tex_height[tex], model.tex_width[tex], model.tex_nchannel[tex]
+    img = np.asarray(model.tex_data[model.tex_adr[tex]:model.tex_adr[tex] + h * w * c]).reshape(h, w, c)
+    px = np.clip((uv[:, 0] % 1.0) * w, 0, w - 1).astype(int)
+    py = np.clip((uv[:, 1] % 1.0) * h, 0, h - 1).astype(int)
+    return img[py, px, :3].astype(float) / 255.0 * rgba[:3], np.full(len(pick), area.sum() / len(pick))
+
+
+def surface_colour(colours: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The colour hint for the planner: the area-weighted mean surface colour, with its saturation capped at
+    GRAY_SATURATION. LIBERO's objects are printed packages: no single colour covers them, and a chromatic hint
+    makes the reconstruction look for clusters of that one colour (it finds none); a gray hint makes it
+    identify them by shape alone (reconstruction.segmentation treats saturation <= 0.3 as gray)."""
+    rgb = (colours * weights[:, None]).sum(axis=0) / weights.sum()
+    top, bottom = float(rgb.max()), float(rgb.min())
+    if top > 0 and (top - bottom) / top > GRAY_SATURATION:
+        # move towards the gray of the same brightness until (max - min) / max = GRAY_SATURATION
+        k = GRAY_SATURATION * top / (top - bottom)
+        rgb = top - (top - rgb) * k
+    return rgb
 
 
 def convert_object(xml_path: str, out_dir: Path) -> dict:
@@ -89,6 +118,7 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     visual, collision, colours = [], [], []
+    rng = np.random.default_rng(0)
     for g in range(model.ngeom):
         mesh = _geom_mesh(model, data, g)
         if mesh is None:
@@ -97,9 +127,9 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
             collision.append(mesh)
         else:
             visual.append(mesh)
-            c = _mean_colour(model, g)
+            c = _surface_colours(model, g, rng)
             if c is not None:
-                colours.append((c, mesh.area))
+                colours.append(c)
     if not visual:
         visual = collision
     if not collision:
@@ -120,12 +150,9 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
         name = f"collision_{i}.obj"
         m.export(out_dir / name)
         parts.append(name)
+    rgba = np.array([0.6, 0.6, 0.6, 1.0])
     if colours:
-        w = np.array([a for _, a in colours])
-        rgba = (np.array([c for c, _ in colours]) * w[:, None]).sum(axis=0) / w.sum()
-    else:
-        rgba = np.array([0.6, 0.6, 0.6, 1.0])
-    rgba[3] = 1.0
+        rgba[:3] = surface_colour(np.concatenate([c for c, _ in colours]), np.concatenate([w for _, w in colours]))
     mass = float(max(model.body_mass.sum(), 0.01))
     coll_xml = "\n".join(
         f'    <collision><geometry><mesh filename="{p}"/></geometry></collision>' for p in parts)
