@@ -72,6 +72,11 @@ def _region(problem: BddlProblem, ref: str) -> tuple[str, str] | None:
         target = info.get("target")
         if target and ref == f"{target}_{name}":
             return target, name
+    # a fixture's own sites (a cabinet's top_region, a stove's cook_region) are not listed in the BDDL
+    owners = [n for n in (*problem.objects, *problem.fixtures) if ref.startswith(f"{n}_")]
+    if owners:
+        owner = max(owners, key=len)
+        return owner, ref[len(owner) + 1:]
     return None
 
 

@@ -119,6 +119,9 @@ def test_on_objects_regions_and_conjunctions():
     assert two == {"all": [{"on_top": ["cream_cheese_1", "akita_black_bowl_1"]},
                            {"inside": ["akita_black_bowl_1", "wooden_cabinet_1"]}]}
     assert len(subtasks_for(two)) == 4
+    # a fixture's own site, not listed in (:regions)
+    assert translate_goal(_goal_problem("(And (In cream_cheese_1 wooden_cabinet_1_middle_region))")) == {
+        "inside": ["cream_cheese_1", "wooden_cabinet_1"]}
 
 
 @pytest.mark.parametrize("goal, why", [
