@@ -118,25 +118,36 @@ def test_scripted_pick_and_place_passes_libero_check(lab, client):
     assert LabEvaluator(proc.host, proc.port).truth()["success"] is True
 
 
+def _wait_stopped(sock, timeout_s=20.0):
+    """Poll status (on `sock`) until the trajectory has ended; the lab acts between 50 ms control periods."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = _request(sock, {"op": "status"})
+        if not st["executing"]:
+            return st
+        time.sleep(0.1)
+    raise AssertionError("the trajectory did not stop")
+
+
 def test_stop_and_watchdog(lab):
     loaded, proc = lab
-    with socket.create_connection((proc.host, proc.port), timeout=30) as sock:
+    with socket.create_connection((proc.host, proc.port), timeout=30) as sock, \
+            socket.create_connection((proc.host, proc.port), timeout=30) as watcher:
         q = np.asarray(_request(sock, {"op": "status"})["joint_pos_rad"])
         far = q + np.array([0.4, 0, 0, 0, 0, 0, 0])
         path, widths = _segment(q, far, 6.0, 0.078)
         traj = JointTrajectory(path, widths, 0.05).to_msg()
         assert _request(sock, {"op": "execute", "trajectory": traj})["ok"]
+        t0 = time.monotonic()
         _request(sock, {"op": "stop"})
-        time.sleep(0.5)
-        st = _request(sock, {"op": "status"})
-        assert not st["executing"] and st["stopped_reason"] == "stop"
+        st = _wait_stopped(sock)
+        assert st["stopped_reason"] == "stop" and time.monotonic() - t0 < 6.0   # before the path's end
         assert not _request(sock, {"op": "execute", "trajectory": {"bad": 1}})["ok"]   # bad input, lab lives on
-        # then go silent with a trajectory running: the watchdog stops it within a heartbeat
-        back, widths = _segment(np.asarray(st["joint_pos_rad"]), q, 6.0, 0.078)
+        # then the sender goes silent with a trajectory running: the watchdog stops it (status from elsewhere)
+        back, widths = _segment(np.asarray(st["joint_pos_rad"]), q, 30.0, 0.078)
         assert _request(sock, {"op": "execute", "trajectory": JointTrajectory(back, widths, 0.05).to_msg()})["ok"]
-        time.sleep(2.5)
-        st = _request(sock, {"op": "status"})
-        assert not st["executing"] and st["stopped_reason"] == "watchdog"
+        st = _wait_stopped(watcher)
+        assert st["stopped_reason"] == "watchdog"
 
 
 def test_short_planner_episode(tmp_path):
