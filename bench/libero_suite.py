@@ -58,10 +58,15 @@ def run_suite(args: argparse.Namespace) -> int:
     from planner.episode import run_task
     from planner.libero_task import LiberoNotInstalledError, load_libero_task, n_init_states, suite_size
 
+    # `antigrounding bench` shares this namespace: its --tasks is a list, and it may lack some of our options
+    task_arg = getattr(args, "tasks", None) or "0-9"
+    task_text = ",".join(task_arg) if isinstance(task_arg, list | tuple) else str(task_arg)
+    scoring_config = getattr(args, "scoring_config", None)
+    max_steps, as_json = getattr(args, "max_steps", None), bool(getattr(args, "json", False))
     try:
-        tasks = parse_range(args.tasks, "--tasks", suite_size(args.suite))
+        tasks = parse_range(task_text, "--tasks", suite_size(args.suite))
         n_inits = min(n_init_states(args.suite, t) for t in tasks)
-        inits = parse_range(args.inits, "--inits", n_inits)
+        inits = parse_range(str(getattr(args, "inits", None) or "0-4"), "--inits", n_inits)
     except TaskError as exc:
         print(f"antigrounding bench: {exc}", file=sys.stderr)
         return 2
@@ -87,8 +92,8 @@ def run_suite(args: argparse.Namespace) -> int:
             print(f"  [{done:3d}/{total}] task {t}: not run ({exc})", file=sys.stderr, flush=True)
             continue
         for n in inits:
-            out = run_task(ref, seed=n, scorer=args.scorer, out_dir=args.out, scoring_config=args.scoring_config,
-                           max_steps=args.max_steps, n_candidates=args.candidates, loaded=loaded,
+            out = run_task(ref, seed=n, scorer=args.scorer, out_dir=args.out, scoring_config=scoring_config,
+                           max_steps=max_steps, n_candidates=getattr(args, "candidates", None), loaded=loaded,
                            pool=PoolOptions(use_ray=False))
             done += 1
             per_task[str(t)][0] += int(out.success)
@@ -119,7 +124,7 @@ def run_suite(args: argparse.Namespace) -> int:
           f"{time.perf_counter() - t_start:.0f} s in all", file=sys.stderr)
     for err, k in errors.most_common(5):
         print(f"  {k} x {err}", file=sys.stderr)
-    if args.json:
+    if as_json:
         print(json.dumps({"suite": args.suite, "episodes": episodes, "successes": successes,
                           "success_rate": round(rate, 4), "per_task": per_task, "scorer": args.scorer,
                           "median_steps": med, "s_per_step": round(sps, 2)}), flush=True)

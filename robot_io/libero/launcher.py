@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_ENV = "ANTIGROUNDING_LIBERO_PYTHON"      # override: the LIBERO venv's python
 ASSETS_ENV = "ANTIGROUNDING_LIBERO_ASSETS"      # override: the folder `make libero` generated
-INSTALL_HINT = "run `make libero` (creates .venv-libero and converts LIBERO's object models, ~3 min)"
+INSTALL_HINT = "run `make libero` (creates .venv-libero and converts LIBERO's object models, 5-7 min)"
 
 
 class LiberoMissingError(RobotError):
