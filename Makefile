@@ -43,6 +43,7 @@ clean:
 # generated and git-ignored. See docs/libero.md.
 LIBERO_VENV ?= .venv-libero
 LIBERO_ASSETS ?= .libero-assets
+LIBERO_SUITES ?= libero_object,libero_spatial,libero_goal,libero_10
 .PHONY: libero
 libero: $(LIBERO_ASSETS)/manifest.json
 
@@ -53,4 +54,5 @@ $(LIBERO_VENV)/.installed: robot_io/libero/requirements.txt
 	touch $@
 
 $(LIBERO_ASSETS)/manifest.json: $(LIBERO_VENV)/.installed robot_io/libero/prepare.py
-	MUJOCO_GL=egl PYTHONPATH=$(CURDIR) $(LIBERO_VENV)/bin/python -m robot_io.libero.prepare --out $(LIBERO_ASSETS)
+	MUJOCO_GL=egl PYTHONPATH=$(CURDIR) $(LIBERO_VENV)/bin/python -m robot_io.libero.prepare --out $(LIBERO_ASSETS) \
+		--suites $(LIBERO_SUITES)
