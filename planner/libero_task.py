@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 import configs
+from configs.errors import did_you_mean
 from planner.bddl import BddlProblem, parse_bddl
 from planner.catalog import Asset
 from planner.errors import TaskError
@@ -62,7 +63,7 @@ def _manifest() -> dict:
 def parse_ref(ref: str) -> tuple[str, int]:
     m = _REF.match(ref.strip())
     if not m:
-        raise TaskError(f"task {ref!r}: expected libero:SUITE/ID, e.g. libero:libero_object/3")
+        raise TaskError(None, "--task", "libero:SUITE/ID, e.g. libero:libero_object/3", ref)
     return m.group(1), int(m.group(2))
 
 
@@ -146,7 +147,8 @@ def _cameras(problem_info: dict, names: tuple[str, ...], size_px: int, where: st
     for name in names:
         info = problem_info["cameras"].get(name)
         if info is None:
-            raise TaskError(f"{where}: camera {name!r} not in this scene (have {sorted(problem_info['cameras'])})")
+            raise TaskError(None, f"{where}: cameras", f"a camera of this scene {sorted(problem_info['cameras'])}",
+                            name, hint=did_you_mean(name, problem_info["cameras"], list_choices=False))
         cams.append(CameraSpec.from_dict({"name": name, "width": size_px, "height": size_px,
                                           "fov_deg": info["fovy_deg"], "T_world_camera": info["T_base_camera"],
                                           "near_m": 0.05, "far_m": 4.0, **SENSOR_MODEL}, f"{where}: {name}"))
@@ -157,7 +159,8 @@ def _asset(category: str, manifest: dict, where: str, fixed: bool) -> Asset:
     model = manifest["objects"].get(category)
     if model is None:
         why = manifest.get("failed_objects", {}).get(category, "not converted")
-        raise TaskError(f"{where}: no converted model for LIBERO category {category!r} ({why}); rerun `make libero`")
+        raise TaskError(None, where, f"a LIBERO category with a converted model ({why}; rerun `make libero`)",
+                        category)
     return Asset(category, model["urdf"], 1.0, tuple(model["rgba"]), "none", float(model["mass_kg"]), 0.8, fixed)
 
 
@@ -167,10 +170,11 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
     suite, task_id = parse_ref(ref)
     manifest = _manifest()
     if suite not in manifest["suites"]:
-        raise TaskError(f"task {ref!r}: unknown suite {suite!r} (prepared: {sorted(manifest['suites'])})")
+        raise TaskError(None, "--task", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
+                        hint=did_you_mean(suite, manifest["suites"], list_choices=False))
     tasks = manifest["suites"][suite]
     if not 0 <= task_id < len(tasks):
-        raise TaskError(f"task {ref!r}: {suite} has tasks 0..{len(tasks) - 1}")
+        raise TaskError(None, "--task", f"a task id of {suite} in 0..{len(tasks) - 1}", task_id)
     info = tasks[task_id]
     try:
         with open(info["bddl"]) as f:
@@ -202,7 +206,8 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
 def suite_size(suite: str) -> int:
     manifest = _manifest()
     if suite not in manifest["suites"]:
-        raise TaskError(f"unknown LIBERO suite {suite!r} (prepared: {sorted(manifest['suites'])})")
+        raise TaskError(None, "suite", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
+                        hint=did_you_mean(suite, manifest["suites"], list_choices=False))
     return len(manifest["suites"][suite])
 
 
