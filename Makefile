@@ -66,3 +66,22 @@ bench: install
 
 clean:
 	rm -rf $(VENV) runs *.egg-info build
+
+# LIBERO (robosuite on MuJoCo) as a second, independent lab: its own virtual environment (LIBERO pins its own
+# robosuite/MuJoCo/numpy) and its object models converted to OBJ + URDF for the planner's twin. Both folders are
+# generated and git-ignored. See docs/libero.md.
+LIBERO_VENV ?= .venv-libero
+LIBERO_ASSETS ?= .libero-assets
+LIBERO_SUITES ?= libero_object,libero_spatial,libero_goal,libero_10
+.PHONY: libero
+libero: $(LIBERO_ASSETS)/manifest.json
+
+$(LIBERO_VENV)/.installed: robot_io/libero/requirements.txt
+	$(PYTHON) -m venv $(LIBERO_VENV)
+	$(LIBERO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LIBERO_VENV)/bin/python -m pip install --quiet -r robot_io/libero/requirements.txt
+	touch $@
+
+$(LIBERO_ASSETS)/manifest.json: $(LIBERO_VENV)/.installed robot_io/libero/prepare.py
+	MUJOCO_GL=egl PYTHONPATH=$(CURDIR) $(LIBERO_VENV)/bin/python -m robot_io.libero.prepare --out $(LIBERO_ASSETS) \
+		--suites $(LIBERO_SUITES)

@@ -23,7 +23,8 @@ from planner.runlog import RunLog
 from planner.task import LoadedTask, load_task
 from reconstruction.export import export_scene
 from robot_io.errors import RobotError
-from robot_io.sim_robot import LabEvaluator, SimRobot, launch_lab
+from robot_io.libero.launcher import launch_any_lab
+from robot_io.sim_robot import LabEvaluator, SimRobot
 from sim.geometry import Pose, rotation_error_deg
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     success: bool | None = None
     no_verdict: str | None = "the lab did not start"
     try:
-        lab_spec = dataclasses.replace(loaded.lab, fast_render=fast_render)
-        with launch_lab(lab_spec, seed, log_path=os.path.join(runlog.path, "lab.log")) as lab:
+        with launch_any_lab(loaded.lab, seed, fast_render=fast_render,
+                            log_path=os.path.join(runlog.path, "lab.log")) as lab:
             planner = None
             reconstructor = build_reconstructor(task)
             try:
@@ -130,7 +131,7 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
     export_dir: also write the estimated twin there (scene.json, URDFs + meshes, load_scene.py)."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
-    with launch_lab(dataclasses.replace(loaded.lab, fast_render=fast_render), seed) as lab:
+    with launch_any_lab(loaded.lab, seed, fast_render=fast_render) as lab:
         with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
             obs = robot.observe()
         with build_reconstructor(task) as reconstructor:

@@ -118,7 +118,12 @@ def _robot(value: Any, file: str, field: str) -> RobotSpec:
 
 def load_task(name_or_path: str, catalog_path: str | None = None) -> LoadedTask:
     """Read and validate a task by name (`stack_blocks`: the user's config folders, then the shipped tasks) or
-    from any path; errors (TaskError or another InputError) name the file, the field and what was expected."""
+    from any path; errors (TaskError or another InputError) name the file, the field and what was expected.
+
+    `libero:SUITE/ID` loads a LIBERO task instead (planner/libero_task.py; needs `make libero`)."""
+    if name_or_path.startswith("libero:"):
+        from planner.libero_task import load_libero_task
+        return load_libero_task(name_or_path)
     path = str(configs.find("tasks", name_or_path, "--task"))
     return parse_task(configs.read_yaml(path, "task file"), path, catalog_path)
 

@@ -407,49 +407,51 @@ def _terminate(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def launch_lab(
-    spec: LabSpec,
-    seed: int | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    startup_timeout_s: float = 60.0,
-    log_path: str | os.PathLike | None = None,
-    env: dict[str, str] | None = None,
-) -> Iterator[LabProcess]:
+def spawn_lab(cmd: list[str], *, host: str, log_file: Path, env: dict[str, str],
+              startup_timeout_s: float) -> Iterator[LabProcess]:
+    """Run a lab command (`--secret-fd` is added here) with fresh session secrets, yield its LabProcess once it
+    reports its port, terminate it on exit. The secrets go through a pipe the lab inherits, so they appear on no
+    command line, in no environment, file or log. Shared by `launch_lab` and the LIBERO lab's launcher."""
+    secrets = LabSecrets.generate()
+    secret_r, secret_w = os.pipe()
+    try:
+        os.write(secret_w, secrets.to_line())   # ~150 bytes: fits the pipe buffer before the child reads
+    finally:
+        os.close(secret_w)
+    try:
+        with open(log_file, "ab") as log_f:
+            proc = subprocess.Popen([*cmd, "--secret-fd", str(secret_r)], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=log_f, env=env, preexec_fn=_die_with_parent,
+                                    pass_fds=(secret_r,))
+    finally:
+        os.close(secret_r)
+    try:
+        yield LabProcess(host, _read_port(proc, log_file, startup_timeout_s), proc, log_file, secrets)
+    finally:
+        _terminate(proc)
+
+
+@contextlib.contextmanager
+def launch_lab(spec: LabSpec, seed: int | None = None, *, host: str = "127.0.0.1", port: int = 0,
+               startup_timeout_s: float = 60.0, log_path: str | os.PathLike | None = None,
+               env: dict[str, str] | None = None) -> Iterator[LabProcess]:
     """Start `python -m robot_io.simlab` for `spec` and yield a LabProcess; terminate it on exit.
 
     The spec goes to a temporary JSON file; the lab's stderr goes to `log_path` (default: a temporary
     file, deleted on exit). `seed` defaults to spec.seed. `env` adds environment variables for the lab.
-    The session secrets are drawn here and written into a pipe the lab inherits (`--secret-fd`), so they
-    appear on no command line, in no environment, file or log.
+    The session secrets are drawn and handed over by `spawn_lab`.
     """
     seed = spec.seed if seed is None else int(seed)
-    secrets = LabSecrets.generate()
     with tempfile.TemporaryDirectory(prefix="simlab-") as tmp:
         spec_path = Path(tmp) / "lab_spec.json"
         spec_path.write_text(spec.to_json())
         log_file = Path(log_path) if log_path is not None else Path(tmp) / "simlab.log"
-        child_env = {**os.environ, **(env or {})}
-        secret_r, secret_w = os.pipe()
-        try:
-            os.write(secret_w, secrets.to_line())   # ~150 bytes: fits the pipe buffer before the child reads
-        finally:
-            os.close(secret_w)
         cmd = [sys.executable, "-m", "robot_io.simlab", "--spec", str(spec_path), "--seed", str(seed),
-               "--port", str(port), "--host", host, "--secret-fd", str(secret_r)]
-        try:
-            with open(log_file, "ab") as log_f:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_f,
-                                        env=child_env, preexec_fn=_die_with_parent, pass_fds=(secret_r,))
-        finally:
-            os.close(secret_r)
-        try:
-            lab_port = _read_port(proc, log_file, startup_timeout_s)
-            log.info("sim lab pid %d listening on %s:%d (seed %d)", proc.pid, host, lab_port, seed)
-            yield LabProcess(host, lab_port, proc, log_file, secrets)
-        finally:
-            _terminate(proc)
+               "--port", str(port), "--host", host]
+        with spawn_lab(cmd, host=host, log_file=log_file, env={**os.environ, **(env or {})},
+                       startup_timeout_s=startup_timeout_s) as lab:
+            log.info("sim lab pid %d listening on %s:%d (seed %d)", lab.popen.pid, host, lab.port, seed)
+            yield lab
 
 
 # ---------------------------------------------------------------- truth, for evaluation only

@@ -1,0 +1,106 @@
+"""Reading LIBERO's BDDL problem files (an S-expression format) into plain data, without LIBERO installed.
+
+Only what the planner needs: the language instruction, the objects and fixtures with their categories, the
+objects of interest, the regions (name, target, xy ranges) and the goal as nested lists of symbols.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from planner.errors import TaskError
+
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+@dataclass(frozen=True)
+class BddlProblem:
+    problem: str
+    language: str
+    objects: dict[str, str]                      # instance name -> category
+    fixtures: dict[str, str]
+    obj_of_interest: tuple[str, ...]
+    regions: dict[str, dict] = field(default_factory=dict)   # region name -> {target, ranges}
+    goal: list = field(default_factory=list)     # e.g. ["And", ["In", "a_1", "basket_1_contain_region"]]
+
+
+def parse_sexpr(text: str, where: str) -> list:
+    """Nested lists of string atoms; ';' starts a comment."""
+    text = "\n".join(line.split(";", 1)[0] for line in text.splitlines())
+    stack: list[list] = [[]]
+    for tok in _TOKEN.findall(text):
+        if tok == "(":
+            stack.append([])
+        elif tok == ")":
+            if len(stack) == 1:
+                raise TaskError(f"{where}: unbalanced ')' in the BDDL text")
+            done = stack.pop()
+            stack[-1].append(done)
+        else:
+            stack[-1].append(tok)
+    if len(stack) != 1 or len(stack[0]) != 1 or not isinstance(stack[0][0], list):
+        raise TaskError(f"{where}: expected one (define ...) form")
+    return stack[0][0]
+
+
+def _typed_names(items: list, where: str) -> dict[str, str]:
+    """`a b - cat c - cat2` -> {a: cat, b: cat, c: cat2}."""
+    out, pending = {}, []
+    it = iter(items)
+    for tok in it:
+        if tok == "-":
+            category = next(it, None)
+            if not isinstance(category, str) or not pending:
+                raise TaskError(f"{where}: expected 'name ... - category'")
+            out.update({n: category for n in pending})
+            pending = []
+        elif isinstance(tok, str):
+            pending.append(tok)
+    if pending:
+        raise TaskError(f"{where}: names without a category: {pending}")
+    return out
+
+
+def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
+    tree = parse_sexpr(text, where)
+    if not tree or tree[0] != "define":
+        raise TaskError(f"{where}: expected (define (problem NAME) ...)")
+    problem, language, objects, fixtures, interest, regions, goal = "", "", {}, {}, (), {}, []
+    for part in tree[1:]:
+        if not isinstance(part, list) or not part:
+            continue
+        head = part[0] if isinstance(part[0], str) else ""
+        if head == "problem" and len(part) > 1:
+            problem = str(part[1])
+        elif head == ":language":
+            language = " ".join(str(t) for t in part[1:])
+        elif head == ":objects":
+            objects = _typed_names(part[1:], f"{where}: (:objects)")
+        elif head == ":fixtures":
+            fixtures = _typed_names(part[1:], f"{where}: (:fixtures)")
+        elif head == ":obj_of_interest":
+            interest = tuple(str(t) for t in part[1:])
+        elif head == ":regions":
+            for reg in part[1:]:
+                if not isinstance(reg, list) or not reg or not isinstance(reg[0], str):
+                    continue
+                info: dict = {"target": None, "ranges": []}
+                for attr in reg[1:]:
+                    if isinstance(attr, list) and attr and attr[0] == ":target" and len(attr) > 1:
+                        info["target"] = str(attr[1])
+                    elif isinstance(attr, list) and attr and attr[0] == ":ranges":
+                        # (:ranges ((x0 y0 x1 y1) ...))
+                        groups = attr[1] if len(attr) == 2 and isinstance(attr[1], list) else attr[1:]
+                        info["ranges"] = [[float(v) for v in r] for r in groups
+                                          if isinstance(r, list) and all(isinstance(v, str) for v in r)]
+                regions[reg[0]] = info
+        elif head == ":goal":
+            if len(part) != 2 or not isinstance(part[1], list):
+                raise TaskError(f"{where}: (:goal ...) must hold one expression")
+            goal = part[1]
+    if not language:
+        raise TaskError(f"{where}: no (:language ...) instruction")
+    if not goal:
+        raise TaskError(f"{where}: no (:goal ...)")
+    return BddlProblem(problem, language, objects, fixtures, interest, regions, goal)

@@ -1,0 +1,223 @@
+"""LIBERO tasks as planner tasks: `--task libero:SUITE/ID`, with `--seed N` picking the N-th official initial state.
+
+The planner reads what a user would tell a robot: the BDDL language instruction, the goal translated into the
+planner's predicates, and the named objects with their models (converted from LIBERO's assets at install time
+by `make libero`). The truth (initial states, physics, LIBERO's check_success) stays in the LIBERO lab process.
+
+BDDL goal -> planner predicate:
+    (In a B_contain_region)      -> inside: [a, B]          (a region whose target is object B)
+    (On a b)                     -> on_top: [a, b]
+    (On a B_some_region)         -> on_top: [a, B]          (a region on an object or fixture B: its top)
+    (And p q ...)                -> all: [...]
+Open / Close / TurnOn / TurnOff of articulated fixtures and On/In a region of the table itself have no
+counterpart in the planner's twin (it has no joints or table regions for LIBERO's fixtures); such tasks are
+refused with a TaskError that says so, instead of being given a goal the planner cannot check.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+import configs
+from configs.errors import did_you_mean
+from planner.bddl import BddlProblem, parse_bddl
+from planner.catalog import Asset
+from planner.errors import TaskError
+from planner.task import LoadedTask, PlannerTask, Subtask
+from robot_io.libero.launcher import LiberoMissingError, libero_python, load_manifest
+from robot_io.libero.spec import LiberoLabSpec
+from sim.camera import CameraSpec
+from sim.predicates import PredicateError, validate_predicate
+from sim.scene import RobotSpec, SpecError
+
+PREFIX = "libero:"
+ROBOT_CONFIG = "panda_libero"
+DEFAULT_CAMERAS = ("agentview", "frontview", "birdview")
+DEFAULT_SIZE_PX = 320
+MAX_STEPS = 30
+ARENA_FIXTURES = {"floor", "table", "main_table", "kitchen_table", "living_room_table", "study_table", "coffee_table"}
+# the project's RealSense-class sensor model (configs/cameras/front.yaml), applied by the LIBERO lab
+SENSOR_MODEL = {"depth_noise_m": 0.0045, "depth_noise_corr_px": 1.5, "depth_quant_m": 0.001,
+                "depth_edge_dropout": 0.3, "depth_flying_pixels": 0.2, "depth_dropout": 0.01, "rgb_noise": 2.0}
+_REF = re.compile(r"^libero:([a-z0-9_]+)/(\d+)$")
+
+
+class UnsupportedGoalError(TaskError):
+    """A BDDL goal with no counterpart in the planner's predicates."""
+
+
+class LiberoNotInstalledError(TaskError):
+    """`make libero` has not been run here (the CLI prints this and exits 2)."""
+
+
+def _manifest() -> dict:
+    try:
+        return load_manifest()
+    except LiberoMissingError as exc:
+        raise LiberoNotInstalledError(str(exc)) from None
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    m = _REF.match(ref.strip())
+    if not m:
+        raise TaskError(None, "--task", "libero:SUITE/ID, e.g. libero:libero_object/3", ref)
+    return m.group(1), int(m.group(2))
+
+
+def _region(problem: BddlProblem, ref: str) -> tuple[str, str] | None:
+    """'basket_1_contain_region' -> ('basket_1', 'contain_region') when the BDDL defines it."""
+    for name, info in problem.regions.items():
+        target = info.get("target")
+        if target and ref == f"{target}_{name}":
+            return target, name
+    # a fixture's own sites (a cabinet's top_region, a stove's cook_region) are not listed in the BDDL
+    owners = [n for n in (*problem.objects, *problem.fixtures) if ref.startswith(f"{n}_")]
+    if owners:
+        owner = max(owners, key=len)
+        return owner, ref[len(owner) + 1:]
+    return None
+
+
+def translate_goal(problem: BddlProblem, expr: Any = None, where: str = "goal") -> dict:
+    """The BDDL goal as a planner predicate (sim.predicates syntax); UnsupportedGoalError if it has none."""
+    expr = problem.goal if expr is None else expr
+    if not isinstance(expr, list) or not expr or not isinstance(expr[0], str):
+        raise TaskError(f"{where}: expected a BDDL expression (Predicate args...), got {expr!r}")
+    head, args = expr[0].lower(), expr[1:]
+    if head == "and":
+        parts = [translate_goal(problem, a, f"{where}.And[{i}]") for i, a in enumerate(args)]
+        return parts[0] if len(parts) == 1 else {"all": parts}
+    if head == "or":
+        return {"any": [translate_goal(problem, a, f"{where}.Or[{i}]") for i, a in enumerate(args)]}
+    if head == "not" and len(args) == 1:
+        return {"not": translate_goal(problem, args[0], f"{where}.Not")}
+    movable = set(problem.objects) | (set(problem.fixtures) - ARENA_FIXTURES)
+    if head in ("in", "on") and len(args) == 2 and all(isinstance(a, str) for a in args):
+        obj, place = args
+        if obj not in problem.objects:
+            raise TaskError(f"{where}: ({expr[0]} {obj} {place}): {obj!r} is not one of the task's objects")
+        if place in movable:
+            return {"inside" if head == "in" else "on_top": [obj, place]}
+        region = _region(problem, place)
+        if region is not None and region[0] in movable:
+            return {"inside" if head == "in" else "on_top": [obj, region[0]]}
+        raise UnsupportedGoalError(
+            f"{where}: ({expr[0]} {obj} {place}): a region of the {region[0] if region else 'scene'} has no "
+            "counterpart in the planner's predicates (only objects and regions on objects do)")
+    raise UnsupportedGoalError(
+        f"{where}: BDDL predicate ({' '.join(map(str, expr))}) is not supported: articulated fixtures "
+        "(Open, Close, TurnOn, TurnOff) have no joints in the planner's twin")
+
+
+def _goal_objects(pred: dict) -> list[str]:
+    (key, arg), = pred.items()
+    if key in ("all", "any"):
+        return [n for s in arg for n in _goal_objects(s)]
+    if key == "not":
+        return _goal_objects(arg)
+    return list(arg) if isinstance(arg, list) else [arg]
+
+
+def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
+    """grasp / place pairs for every inside / on_top leaf, in the goal's order."""
+    leaves = goal["all"] if "all" in goal else [goal]
+    out = []
+    for leaf in leaves:
+        (key, arg), = leaf.items()
+        if key in ("inside", "on_top"):
+            obj, place = arg
+            word = "in" if key == "inside" else "on"
+            out += [Subtask(f"grasp the {obj.rsplit('_', 1)[0].replace('_', ' ')}", {"grasped": obj}),
+                    Subtask(f"place it {word} the {place.rsplit('_', 1)[0].replace('_', ' ')}", leaf)]
+    return tuple(out)
+
+
+def _robot() -> RobotSpec:
+    try:
+        return RobotSpec.from_yaml(str(configs.find("robots", ROBOT_CONFIG)))
+    except SpecError as exc:
+        raise TaskError(str(exc)) from None
+
+
+def _cameras(problem_info: dict, names: tuple[str, ...], size_px: int, where: str) -> tuple[CameraSpec, ...]:
+    cams = []
+    for name in names:
+        info = problem_info["cameras"].get(name)
+        if info is None:
+            raise TaskError(None, f"{where}: cameras", f"a camera of this scene {sorted(problem_info['cameras'])}",
+                            name, hint=did_you_mean(name, problem_info["cameras"], list_choices=False))
+        cams.append(CameraSpec.from_dict({"name": name, "width": size_px, "height": size_px,
+                                          "fov_deg": info["fovy_deg"], "T_world_camera": info["T_base_camera"],
+                                          "near_m": 0.05, "far_m": 4.0, **SENSOR_MODEL}, f"{where}: {name}"))
+    return tuple(cams)
+
+
+def _asset(category: str, manifest: dict, where: str, fixed: bool) -> Asset:
+    model = manifest["objects"].get(category)
+    if model is None:
+        why = manifest.get("failed_objects", {}).get(category, "not converted")
+        raise TaskError(None, where, f"a LIBERO category with a converted model ({why}; rerun `make libero`)",
+                        category)
+    return Asset(category, model["urdf"], 1.0, tuple(model["rgba"]), "none", float(model["mass_kg"]), 0.8, fixed)
+
+
+def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_px: int = DEFAULT_SIZE_PX,
+                     name_all_objects: bool = True) -> LoadedTask:
+    """`libero:SUITE/ID` -> LoadedTask(planner view, LiberoLabSpec). Needs `make libero` (LiberoMissingError)."""
+    suite, task_id = parse_ref(ref)
+    manifest = _manifest()
+    if suite not in manifest["suites"]:
+        raise TaskError(None, "--task", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
+                        hint=did_you_mean(suite, manifest["suites"], list_choices=False))
+    tasks = manifest["suites"][suite]
+    if not 0 <= task_id < len(tasks):
+        raise TaskError(None, "--task", f"a task id of {suite} in 0..{len(tasks) - 1}", task_id)
+    info = tasks[task_id]
+    try:
+        with open(info["bddl"]) as f:
+            problem = parse_bddl(f.read(), info["bddl"])
+    except OSError as exc:
+        raise LiberoNotInstalledError(f"{info['bddl']}: {exc}; run `make libero`") from exc
+    goal = translate_goal(problem, where=f"{ref}: goal")
+    in_goal = set(_goal_objects(goal))
+    names = [n for n in problem.objects if name_all_objects or n in in_goal or n in problem.obj_of_interest]
+    names += [n for n in problem.fixtures if n in in_goal]
+    objects = {n: _asset(problem.objects.get(n) or problem.fixtures[n], manifest, f"{ref}: object {n!r}",
+                         fixed=n in problem.fixtures) for n in names}
+    try:
+        validate_predicate(goal, f"{ref}: goal", frozenset(objects))
+    except PredicateError as exc:
+        raise TaskError(str(exc)) from None
+    robot = _robot()
+    cams = _cameras(manifest["problems"][info["problem"]], tuple(cameras), size_px, ref)
+    planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
+                          goal, MAX_STEPS, (), ref)
+    try:
+        libero_python()     # the lab's interpreter must be there too, not only the assets
+    except LiberoMissingError as exc:
+        raise LiberoNotInstalledError(str(exc)) from None
+    lab = LiberoLabSpec(suite, task_id, info["bddl"], robot, cams)
+    return LoadedTask(planner, lab)
+
+
+def suite_size(suite: str) -> int:
+    manifest = _manifest()
+    if suite not in manifest["suites"]:
+        raise TaskError(None, "suite", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
+                        hint=did_you_mean(suite, manifest["suites"], list_choices=False))
+    return len(manifest["suites"][suite])
+
+
+def n_init_states(suite: str, task_id: int) -> int:
+    return int(_manifest()["suites"][suite][task_id]["n_init_states"])
+
+
+def dump(ref: str) -> str:
+    """The planner's view of a LIBERO task as YAML (for `docs/libero.md` and debugging)."""
+    t = load_libero_task(ref).planner
+    return yaml.safe_dump({"name": t.name, "instruction": t.instruction, "success": t.success,
+                           "objects": {n: a.key for n, a in t.objects.items()},
+                           "subtasks": [{"say": s.say, "done": s.done} for s in t.subtasks]}, sort_keys=False)
