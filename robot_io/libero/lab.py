@@ -14,7 +14,8 @@ heartbeat, shutdown, evaluate), so `SimRobot` drives it without knowing which la
   in the OpenCV frame; joint positions, gripper width (finger separation), the TCP pose (robosuite's grip
   site, expressed in the robot config's TCP convention) and the controller's joint torques with sensor noise.
 - execute: the joint path is resampled to the controller's 50 ms period and followed with robosuite's
-  JOINT_POSITION controller (kp 300, output_max 0.5 rad) through LIBERO's own env.step; the gripper is binary.
+  JOINT_POSITION controller (kp 300, output_max 0.5 rad) through LIBERO's own env.step; the gripper is binary
+  (open only for a commanded width of at least 95% of the opening, the project's rule).
   env.step's reward and `done` are dropped here: they are LIBERO's success check.
 - evaluate (evaluation code only): LIBERO's check_success on the live state, object poses, the grasped object.
 The engine/handler threading, the watchdog and the request handling are the sim lab's (`SimLab`), and so is
