@@ -147,6 +147,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import bench  # outside the product; imported here only (product packages never import it)
 
+    if args.suite is not None:   # a LIBERO suite on the LIBERO lab (needs `make libero`)
+        from bench.libero_suite import run_suite
+
+        return run_suite(args)
     return bench.run(args)
 
 
@@ -231,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "formula only")
     bench.add_argument("--clutter-mesh", default=None, choices=("columns", "hull", "coacd"),
                        help="reconstruction: how unknown objects are meshed (default columns)")
+    bench.add_argument("--suite", default=None, help="a LIBERO suite (libero_object, libero_spatial, libero_goal, "
+                       "libero_10) on the LIBERO lab; --tasks are then task indices (default 0-9)")
+    bench.add_argument("--inits", default=None, help="with --suite: official initial states per task (default 0-4)")
+    bench.add_argument("--json", action="store_true", help="with --suite: end with one JSON summary line")
     # the flags of earlier versions, kept: they pick a benchmark
     bench.add_argument("--scoring-pool", dest="which", action="store_const", const="scoring-pool",
                        help=argparse.SUPPRESS)
