@@ -49,8 +49,8 @@ def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None) -> Asset
         if not isinstance(rgba, list) or len(rgba) != 4 or not all(isinstance(v, (int, float)) for v in rgba):
             raise TaskError(f"{where}.rgba: expected [r, g, b, a] numbers in [0, 1], got {rgba!r}")
         rgba = tuple(float(v) for v in rgba)
-    symmetry = d.get("symmetry", "none")
-    if symmetry not in SYMMETRIES:
+    symmetry = d.get("symmetry", "auto")     # "auto": not declared; a task infers a named object's from its mesh
+    if symmetry != "auto" and symmetry not in SYMMETRIES:
         raise TaskError(f"{where}.symmetry: expected one of {list(SYMMETRIES)}, got {symmetry!r}")
     nums = {}
     for key_, default in (("scale", 1.0), ("mass_kg", 0.1), ("friction", 0.8)):

@@ -7,6 +7,7 @@ module only inside the LabSpec handed to the lab process.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import yaml
 import configs
 from planner.catalog import Asset, asset_from_dict, load_catalog, lookup_asset
 from planner.errors import TaskError
+from reconstruction.model_symmetry import model_symmetry
 from robot_io.labspec import LabSpec, Randomize
 from sim.camera import CameraSpec
 from sim.geometry import Pose
@@ -186,8 +188,8 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
             if key not in spec:
                 raise TaskError(f"{where}.{key}: missing")
         asset = _asset(spec["asset"], f"{where}.asset", catalog, base_dir)
-        _expect(asset.rgba is not None, f"{where}.asset.rgba",
-                "[r, g, b, a] for a named object (the reconstruction finds objects by colour)", None)
+        if asset.symmetry == "auto":      # not declared: inferred from the mesh (a declared one wins)
+            asset = dataclasses.replace(asset, symmetry=model_symmetry(asset.urdf, asset.scale).kind)
         pose = _pose(spec["pose"], f"{where}.pose", robot)
         mass, friction = _physics(spec.get("physics"), f"{where}.physics", asset)
         assets[name] = asset

@@ -64,7 +64,7 @@ class ObjectModel:
     name: str
     urdf: str
     scale: float = 1.0
-    rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0)
+    rgba: tuple[float, float, float, float] | None = None   # a colour hint; None: found by its shape and texture
     symmetry: str = "none"
 
     def __post_init__(self) -> None:
@@ -76,10 +76,11 @@ class ObjectModel:
         if not (isinstance(self.scale, int | float) and self.scale > 0):
             raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))
-        rgba = tuple(float(v) for v in self.rgba)
-        if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
-            raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
-        object.__setattr__(self, "rgba", rgba)
+        if self.rgba is not None:
+            rgba = tuple(float(v) for v in self.rgba)
+            if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
+                raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
+            object.__setattr__(self, "rgba", rgba)
         if self.symmetry not in SYMMETRIES:
             raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected one of {SYMMETRIES}")
 
@@ -92,7 +93,8 @@ class ObjectModel:
         if not isinstance(entry, dict) or "urdf" not in entry:
             raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
         return cls(name=name, urdf=str(entry["urdf"]), scale=float(entry.get("scale", 1.0)),
-                   rgba=tuple(entry.get("rgba", (0.5, 0.5, 0.5, 1.0))), symmetry=str(entry.get("symmetry", "none")))
+                   rgba=tuple(entry["rgba"]) if entry.get("rgba") is not None else None,
+                   symmetry=str(entry.get("symmetry", "none")))
 
     @property
     def geometry(self) -> ModelGeometry:
@@ -113,7 +115,7 @@ class ObjectModel:
     @property
     def chromatic(self) -> bool:
         """Whether the asset color is saturated enough to tell it from gray clutter by chromaticity."""
-        return color_saturation(self.rgba[:3]) > 0.3
+        return self.rgba is not None and color_saturation(self.rgba[:3]) > 0.3
 
 
 def color_saturation(rgb) -> float:

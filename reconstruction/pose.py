@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 reg = o3d.pipelines.registration
 
 # Rotation about z that maps a symmetric object onto itself: yaw hypotheses need only span this.
-_YAW_PERIOD_DEG = {"none": 360.0, "box": 180.0, "cube": 90.0, "square": 90.0, "cylinder": 360.0}
+_YAW_PERIOD_DEG = {"none": 360.0, "box": 180.0, "cube": 90.0, "square": 90.0, "square_prism": 90.0,
+                   "cylinder": 360.0, "sphere": 360.0}
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class PoseEstimator:
     # ------------------------------------------------------------------ hypotheses
     def _yaws(self, model: ObjectModel) -> np.ndarray:
         period = _YAW_PERIOD_DEG.get(model.symmetry, 360.0)
-        if model.symmetry == "cylinder":
+        if model.symmetry in ("cylinder", "sphere"):
             return np.zeros(1)
         n = int(min(self.config.yaw_steps_max, max(1, round(period / self.config.yaw_step_deg))))
         return np.arange(n) * period / n

@@ -76,7 +76,8 @@ class Reconstructor:
             self.crop_max = np.asarray(robot.workspace_max_xyz) + margin
         self.fuser = Fuser(self.crop_min, self.crop_max)
         self.segmenter = segmenter or ColorDbscanSegmenter(
-            [m.rgba[:3] for m in self.models.values()], eps_m=cfg.cluster_eps_m, min_points=cfg.cluster_min_points,
+            [m.rgba[:3] for m in self.models.values() if m.rgba is not None], eps_m=cfg.cluster_eps_m,
+            min_points=cfg.cluster_min_points,
             min_cluster_points=cfg.min_cluster_points, max_color_dist=cfg.max_color_dist)
         self.pose_estimator = PoseEstimator(cfg.pose)
         for model in self.models.values():

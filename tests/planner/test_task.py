@@ -90,8 +90,6 @@ def test_pose_outside_workspace(tmp_path):
     (lambda d: d.update(identify=["green_block"]), r"field 'identify': expected a list of task object names"),
     (lambda d: d["subtasks"][0].update(done={"grasped": "nothing"}), r"subtasks\[0\]'.done.grasped: expected a task"),
     (lambda d: d["clutter"][0].update(phyiscs={"mass_kg": 1}), r"clutter\[0\]': expected only the fields asset"),
-    (lambda d: d["objects"]["red_block"].update(asset={"urdf": "pybullet_data:cube_small.urdf"}),
-     r"objects.red_block'.asset.rgba: expected \[r, g, b, a\] for a named object"),
 ])
 def test_bad_fields_are_named(tmp_path, mutate, match):
     data = _base()
@@ -105,3 +103,15 @@ def test_not_yaml(tmp_path):
     path.write_text("name: [unclosed")
     with pytest.raises(TaskError, match="not valid YAML"):
         load_task(str(path))
+
+
+def test_named_object_without_colour_hint_gets_its_symmetry_from_its_mesh(tmp_path):
+    """rgba is an optional hint; an undeclared symmetry is inferred from the mesh, a declared one wins."""
+    data = _base()
+    data["objects"]["red_block"]["asset"] = {"urdf": "pybullet_data:cube_small.urdf"}
+    data["objects"]["blue_block"]["asset"] = {"urdf": "pybullet_data:cube_small.urdf", "symmetry": "box"}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    task = load_task(str(path)).planner
+    assert task.objects["red_block"].rgba is None and task.objects["red_block"].symmetry == "cube"
+    assert task.objects["blue_block"].symmetry == "box"
