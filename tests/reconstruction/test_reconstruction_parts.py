@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from recon_scenes import catalog, models_for, robot_spec
 
+from reconstruction.candidates import candidate_clusters
 from reconstruction.clutter import hull_object
 from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.fusion import Fuser, PointSet, fuse_frames, voxel_downsample
-from reconstruction.pose import PoseEstimator, candidate_clusters, visibility
+from reconstruction.pose import PoseEstimator, visibility
 from reconstruction.segmentation import NEUTRAL, Cluster, ColorDbscanSegmenter, color_labels, fit_table_plane
 from sim.camera import CameraSpec, project_points
 from sim.geometry import Pose, rotation_error_deg
