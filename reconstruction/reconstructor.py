@@ -17,6 +17,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from reconstruction.appearance import model_appearance
+from reconstruction.assignment import assign_best_first
 from reconstruction.candidates import candidate_clusters
 from reconstruction.checks import check_frame
 from reconstruction.clutter import UnknownMesher, UnknownObject
@@ -252,40 +253,31 @@ class Reconstructor:
 
     def _pose_objects(self, clusters, low: PointSet, views, T_world_tcp, reasons, table) -> dict[str, PoseResult]:
         cfg = self.config
-        used: set[int] = set()
-        results: dict[str, PoseResult] = {}
         low_labels = None
         if isinstance(self.segmenter, ColorDbscanSegmenter) and len(low):
             low_labels = color_labels(low.colors, self.segmenter.references, self.segmenter.max_color_dist)
-        # Objects with a distinctive color first: their clusters are unambiguous; the neutral ones
-        # (matched by size and shape) then choose among what is left.
-        order = sorted(self.models, key=lambda n: (self.color_hints[n] is None, n))
-        for name in order:
+
+        def candidates(name: str, used: set[int]):
+            return candidate_clusters(self.models[name], self._label(name), clusters, used, cfg.pose.max_candidates)
+
+        def estimate(name: str, cluster: Cluster) -> PoseResult | None:
             model = self.models[name]
-            cands = candidate_clusters(model, self._label(name), clusters, used, cfg.pose.max_candidates)
-            if not cands:
-                reasons[name] = f"no candidate cluster ({'size' if self.color_hints[name] is None else 'color'} match)"
-                continue
-            best, best_idx = None, None
-            color_mask = self._color_mask(name)
+            cluster = self._with_low_points(cluster, low, low_labels)
             last = self._last_pose.get(name) if cfg.track else None
-            for cluster, idx in cands:
-                cluster = self._with_low_points(cluster, low, low_labels)
-                prior = None
-                if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
-                    prior = last.matrix()
-                res = self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
-                                                   table.d, color_mask, prior)
-                if res is not None and (best is None or res.fitness > best.fitness):
-                    best, best_idx = res, idx
-                if best is not None and best.fitness >= cfg.pose.good_fitness:
-                    break
-            if best is None:
-                reasons[name] = "too few points to register"
-                continue
-            results[name] = best
-            if best.fitness >= cfg.min_fitness:
-                used.update(best_idx)
+            prior = None
+            if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
+                prior = last.matrix()
+            return self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
+                                                table.d, self._color_mask(name), prior)
+
+        for name in self.models:
+            if not candidates(name, set()):
+                match = "size" if self.color_hints[name] is None else "color"
+                reasons[name] = f"no candidate cluster ({match} match)"
+        results, why = assign_best_first([n for n in self.models if n not in reasons], candidates, estimate,
+                                         cfg.min_fitness, cfg.pose.good_fitness)
+        for name, reason in why.items():
+            reasons.setdefault(name, reason)
         return results
 
     def _estimated(self, name: str, res: PoseResult | None, obs, T_world_tcp, reasons, notes,
