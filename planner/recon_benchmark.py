@@ -44,7 +44,8 @@ from sim.world import World
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASKS = ("stack_blocks", "pick_place_tray", "cluttered_five", "cluttered_touching", "cluttered_edge_of_view")
+DEFAULT_TASKS = ("stack_blocks", "pick_place_tray", "cluttered_five", "cluttered_touching", "cluttered_edge_of_view",
+                 "duck_into_tray", "stack_textured_blocks", "textured_touching", "textured_edge_of_view")
 TARGETS = {"t_med_mm": 3.0, "t_p95_mm": 8.0, "r_med_deg": 3.0, "r_p95_deg": 8.0, "time_s": 3.0, "chamfer_mm": 10.0,
            "settle_mm": 5.0}
 MATCH_RADIUS_M = 0.03       # an obstacle's visible point this close to a clutter object's surface belongs to it

@@ -35,7 +35,7 @@ class ReconConfig:
     min_fitness: float = 0.5                     # below: the object is reported not found
     full_coverage: float = 0.5                   # confidence = fitness x min(1, coverage / full_coverage)
     low_confidence: float = 0.6                  # found objects below this confidence are reported
-    ambiguous_rival: float = 0.95                # a clearly different pose ranked this close to the best (ratio)
+    ambiguous_rival: float = 0.9                 # a clearly different pose ranked this close to the best (ratio)
                                                  # lowers the confidence, to half of it at half the remaining gap
     explain_m: float = 0.015                     # points this close to a found model (and its edge artefacts) are it
     clutter_min_points: int = 20

@@ -313,7 +313,7 @@ class Reconstructor:
             notes.append(message)
             issues.append(Issue("low_confidence", name, message))
         return EstimatedObject(name, pose, res.fitness, True, res.n_points, res.rmse_m, res.coverage, held,
-                               res.source, confidence, res.resting)
+                               res.source, confidence, res.resting, res.rival)
 
     # ------------------------------------------------------------------ clutter
     def _unknown(self, points: PointSet, objects: dict[str, EstimatedObject], table: TablePlane, views, notes,
