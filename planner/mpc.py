@@ -46,6 +46,7 @@ MAX_RELEASE_DROP_M = 0.04    # a release from higher than this is vetoed while a
 MAX_SILENT_STEPS = 3           # consecutive steps in which no agent answered before the run is aborted
 IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
+LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again at an object it does not trust
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class MPCPlanner:
         self.priors = physics_priors(task)
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
+        self._looks = 0                               # steps in a row spent looking again (LOOK_AGAIN_MAX)
 
     def close(self) -> None:
         if self.world is not None:
@@ -207,6 +209,19 @@ class MPCPlanner:
         subtask, changed = self._subtask(world)
         if changed:
             self.sampler.reset()
+        # Never reach for an object whose pose the reconstruction does not trust: look again (a new observation)
+        # up to LOOK_AGAIN_MAX steps in a row; then go ahead, and say so.
+        target = subtask.done.get("grasped") if isinstance(subtask.done, dict) else None
+        status = recon.get("objects", {}).get(target, {}).get("status") if target else None
+        if status in ("low_confidence", "missing") and not self.gripper_closed:
+            self._looks += 1
+            if self._looks <= LOOK_AGAIN_MAX:
+                return {"type": "step", "step": k, "done": False, "subtask_index": self.subtask_index,
+                        "subtask": subtask.say, "reconstruction": recon, "chosen": None, "timings_s": timings,
+                        "hold_reason": f"look again: the pose of '{target}' is not trusted ({status})"}
+            recon["note"] = f"'{target}' still {status} after {LOOK_AGAIN_MAX} looks; going ahead"
+        else:
+            self._looks = 0
 
         t0 = time.perf_counter()
         tcp = world.tcp_pose()
