@@ -30,19 +30,21 @@ from scipy.spatial import cKDTree
 import configs
 from planner.components import object_models
 from planner.task import LoadedTask, load_task
+from reconstruction.accuracy import count_outcomes, format_counts, outcome, pose_errors
 from reconstruction.config import ReconConfig
 from reconstruction.estimate import SceneEstimate
 from reconstruction.models import ObjectModel
 from reconstruction.reconstructor import Reconstructor
 from robot_io.sim_robot import LabEvaluator, SimRobot, launch_lab
 from sim.camera import CameraSpec, backproject, render_rgbd
-from sim.geometry import Pose, rotation_error_deg
+from sim.geometry import Pose
 from sim.scene import SceneSpec
 from sim.world import World
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASKS = ("stack_blocks", "pick_place_tray", "cluttered_five", "cluttered_touching", "cluttered_edge_of_view")
+DEFAULT_TASKS = ("stack_blocks", "pick_place_tray", "cluttered_five", "cluttered_touching", "cluttered_edge_of_view",
+                 "duck_into_tray", "stack_textured_blocks", "textured_touching", "textured_edge_of_view")
 TARGETS = {"t_med_mm": 3.0, "t_p95_mm": 8.0, "r_med_deg": 3.0, "r_p95_deg": 8.0, "time_s": 3.0, "chamfer_mm": 10.0,
            "settle_mm": 5.0}
 MATCH_RADIUS_M = 0.03       # an obstacle's visible point this close to a clutter object's surface belongs to it
@@ -146,8 +148,8 @@ def _evaluate(loaded: LoadedTask, seed: int, obs, truth: dict, estimate: SceneEs
         row = {**base, "kind": "named", "object": name, "found": est.found, "confidence": est.confidence,
                "fitness": est.fitness, "t_err_mm": math.nan, "r_err_deg": math.nan}
         if est.found:
-            row["t_err_mm"] = float(np.linalg.norm(est.pose.position - true_pose.position)) * 1000.0
-            row["r_err_deg"] = rotation_error_deg(est.pose.rotation(), true_pose.rotation(), asset.symmetry)
+            row["t_err_mm"], row["r_err_deg"] = pose_errors(est.pose, true_pose, asset.symmetry)
+        row["outcome"] = outcome(est.found, name in estimate.low_confidence, row["t_err_mm"], row["r_err_deg"])
         rows.append(row)
     truth_spec = truth_scene(loaded, truth)
     clutter_names = {o.name for o in truth_spec.objects if o.name not in task.objects}
@@ -224,7 +226,8 @@ def format_recon_table(rows: list[dict], config_note: str = "") -> str:
                  + (f"; {config_note}" if config_note else ""))
     lines.append("Errors vs the lab's truth; rotation error symmetry-aware; Chamfer: obstacle vs true visible surface.")
     lines.append("")
-    lines.append(f"{'task':24s} {'object':14s} {'found':>7s} {'t_err mm med':>12s} {'p95':>6s} {'r_err deg med':>13s} "
+    lines.append(f"{'task':24s} {'object':14s} {'found':>7s} {'low/miss/wrong':>14s} {'t_err mm med':>12s} "
+                 f"{'p95':>6s} {'r_err deg med':>13s} "
                  f"{'p95':>6s} {'conf med':>8s} {'chamfer mm med':>14s} {'p95':>6s}")
     for task in tasks:
         trs = [r for r in rows if r["task"] == task]
@@ -233,14 +236,17 @@ def format_recon_table(rows: list[dict], config_note: str = "") -> str:
             found = [r for r in rs if r["found"]]
             t = [r["t_err_mm"] for r in found]
             rot = [r["r_err_deg"] for r in found]
-            lines.append(f"{task:24s} {name:14s} {len(found):>3d}/{len(rs):<3d} {_med(t):12.2f} {_pct(t, 95):6.2f} "
+            c = count_outcomes(r["outcome"] for r in rs)
+            lines.append(f"{task:24s} {name:14s} {len(found):>3d}/{len(rs):<3d} "
+                         f"{c['doubtful']:>6d}/{c['missing']}/{c['wrong']:<4d} {_med(t):12.2f} {_pct(t, 95):6.2f} "
                          f"{_med(rot):13.2f} {_pct(rot, 95):6.2f} {_med([r['confidence'] for r in found]):8.2f} "
                          f"{'':>14s} {'':>6s}")
         for name in dict.fromkeys(r["object"] for r in trs if r["kind"] == "clutter"):
             rs = [r for r in trs if r["kind"] == "clutter" and r["object"] == name and r["missed"] is not None]
             covered = [r for r in rs if not r["missed"]]
             ch = [r["chamfer_mm"] for r in covered]
-            lines.append(f"{task:24s} {name + ' (unk)':14s} {len(covered):>3d}/{len(rs):<3d} {'':>12s} {'':>6s} "
+            lines.append(f"{task:24s} {name + ' (unk)':14s} {len(covered):>3d}/{len(rs):<3d} {'':>14s} {'':>12s} "
+                         f"{'':>6s} "
                          f"{'':>13s} {'':>6s} {'':>8s} {_med(ch):14.2f} {_pct(ch, 95):6.2f}")
     lines.append("")
     lines.append(f"{'task':24s} {'scenes':>6s} {'time s med':>10s} {'p95':>6s} {'max':>6s} {'settle mm max':>13s} "
@@ -263,6 +269,7 @@ def format_recon_table(rows: list[dict], config_note: str = "") -> str:
     lines.append("")
     lines.append(f"ALL: named objects found {len(found)}/{len(named)}; "
                  f"clutter objects covered {len(ch)}/{len(clutter)}")
+    lines.append(f"  named objects: {format_counts(count_outcomes(r['outcome'] for r in named))}")
     summary = [("translation mm median", _med(t), TARGETS["t_med_mm"]),
                ("translation mm p95", _pct(t, 95), TARGETS["t_p95_mm"]),
                ("rotation deg median", _med(rot), TARGETS["r_med_deg"]),

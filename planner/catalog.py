@@ -41,10 +41,10 @@ def asset_from_dict(key: str, d: Any, where: str, base_dir: str | None, file: st
     rgba = d.get("rgba")
     if rgba is not None:
         rgba = checks.numbers(rgba, file, f"{where}.rgba", 4, 0.0, 1.0, what="[r, g, b, a]", error=TaskError)
-    symmetry = d.get("symmetry", "none")
-    if symmetry not in SYMMETRIES:
-        raise TaskError(file, f"{where}.symmetry", f"one of {', '.join(SYMMETRIES)}", symmetry,
-                        hint=configs.did_you_mean(symmetry, SYMMETRIES))
+    symmetry = d.get("symmetry", "auto")     # "auto": not declared; a task infers a named object's from its mesh
+    if symmetry != "auto" and symmetry not in SYMMETRIES:
+        raise TaskError(file, f"{where}.symmetry", f"auto or one of {', '.join(SYMMETRIES)}", symmetry,
+                        hint=configs.did_you_mean(symmetry, ("auto",) + tuple(SYMMETRIES)))
     nums = {}
     for key_, default, hi, unit in (("scale", 1.0, MAX_SCALE, ""), ("mass_kg", 0.1, MAX_MASS_KG, "kg"),
                                     ("friction", 0.8, MAX_FRICTION, "")):

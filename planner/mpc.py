@@ -3,7 +3,8 @@
 The loop sees the world only through a `Robot` (observations in, joint trajectories out). It never asks the
 lab for truth; success during the run is the planner's own belief from its twin, and the lab's verdict is
 taken afterwards by evaluation code (cli / bench). Its parts live beside it: the twin (`twin_tracker`), the
-choice among candidates (`candidates`), the step record (`step_record`) and the identification probe (`probe`).
+choice among candidates (`candidates`), the step record (`step_record`) and the identification probe (`probe`);
+`twin_tracker.LookAgain` holds the arm still to look again at an object whose pose the twin does not trust.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from planner.probe import identify_objects
 from planner.report import write_report
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
-from planner.step_record import candidate_row, step_record
+from planner.step_record import candidate_row, look_again_record, step_record
 from planner.task import PlannerTask, Subtask
-from planner.twin_tracker import TwinTracker
+from planner.twin_tracker import LookAgain, TwinTracker
 from planner.twin_view import twin_beside_camera_png
 from reconstruction.identification import with_identified_physics
 from render.renderer import Renderer
@@ -92,6 +93,7 @@ class MPCPlanner:
         self.reconstructor = reconstructor
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
+        self.look_again = LookAgain()
 
     def close(self) -> None:
         self.twin.close()
@@ -129,6 +131,11 @@ class MPCPlanner:
         subtask, changed = self._subtask(world)
         if changed:
             self.sampler.reset()
+        closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
+        target = subtask.done.get("grasped") if isinstance(subtask.done, dict) else None
+        look = self.look_again.check(target, recon, closed)
+        if look is not None:
+            return look_again_record(k, self.subtask_index, subtask.say, recon, look, timings)
 
         t0 = time.perf_counter()
         tcp = world.tcp_pose()
@@ -136,7 +143,6 @@ class MPCPlanner:
         # repeated in place: without this the loop can toggle at one spot until max_steps.
         stalled = self._toggle_width_m is not None and abs(obs.gripper_width_m - self._toggle_width_m) < STALL_WIDTH_M
         self._toggle_width_m = None
-        closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
         candidates = self.sampler.propose(tcp, gripper_open=not closed, stay=not stalled)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success

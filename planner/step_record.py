@@ -29,3 +29,10 @@ def step_record(k: int, subtask_index: int, subtask: str, t: int, radius_m: floa
             "scores": table.to_dict(), "chosen": chosen, "score_cache_hit_rate": table.cache_hit_rate,
             "tcp_xyz": list(tcp.xyz), "gripper_width_m": gripper_width_m,
             "note": STALLED_NOTE if stalled else ""}
+
+
+def look_again_record(k: int, subtask_index: int, subtask: str, recon: dict, reason: str,
+                      timings: dict[str, float]) -> dict:
+    """The record of a step that only looked again (nothing sampled, scored or executed)."""
+    return {"type": "step", "step": k, "done": False, "subtask_index": subtask_index, "subtask": subtask,
+            "reconstruction": recon, "chosen": None, "timings_s": timings, "hold_reason": reason}

@@ -7,6 +7,7 @@ module only inside the LabSpec handed to the lab process.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import configs
 from configs import checks
 from planner.catalog import Asset, asset_from_dict, load_catalog, lookup_asset
 from planner.errors import TaskError
+from reconstruction.model_symmetry import model_symmetry
+from reconstruction.models import AUTO_SYMMETRY
 from robot_io.labspec import LabSpec, Randomize
 from sim.camera import CameraSpec
 from sim.geometry import Pose
@@ -168,8 +171,8 @@ def parse_task(data: Any, path: str, catalog_path: str | None = None) -> LoadedT
         checks.mapping(spec, src, where, "a mapping {asset, pose, physics}", ("asset", "pose", "physics"),
                        ("asset", "pose"), error=TaskError)
         asset = _asset(spec["asset"], src, f"{where}.asset", catalog, base_dir)
-        _expect(asset.rgba is not None, src, f"{where}.asset.rgba",
-                "[r, g, b, a] for a named object (the reconstruction finds objects by colour)", None)
+        if asset.symmetry == AUTO_SYMMETRY:      # not declared: inferred from the mesh (a declared one wins)
+            asset = dataclasses.replace(asset, symmetry=model_symmetry(asset.urdf, asset.scale).kind)
         pose = _pose(spec["pose"], src, f"{where}.pose", robot)
         mass, friction = _physics(spec.get("physics"), src, f"{where}.physics", asset)
         assets[obj_name] = asset

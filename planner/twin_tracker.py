@@ -20,6 +20,31 @@ from sim.world import World
 log = logging.getLogger(__name__)
 
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
+LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again at an object it does not trust
+UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
+
+
+class LookAgain:
+    """Never reach for an object whose pose the reconstruction does not trust: look again (a new observation)
+    up to `max_looks` steps in a row; then go ahead, and say so."""
+
+    def __init__(self, max_looks: int = LOOK_AGAIN_MAX) -> None:
+        self.max_looks = max_looks
+        self.looks = 0   # steps in a row spent looking again
+
+    def check(self, target: str | None, recon: dict, gripper_closed: bool) -> str | None:
+        """The hold reason when this step should only look again, else None. target: the object the current
+        subtask grasps (None: none); recon: the twin's summary (per object 'status'). A 'going ahead' note is
+        put in recon when the looks are spent."""
+        status = recon.get("objects", {}).get(target, {}).get("status") if target else None
+        if status not in UNTRUSTED or gripper_closed:
+            self.looks = 0
+            return None
+        self.looks += 1
+        if self.looks <= self.max_looks:
+            return f"look again: the pose of '{target}' is not trusted ({status})"
+        recon["note"] = f"'{target}' still {status} after {self.max_looks} looks; going ahead"
+        return None
 
 
 class TwinTracker:

@@ -1,54 +1,58 @@
-"""Which observed clusters could be a named object: same colour label (a chromatic model, fragments of an
-occluded object merged) or a compatible size (a neutral one)."""
+"""Which segment is which named object: a global, best-first assignment over every object's candidate segments.
+
+Each round, every object not yet placed is posed in the candidate segments still free (each object x segment pair
+is registered at most once); the object whose best pose fits best takes its segment(s), which no other object can
+then claim. A weak match thus never takes a segment another object explains better, and two objects never share
+one segment, whatever order the objects are listed in.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from reconstruction.fusion import PointSet
-from reconstruction.models import ObjectModel
-from reconstruction.segmentation import NEUTRAL, Cluster
-
-
-def _group_by_proximity(clusters: list[Cluster], max_gap_m: float) -> list[list[Cluster]]:
-    """Same-color clusters whose centroids are within max_gap_m of each other (an occluded object may split)."""
-    groups: list[list[Cluster]] = []
-    for c in sorted(clusters, key=len, reverse=True):
-        for g in groups:
-            if np.linalg.norm(g[0].centroid - c.centroid) < max_gap_m:
-                g.append(c)
-                break
-        else:
-            groups.append([c])
-    return groups
+Candidates = Callable[[str, set[int]], Sequence[tuple[Any, tuple[int, ...] | list[int]]]]
+Estimate = Callable[[str, Any], Any]
 
 
-def _merge(group: list[Cluster]) -> Cluster:
-    if len(group) == 1:
-        return group[0]
-    return Cluster(PointSet.concatenate([c.points for c in group]), group[0].label)
-
-
-def candidate_clusters(model: ObjectModel, label: int, clusters: list[Cluster], used: set[int],
-                       max_candidates: int) -> list[tuple[Cluster, list[int]]]:
-    """Clusters that could be this model: same color label (chromatic) or a compatible size (neutral)."""
-    geom = model.geometry
-    diameter, max_extent = geom.diameter, float(geom.extent.max())
-    free = [(i, c) for i, c in enumerate(clusters) if i not in used]
-    if label != NEUTRAL:
-        same = [(i, c) for i, c in free if c.label == label]
-        index_of = {id(c): i for i, c in same}
-        out = []
-        for g in _group_by_proximity([c for _, c in same], diameter):
-            merged = _merge(g)
-            if float(np.linalg.norm(merged.extent)) <= 1.5 * diameter + 0.02:
-                out.append((merged, [index_of[id(c)] for c in g]))
-        return out[:max_candidates]
-    out = []
-    for i, c in free:
-        span = float(np.linalg.norm(c.extent))
-        if c.label == NEUTRAL and 0.4 * max_extent <= span <= 1.5 * diameter + 0.03:
-            out.append((c, [i]))
-    # Closest in size first: a tray-sized cluster before a pebble.
-    out.sort(key=lambda ci: abs(float(np.linalg.norm(ci[0].extent)) - diameter))
-    return out[:max_candidates]
+def assign_best_first(names: Sequence[str], candidates: Candidates, estimate: Estimate, min_fitness: float,
+                      good_fitness: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """(results, reasons). candidates(name, used) -> [(segment, segment indices)] for the segments still free;
+    estimate(name, segment) -> a result with `.fitness`, or None. A result below min_fitness is returned (to be
+    reported) but claims nothing; an object's candidates are tried in order until one fits at good_fitness."""
+    cache: dict[tuple[str, tuple[int, ...]], Any] = {}
+    pending = list(names)
+    used: set[int] = set()
+    results: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    while pending:
+        pick = None
+        for name in list(pending):
+            cands = candidates(name, used)
+            if not cands:
+                reasons[name] = "no candidate segment left"
+                pending.remove(name)
+                continue
+            best = None
+            for segment, idx in cands:
+                key = (name, tuple(sorted(idx)))
+                if key not in cache:
+                    cache[key] = estimate(name, segment)
+                res = cache[key]
+                if res is not None and (best is None or res.fitness > best[0].fitness):
+                    best = (res, key[1])
+                if best is not None and best[0].fitness >= good_fitness:
+                    break
+            if best is None:
+                reasons[name] = "too few points to register"
+                pending.remove(name)
+            elif pick is None or best[0].fitness > pick[1].fitness:
+                pick = (name, best[0], best[1])
+        if pick is None:
+            break
+        name, res, idx = pick
+        results[name] = res
+        pending.remove(name)
+        if res.fitness >= min_fitness:
+            used.update(idx)
+    return results, reasons

@@ -35,6 +35,8 @@ class ReconConfig:
     min_fitness: float = 0.5                     # below: the object is reported not found
     full_coverage: float = 0.5                   # confidence = fitness x min(1, coverage / full_coverage)
     low_confidence: float = 0.6                  # found objects below this confidence are reported
+    ambiguous_rival: float = 0.9                 # a clearly different pose ranked this close to the best (ratio)
+                                                 # lowers the confidence, to half of it at half the remaining gap
     explain_m: float = 0.015                     # points this close to a found model (and its edge artefacts) are it
     clutter_min_points: int = 20
     phantom_tol_m: float = 0.008                 # an unknown cluster the cameras see this far through ...
@@ -54,7 +56,7 @@ class ReconConfig:
             raise ValueError(f"ReconConfig.robot_proxy {self.robot_proxy!r}: expected 'collision' or 'visual'")
         if self.robot_renderer not in ("tiny", "egl"):
             raise ValueError(f"ReconConfig.robot_renderer {self.robot_renderer!r}: expected 'tiny' or 'egl'")
-        for name in ("min_fitness", "low_confidence", "full_coverage"):
+        for name in ("min_fitness", "low_confidence", "full_coverage", "ambiguous_rival"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ReconConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.full_coverage <= 0 or self.edge_jump_per_m < 0 or self.table_clearance_sigma < 0:

@@ -40,12 +40,13 @@ class EstimatedObject:
     source: str = ""           # winning hypothesis: "global", "yaw", "tcp"
     confidence: float = 0.0
     resting: str = ""          # "table": snapped to a stable pose on the table; "support": on something else
+    rival: float = 0.0         # best clearly different pose's rank / the winner's: near 1, the data cannot tell
 
     def to_dict(self) -> dict:
         return {"name": self.name, "pose": self.pose.to_dict(), "fitness": self.fitness, "found": self.found,
                 "n_points": self.n_points, "rmse_m": None if math.isnan(self.rmse_m) else self.rmse_m,
                 "coverage": self.coverage, "confidence": self.confidence, "held": self.held, "source": self.source,
-                "resting": self.resting}
+                "resting": self.resting, "rival": self.rival}
 
 
 @dataclass(frozen=True)

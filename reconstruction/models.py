@@ -27,7 +27,7 @@ from sim.scene import ObjectSpec, resolve_asset_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RGBA = (0.5, 0.5, 0.5, 1.0)
+AUTO_SYMMETRY = "auto"   # a catalog entry that declares none: a task infers it from the mesh (model_symmetry)
 N_MODEL_POINTS = 3000   # surface samples kept per model; registration downsamples them further
 
 
@@ -72,7 +72,7 @@ class ObjectModel:
     name: str
     urdf: str
     scale: float = 1.0
-    rgba: tuple[float, float, float, float] | None = (0.5, 0.5, 0.5, 1.0)
+    rgba: tuple[float, float, float, float] | None = None   # a colour hint; None: found by its shape and texture
     symmetry: str = "none"
     mass_kg: float | None = None
     friction: float | None = None
@@ -87,13 +87,14 @@ class ObjectModel:
         if not (isinstance(self.scale, int | float) and self.scale > 0):
             raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))
-        if self.rgba is not None:   # None: the URDF's own colours (a clutter asset; a named object needs one)
+        if self.rgba is not None:   # None: the URDF's own colours (found by shape and the model's appearance)
             rgba = tuple(float(v) for v in self.rgba)
             if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
                 raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
             object.__setattr__(self, "rgba", rgba)
-        if self.symmetry not in SYMMETRIES:
-            raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected one of {SYMMETRIES}")
+        if self.symmetry != AUTO_SYMMETRY and self.symmetry not in SYMMETRIES:
+            raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected {AUTO_SYMMETRY!r} or one of "
+                             f"{SYMMETRIES}")
         for key in ("mass_kg", "friction"):
             v = getattr(self, key)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -106,7 +107,8 @@ class ObjectModel:
         if not isinstance(entry, dict) or "urdf" not in entry:
             raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
         return cls(name=name, urdf=str(entry["urdf"]), scale=float(entry.get("scale", 1.0)),
-                   rgba=tuple(entry.get("rgba", DEFAULT_RGBA)), symmetry=str(entry.get("symmetry", "none")),
+                   rgba=tuple(entry["rgba"]) if entry.get("rgba") is not None else None,
+                   symmetry=str(entry.get("symmetry", "none")),
                    mass_kg=entry.get("mass_kg"), friction=entry.get("friction"), fixed=bool(entry.get("fixed", False)))
 
     def named(self, name: str) -> ObjectModel:

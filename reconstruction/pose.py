@@ -33,14 +33,17 @@ from reconstruction.depth_views import DepthView, visibility
 from reconstruction.fusion import PointSet, transform, voxel_downsample
 from reconstruction.models import ObjectModel
 from reconstruction.repeatable import rounded_transform
+from reconstruction.resting import _align, fills_hull, fit_quality, planar_icp, stable_up_directions
 from reconstruction.segmentation import Cluster
 from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
+from sim.geometry import rotation_error_deg, symmetry_group
 
 log = logging.getLogger(__name__)
 reg = o3d.pipelines.registration
 
 # Rotation about z that maps a symmetric object onto itself: yaw hypotheses need only span this.
-_YAW_PERIOD_DEG = {"none": 360.0, "box": 180.0, "cube": 90.0, "square": 90.0, "cylinder": 360.0}
+_YAW_PERIOD_DEG = {"none": 360.0, "box": 180.0, "cube": 90.0, "square": 90.0, "square_prism": 90.0,
+                   "cylinder": 360.0, "sphere": 360.0}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class PoseConfig:
     rest_snap_deg: float = 8.0          # a fit this close to a stable resting pose is snapped to it
     rest_contact_m: float = 0.012       # ... and set down on the table when its lowest point is this close
     rest_min_fitness_ratio: float = 0.94  # the constrained fit is kept if it explains this much of the free one
+    rest_yaws_kept: int = 3             # per stable resting pose, the yaws (of yaw_steps) that look best are fitted
     coverage_weight: float = 0.2        # hypotheses rank by fitness x (1 - w + w x coverage) - rmse term
     silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)   # resting, chromatic, convex objects
     seed: int = 0
@@ -79,8 +83,8 @@ class PoseConfig:
         for name in ("rest_min_fitness_ratio", "coverage_weight", "good_fitness", "ransac_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PoseConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.n_refine < 1 or self.max_candidates < 1 or self.min_points < 3:
-            raise ValueError("PoseConfig: n_refine and max_candidates must be >= 1, min_points >= 3")
+        if self.n_refine < 1 or self.max_candidates < 1 or self.min_points < 3 or self.rest_yaws_kept < 1:
+            raise ValueError("PoseConfig: n_refine, max_candidates and rest_yaws_kept must be >= 1, min_points >= 3")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class PoseResult:
     n_points: int            # observed points of the object
     cluster: Cluster | None = field(default=None, compare=False)
     resting: str = ""        # "table": snapped to a stable pose on the table; "support": on something else
+    rival: float = 0.0       # rank of the best clearly different hypothesis / the winner's (near 1: ambiguous)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +120,8 @@ class _Prepared:
     hull_vertices: np.ndarray            # of the collision geometry: the lowest point of a pose
     stable_ups: np.ndarray               # (k, 3) object-frame directions that point up in a stable resting pose
     convex_outline: bool                 # the mesh fills its convex hull: its outline is the hull's outline
+    sparse_tree: cKDTree | None = None   # over the sparse samples: coarse resting fits
+    rest_ups: np.ndarray | None = None   # stable_ups, one per class of poses the symmetry makes alike
 
 
 def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_points: int = 20000
@@ -131,6 +138,29 @@ def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_poi
         first = np.random.default_rng(seed).choice(first, max_points, replace=False)
     first = np.sort(first)
     return np.ascontiguousarray(pts[first]), np.ascontiguousarray(np.asarray(mesh.face_normals)[face[first]])
+
+
+def distinct_ups(ups: np.ndarray, symmetry: str) -> np.ndarray:
+    """The stable up directions, one per class that the object's symmetry maps onto each other (a cube: one)."""
+    if symmetry == "sphere":
+        return ups[:1]
+    out: list[np.ndarray] = []
+    group = symmetry_group(symmetry)
+    for u in ups:
+        if symmetry == "cylinder":
+            alike = any(abs(u[2] - v[2]) < 0.05 for v in out)
+        else:
+            alike = any(float((g @ u) @ v) > 0.99 for v in out for g in group)
+        if not alike:
+            out.append(u)
+    return np.array(out, dtype=float).reshape(-1, 3)
+
+
+def clearly_different(T_a: np.ndarray, T_b: np.ndarray, symmetry: str, t_m: float = 0.02,
+                      r_deg: float = 20.0) -> bool:
+    """Two poses of one object that would not both count as right: over t_m apart or r_deg turned (symmetry-aware)."""
+    return bool(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) > t_m
+                or rotation_error_deg(T_a[:3, :3], T_b[:3, :3], symmetry) > r_deg)
 
 
 def _cloud(points: np.ndarray, normals: np.ndarray) -> o3d.geometry.PointCloud:
@@ -155,7 +185,7 @@ class PoseEstimator:
         self._prepared: dict[tuple, _Prepared] = {}
 
     def prepare(self, model: ObjectModel) -> _Prepared:
-        key = (model.urdf, model.scale)
+        key = (model.urdf, model.scale, model.symmetry)
         prep = self._prepared.get(key)
         if prep is not None:
             return prep
@@ -169,17 +199,18 @@ class PoseEstimator:
         # Resting is judged on the visual mesh, the surface the cameras measure: catalog collision shapes are
         # often coarser (the tray's tilted wall boxes reach 2 mm below its visual bottom).
         support = geom.mesh
+        ups = stable_up_directions(support)
         prep = _Prepared(voxel, sparse, fpfh, _cloud(dense_pts, dense_normals), pts, normals,
                          geom.bounds.mean(axis=0), float(support.bounds[0, 2]), dense_pts, dense_normals,
                          cKDTree(dense_pts), np.asarray(support.convex_hull.vertices, dtype=float),
-                         stable_up_directions(support), fills_hull(geom.mesh, dense_pts, voxel))
+                         ups, fills_hull(geom.mesh, dense_pts, voxel), cKDTree(pts), distinct_ups(ups, model.symmetry))
         self._prepared[key] = prep
         return prep
 
     # ------------------------------------------------------------------ hypotheses
     def _yaws(self, model: ObjectModel) -> np.ndarray:
         period = _YAW_PERIOD_DEG.get(model.symmetry, 360.0)
-        if model.symmetry == "cylinder":
+        if model.symmetry in ("cylinder", "sphere"):
             return np.zeros(1)
         n = int(min(self.config.yaw_steps_max, max(1, round(period / self.config.yaw_step_deg))))
         return np.arange(n) * period / n
@@ -206,6 +237,43 @@ class PoseEstimator:
                 T[:3, :3] = R
                 T[:3, 3] = center - R @ prep.center
                 out.append(("tcp", T))
+        return out
+
+    def _rest_hypotheses(self, model: ObjectModel, prep: _Prepared, pts: np.ndarray, up: np.ndarray,
+                         table_d: float) -> list[tuple[str, np.ndarray]]:
+        """For a cluster standing on the table: the model in each stable resting pose (upright, on its side, upside
+        down) whose height matches the cluster's, at every yaw of one symmetry period, set down on the table."""
+        if prep.rest_ups is None or len(prep.rest_ups) == 0:
+            return []
+        heights = pts @ up + table_d
+        if heights.min() > self.config.rest_height_m:
+            return []
+        h_cluster = float(np.quantile(heights, 0.97))     # depth noise and flying pixels stretch the maximum
+        poses = []
+        for u in prep.rest_ups:
+            R0 = _align(u, up)
+            z = (prep.hull_vertices @ R0.T) @ up
+            poses.append((abs(float(z.max() - z.min()) - h_cluster), R0))
+        poses.sort(key=lambda hp: hp[0])
+        tol = max(0.01, 0.2 * h_cluster)
+        chosen = [R0 for dh, R0 in poses[:4] if dh < tol] or [poses[0][1]]
+        center = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+        sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
+        cap = max(self.config.coarse_corr_m, 2 * prep.voxel_m)
+        out = []
+        for R0 in chosen:
+            per_pose = []
+            for yaw in self._yaws(model):
+                R = Rotation.from_rotvec(up * np.radians(yaw)).as_matrix() @ R0
+                T = np.eye(4)
+                T[:3, :3] = R
+                T[:3, 3] = center - R @ prep.center
+                T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
+                # a cheap look before any fitting: mean distance (capped) of the points to the sparse model
+                dist, _ = prep.sparse_tree.query((sub - T[:3, 3]) @ R, distance_upper_bound=cap)
+                per_pose.append((float(np.mean(np.minimum(dist, cap))), T))
+            per_pose.sort(key=lambda ct: ct[0])
+            out += [("rest", T) for _, T in per_pose[:self.config.rest_yaws_kept]]
         return out
 
     def _global(self, src: o3d.geometry.PointCloud, prep: _Prepared) -> np.ndarray | None:
@@ -262,14 +330,17 @@ class PoseEstimator:
         up = np.array([0.0, 0.0, 1.0]) if table_normal is None else np.asarray(table_normal, dtype=float)
         d = 0.0 if table_d is None else float(table_d)
         held = T_world_tcp is not None and np.linalg.norm(pts.mean(axis=0) - T_world_tcp[:3, 3]) < cfg.in_hand_m
-        ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster)
+        ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster, model.symmetry)
         best = None
         if T_prior is not None:
             best = self._refine(ctx, [("track", np.linalg.inv(T_prior))], 1)
             if best is not None and best[1].fitness < cfg.good_fitness:
                 best = None
         if best is None:
-            hyps = [(name, np.linalg.inv(T)) for name, T in self._prior_hypotheses(model, prep, pts, T_world_tcp)]
+            prior = self._prior_hypotheses(model, prep, pts, T_world_tcp)
+            if not held:
+                prior += self._rest_hypotheses(model, prep, pts, up, d)
+            hyps = [(name, np.linalg.inv(T)) for name, T in prior]
             if T_prior is not None:
                 hyps.append(("track", np.linalg.inv(T_prior)))
             T_glob = self._global(src, prep)
@@ -292,24 +363,51 @@ class PoseEstimator:
         fine ICP against the dense model, the resting snap and the check against the images; the best (rank,
         result)."""
         cfg = self.config
-        prep, src, pts, views, up, d, held, n_points, cluster = ctx
+        prep, src, pts, views, up, d, held, n_points, cluster, symmetry = ctx
         p2l = reg.TransformationEstimationPointToPlane()
         inlier = self._inlier(prep)
         coarse = max(cfg.coarse_corr_m, 2 * prep.voxel_m)
         scored = []
         for name, T_ms in hyps:
-            r = reg.registration_icp(src, prep.sparse, coarse, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=15))
-            ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, r.transformation)
-            scored.append((round(ev.fitness - 0.1 * ev.inlier_rmse / inlier, 9), name,
-                           rounded_transform(r.transformation)))
+            if name == "rest":     # a resting pose keeps its tilt: only x, y and yaw are fitted
+                T_wo = planar_icp(prep, pts, np.linalg.inv(T_ms), up, fix_height=True, max_corr_m=coarse,
+                                  iterations=6, max_points=200, sparse=True)
+                T_new = np.linalg.inv(T_wo)
+            else:
+                T_new = reg.registration_icp(src, prep.sparse, coarse, T_ms, p2l,
+                                             reg.ICPConvergenceCriteria(max_iteration=15)).transformation
+            T_new = rounded_transform(T_new)   # threaded ICP sums differ in the last bits (repeatable.py)
+            ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, T_new)
+            scored.append((round(ev.fitness - 0.1 * ev.inlier_rmse / inlier, 9), name, T_new))
         scored.sort(key=lambda s: s[0], reverse=True)
-        best = None
-        for _, name, T_ms in scored[:n_refine]:
-            r = reg.registration_icp(src, prep.dense, inlier, T_ms, p2l, reg.ICPConvergenceCriteria(max_iteration=30))
-            T_wo = rounded_transform(np.linalg.inv(rounded_transform(r.transformation)))
-            fit, rmse = fit_quality(prep, pts, T_wo, inlier)
+        chosen = scored[:n_refine]
+        # the best free fit and the best fit in each resting pose (upright, on a side, upside down) are all refined:
+        # a few noisy points rank them wrongly at the coarse stage, the image check below can tell them apart
+        ups = []
+        for sc in scored:
+            if sc[1] == "rest":
+                u = np.linalg.inv(sc[2])[:3, :3].T @ up       # the object-frame direction pointing up
+                if any(float(u @ v) > 0.95 for v in ups):
+                    continue
+                ups.append(u)
+            elif any(c[1] != "rest" for c in chosen):
+                continue
+            if all(sc is not c for c in chosen):
+                chosen.append(sc)
+        ranked: list[tuple[float, PoseResult]] = []
+        for _, name, T_ms in chosen:
             resting = ""
-            if not held:
+            if name == "rest":
+                T_wo = planar_icp(prep, pts, np.linalg.inv(T_ms), up, fix_height=True, max_corr_m=inlier)
+                T_wo[:3, 3] -= (self._lowest(prep, T_wo, up) + d) * up
+                fit, rmse = fit_quality(prep, pts, T_wo, inlier)
+                resting = "table"
+            else:
+                r = reg.registration_icp(src, prep.dense, inlier, T_ms, p2l,
+                                         reg.ICPConvergenceCriteria(max_iteration=30))
+                T_wo = rounded_transform(np.linalg.inv(rounded_transform(r.transformation)))
+                fit, rmse = fit_quality(prep, pts, T_wo, inlier)
+            if not held and not resting:
                 snapped = self._rest_refine(prep, pts, T_wo, up, d, inlier)
                 if snapped is not None:
                     T_rest, resting = snapped
@@ -326,10 +424,15 @@ class PoseEstimator:
             fitness = fit * (1.0 - contradiction)
             w = cfg.coverage_weight
             rank = fitness * (1.0 - w + w * coverage) - 0.1 * rmse / inlier
-            if best is None or rank > best[0]:
-                best = (rank, PoseResult(T_wo, fitness, fit, rmse, coverage, contradiction, name, n_points,
-                                         cluster, resting))
-        return best
+            ranked.append((rank, PoseResult(T_wo, fitness, fit, rmse, coverage, contradiction, name, n_points,
+                                             cluster, resting)))
+        if not ranked:
+            return None
+        rank, best = max(ranked, key=lambda r: r[0])
+        rivals = [r for r, res in ranked if clearly_different(res.T_world_object, best.T_world_object, symmetry)]
+        if rivals and rank > 0:
+            best = dataclasses.replace(best, rival=float(np.clip(max(rivals) / rank, 0.0, 1.0)))
+        return rank, best
 
     def _silhouette(self, prep: _Prepared, pts: np.ndarray, res: PoseResult, up: np.ndarray, views, color_mask,
                     inlier: float) -> PoseResult:
@@ -380,86 +483,3 @@ class PoseEstimator:
     def _lowest(prep: _Prepared, T: np.ndarray, up: np.ndarray) -> float:
         """min over the model of up . x in the world (up . x + d is the height above the table plane)."""
         return float(np.min((prep.hull_vertices @ T[:3, :3].T + T[:3, 3]) @ up))
-
-
-def fills_hull(mesh: trimesh.Trimesh, surface_points: np.ndarray, spacing_m: float) -> bool:
-    """Whether the mesh's surface covers its convex hull's surface (within about one sample spacing)."""
-    hull_pts, _ = trimesh.sample.sample_surface(mesh.convex_hull, 400, seed=0)
-    dist, _ = cKDTree(surface_points).query(hull_pts)
-    return bool(np.mean(dist < max(spacing_m, 0.003)) > 0.95)
-
-
-def stable_up_directions(mesh: trimesh.Trimesh, min_probability: float = 0.02) -> np.ndarray:
-    """Object-frame unit vectors that point up when the mesh rests on a plane in a stable pose."""
-    try:
-        transforms, probs = trimesh.poses.compute_stable_poses(mesh, n_samples=1, threshold=0.0)
-    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:   # degenerate hull: no resting prior
-        log.info("no stable poses for a mesh of %d faces (%s)", len(mesh.faces), exc)
-        return np.zeros((0, 3))
-    ups = [np.asarray(T)[:3, :3].T @ np.array([0.0, 0.0, 1.0]) for T, pr in zip(transforms, probs)
-           if pr >= min_probability]
-    return np.array(ups, dtype=float).reshape(-1, 3)
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vector a onto unit vector b."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    axis = np.cross(a, b)
-    s, c = float(np.linalg.norm(axis)), float(np.dot(a, b))
-    if s < 1e-12:
-        if c > 0:
-            return np.eye(3)
-        perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
-        return Rotation.from_rotvec(np.pi * perp / np.linalg.norm(perp)).as_matrix()
-    return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
-
-
-def fit_quality(prep: _Prepared, pts_world: np.ndarray, T_wo: np.ndarray, inlier_m: float) -> tuple[float, float]:
-    """(fraction of the observed points within inlier_m of the dense model surface, their RMSE)."""
-    R, t = T_wo[:3, :3], T_wo[:3, 3]
-    dist, _ = prep.tree.query((pts_world - t) @ R, distance_upper_bound=inlier_m)
-    ok = np.isfinite(dist)
-    if not ok.any():
-        return 0.0, float("nan")
-    return float(ok.mean()), float(np.sqrt(np.mean(dist[ok] ** 2)))
-
-
-def planar_icp(prep: _Prepared, pts_world: np.ndarray, T_wo: np.ndarray, up: np.ndarray, fix_height: bool,
-               max_corr_m: float, iterations: int = 12, max_points: int = 1000) -> np.ndarray:
-    """Point-to-plane Gauss-Newton over translation and the rotation about `up` (the tilt stays as given).
-
-    fix_height keeps the translation in the plane normal to `up` (the object stands on the table). Three or four
-    parameters need far fewer points than a large object (the tray) offers: at most max_points are used.
-    """
-    if len(pts_world) > max_points:
-        pts_world = pts_world[np.random.default_rng(0).choice(len(pts_world), max_points, replace=False)]
-    T = T_wo.copy()
-    # in-plane basis (e1, e2) and up: translations along them, rotation about up through the model centre
-    e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(up, e1)
-    axes = [e1, e2] if fix_height else [e1, e2, up]
-    for _ in range(iterations):
-        R, t = T[:3, :3], T[:3, 3]
-        dist, idx = prep.tree.query((pts_world - t) @ R, distance_upper_bound=max_corr_m)
-        ok = np.isfinite(dist)
-        if np.count_nonzero(ok) < 6:
-            break
-        q = prep.dense_points[idx[ok]] @ R.T + t
-        n = prep.dense_normals[idx[ok]] @ R.T
-        s = pts_world[ok]
-        c = R @ prep.center + t
-        r = np.einsum("ij,ij->i", n, s - q)
-        J = np.column_stack([n @ a for a in axes] + [np.einsum("ij,ij->i", n, np.cross(up, q - c))])
-        H = J.T @ J + 1e-9 * np.eye(J.shape[1])
-        x = np.linalg.solve(H, J.T @ r)
-        dR = Rotation.from_rotvec(up * x[-1]).as_matrix()
-        shift = sum(xi * a for xi, a in zip(x[:-1], axes))
-        T_new = np.eye(4)
-        T_new[:3, :3] = dR @ R
-        T_new[:3, 3] = dR @ (t - c) + c + shift
-        T = T_new
-        if np.linalg.norm(shift) < 1e-5 and abs(x[-1]) < 1e-5:
-            break
-    return T

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from reconstruction.assignment import candidate_clusters
+from reconstruction.appearance import model_appearance
+from reconstruction.assignment import assign_best_first
+from reconstruction.candidates import candidate_clusters
 from reconstruction.checks import check_frame
 from reconstruction.clutter import UnknownMesher, UnknownObject
 from reconstruction.config import ReconConfig
@@ -48,6 +50,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def color_hint(model: ObjectModel) -> tuple[float, float, float] | None:
+    """The colour to find the object by: the task's hint when it is chromatic (a grey hint tells nothing), else
+    the model's own distinctive colour when it has one, else None (found by shape)."""
+    if model.rgba is not None:
+        return tuple(model.rgba[:3]) if model.chromatic else None
+    return model_appearance(model.urdf, model.scale).hint()
+
+
 class Reconstructor:
     """Rebuilds the table scene each step. Owns a private PyBullet client (the robot only); close() it.
 
@@ -77,8 +87,11 @@ class Reconstructor:
             self.crop_min[2] = min(-0.02, robot.workspace_min_xyz[2])   # keep the table: the plane fit needs it
             self.crop_max = np.asarray(robot.workspace_max_xyz) + margin
         self.fuser = Fuser(self.crop_min, self.crop_max)
+        # A colour to look for per object: the task's hint, else the model's own distinctive colour (appearance.py)
+        self.color_hints = {name: color_hint(m) for name, m in self.models.items()}
         self.segmenter = segmenter or ColorDbscanSegmenter(
-            [m.rgba[:3] for m in self.models.values()], eps_m=cfg.cluster_eps_m, min_points=cfg.cluster_min_points,
+            [h for h in self.color_hints.values() if h is not None], eps_m=cfg.cluster_eps_m,
+            min_points=cfg.cluster_min_points,
             min_cluster_points=cfg.min_cluster_points, max_color_dist=cfg.max_color_dist)
         self.pose_estimator = PoseEstimator(cfg.pose)
         for model in self.models.values():
@@ -205,14 +218,14 @@ class Reconstructor:
         return table, PointSet.concatenate(clear), PointSet.concatenate(low)
 
     # ------------------------------------------------------------------ named objects
-    def _label(self, model: ObjectModel) -> int:
-        if isinstance(self.segmenter, ColorDbscanSegmenter) and model.chromatic:
-            return self.segmenter.label_of(model.rgba[:3])
+    def _label(self, name: str) -> int:
+        if isinstance(self.segmenter, ColorDbscanSegmenter) and self.color_hints[name] is not None:
+            return self.segmenter.label_of(self.color_hints[name])
         return NEUTRAL
 
-    def _color_mask(self, model: ObjectModel):
+    def _color_mask(self, name: str):
         """image window (h, w, 3) uint8 -> mask of the model's color label, or None when color cannot tell."""
-        label = self._label(model)
+        label = self._label(name)
         if label == NEUTRAL:
             return None
         refs, max_dist = self.segmenter.references, self.segmenter.max_color_dist
@@ -241,40 +254,31 @@ class Reconstructor:
 
     def _pose_objects(self, clusters, low: PointSet, views, T_world_tcp, reasons, table) -> dict[str, PoseResult]:
         cfg = self.config
-        used: set[int] = set()
-        results: dict[str, PoseResult] = {}
         low_labels = None
         if isinstance(self.segmenter, ColorDbscanSegmenter) and len(low):
             low_labels = color_labels(low.colors, self.segmenter.references, self.segmenter.max_color_dist)
-        # Objects with a distinctive color first: their clusters are unambiguous; the neutral ones
-        # (matched by size and shape) then choose among what is left.
-        order = sorted(self.models, key=lambda n: (not self.models[n].chromatic, n))
-        for name in order:
+
+        def candidates(name: str, used: set[int]):
+            return candidate_clusters(self.models[name], self._label(name), clusters, used, cfg.pose.max_candidates)
+
+        def estimate(name: str, cluster: Cluster) -> PoseResult | None:
             model = self.models[name]
-            cands = candidate_clusters(model, self._label(model), clusters, used, cfg.pose.max_candidates)
-            if not cands:
-                reasons[name] = f"no candidate cluster ({'color' if model.chromatic else 'size'} match)"
-                continue
-            best, best_idx = None, None
-            color_mask = self._color_mask(model)
+            cluster = self._with_low_points(cluster, low, low_labels)
             last = self._last_pose.get(name) if cfg.track else None
-            for cluster, idx in cands:
-                cluster = self._with_low_points(cluster, low, low_labels)
-                prior = None
-                if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
-                    prior = last.matrix()
-                res = self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
-                                                   table.d, color_mask, prior)
-                if res is not None and (best is None or res.fitness > best.fitness):
-                    best, best_idx = res, idx
-                if best is not None and best.fitness >= cfg.pose.good_fitness:
-                    break
-            if best is None:
-                reasons[name] = "too few points to register"
-                continue
-            results[name] = best
-            if best.fitness >= cfg.min_fitness:
-                used.update(best_idx)
+            prior = None
+            if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
+                prior = last.matrix()
+            return self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
+                                                table.d, self._color_mask(name), prior)
+
+        for name in self.models:
+            if not candidates(name, set()):
+                match = "size" if self.color_hints[name] is None else "color"
+                reasons[name] = f"no candidate cluster ({match} match)"
+        results, why = assign_best_first([n for n in self.models if n not in reasons], candidates, estimate,
+                                         cfg.min_fitness, cfg.pose.good_fitness)
+        for name, reason in why.items():
+            reasons.setdefault(name, reason)
         return results
 
     def _estimated(self, name: str, res: PoseResult | None, obs, T_world_tcp, reasons, notes,
@@ -297,15 +301,20 @@ class Reconstructor:
         closed = obs.gripper_width_m < self.robot.gripper_max_width_m - cfg.held_max_gap_m
         held = bool(closed and gap < max(0.03, 0.5 * model.geometry.diameter))
         confidence = float(res.fitness * min(1.0, res.coverage / cfg.full_coverage))
+        # a clearly different pose (another resting face, another turn) that explains the points nearly as well:
+        # the data cannot tell them apart, whatever the winner's own fit
+        ambiguity = min(1.0, max(0.0, (1.0 - res.rival) / max(1e-9, 1.0 - cfg.ambiguous_rival)))
+        confidence *= ambiguity
         if held and res.fitness < 0.8:
             notes.append(f"'{name}': held, partly hidden by the fingers (fitness {res.fitness:.2f})")
         elif confidence < cfg.low_confidence:
+            rival = f", a clearly different pose ranks {res.rival:.0%} of it" if ambiguity < 1.0 else ""
             message = (f"'{name}': low confidence {confidence:.2f} (fitness {res.fitness:.2f}, coverage "
-                       f"{res.coverage:.2f}, {res.n_points} points); the pose may be wrong")
+                       f"{res.coverage:.2f}, {res.n_points} points{rival}); the pose may be wrong")
             notes.append(message)
             issues.append(Issue("low_confidence", name, message))
         return EstimatedObject(name, pose, res.fitness, True, res.n_points, res.rmse_m, res.coverage, held,
-                               res.source, confidence, res.resting)
+                               res.source, confidence, res.resting, res.rival)
 
     # ------------------------------------------------------------------ clutter
     def _unknown(self, points: PointSet, objects: dict[str, EstimatedObject], table: TablePlane, views, notes,

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-SYMMETRIES = ("none", "cube", "box", "square", "cylinder")
+# Named symmetry groups, all in the object's own frame about its origin: cube (24 rotations), box (half turns about
+# x, y, z), square (quarter turns about z: a tray), square_prism (square plus the half turns about x and y),
+# cylinder (any turn about z), sphere (any rotation). sim/symmetry.py infers one from a mesh.
+SYMMETRIES = ("none", "cube", "box", "square", "square_prism", "cylinder", "sphere")
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,22 @@ def _symmetry_group(symmetry: str) -> list[np.ndarray]:
                 if np.linalg.det(R) > 0 and (symmetry == "cube" or perm == (0, 1, 2)):
                     mats.append(R)
         return mats  # cube: 24 proper rotations; box: the 4 half-turns about its own axes
-    if symmetry == "square":  # a square tray: quarter turns about its own z axis
-        return [np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-                for a in np.radians([0, 90, 180, 270])]
+    if symmetry in ("square", "square_prism"):  # a square tray: quarter turns about its own z axis
+        quarter = [np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+                   for a in np.radians([0, 90, 180, 270])]
+        if symmetry == "square":
+            return quarter
+        flip = np.diag([1.0, -1.0, -1.0])   # a square prism also turns over: a half turn about x
+        return quarter + [R @ flip for R in quarter]
     raise ValueError(f"unknown symmetry {symmetry!r}; expected one of {SYMMETRIES}")
+
+
+def symmetry_group(symmetry: str) -> list[np.ndarray]:
+    """The finite group of a named symmetry as 3x3 matrices ('cylinder' and 'sphere': their finite part, the
+    identity; their continuous part is handled by rotation_error_deg)."""
+    if symmetry in ("cylinder", "sphere"):
+        return [np.eye(3)]
+    return _symmetry_group(symmetry)
 
 
 def rotation_error_deg(R_a, R_b, symmetry: str = "none") -> float:
@@ -135,6 +150,8 @@ def rotation_error_deg(R_a, R_b, symmetry: str = "none") -> float:
     """
     R_a = np.asarray(R_a, dtype=float).reshape(3, 3)
     R_b = np.asarray(R_b, dtype=float).reshape(3, 3)
+    if symmetry == "sphere":
+        return 0.0
     if symmetry == "cylinder":
         cos = float(np.clip(R_a[:, 2] @ R_b[:, 2], -1.0, 1.0))
         return float(np.degrees(np.arccos(cos)))

@@ -95,8 +95,8 @@ def test_pose_outside_workspace(tmp_path):
     (lambda d: d["subtasks"][0].update(done={"grasped": "nothing"}), "subtasks[0].done.grasped",
      "expected a task object name"),
     (lambda d: d["clutter"][0].update(phyiscs={"mass_kg": 1}), "clutter[0].phyiscs", "did you mean 'physics'"),
-    (lambda d: d["objects"]["red_block"].update(asset={"urdf": "pybullet_data:cube_small.urdf"}),
-     "objects.red_block.asset.rgba", "expected [r, g, b, a] for a named object"),
+    (lambda d: d["objects"]["red_block"].update(asset={"urdf": "pybullet_data:cube_small.urdf", "symmetry": "cubic"}),
+     "objects.red_block.asset.symmetry", "did you mean 'cube'"),
 ])
 def test_bad_fields_are_named(tmp_path, mutate, field, fragment):
     data = _base()
@@ -119,3 +119,13 @@ def test_task_errors_are_task_errors(tmp_path):
     data["max_steps"] = -1
     with pytest.raises(TaskError):
         load_task(_write(tmp_path, data))
+
+
+def test_named_object_without_colour_hint_gets_its_symmetry_from_its_mesh(tmp_path):
+    """rgba is an optional hint; an undeclared symmetry is inferred from the mesh, a declared one wins."""
+    data = _base()
+    data["objects"]["red_block"]["asset"] = {"urdf": "pybullet_data:cube_small.urdf"}
+    data["objects"]["blue_block"]["asset"] = {"urdf": "pybullet_data:cube_small.urdf", "symmetry": "box"}
+    task = load_task(_write(tmp_path, data)).planner
+    assert task.objects["red_block"].rgba is None and task.objects["red_block"].symmetry == "cube"
+    assert task.objects["blue_block"].symmetry == "box"

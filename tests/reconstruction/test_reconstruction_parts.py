@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from reconstruction.assignment import candidate_clusters
+from reconstruction.candidates import candidate_clusters
 from reconstruction.clutter import hull_object
 from reconstruction.depth_views import visibility
 from reconstruction.estimate import EstimatedObject, SceneEstimate
