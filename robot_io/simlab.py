@@ -386,6 +386,9 @@ class SimLab(LabServer):
 
         completed, reason = False, None
         self._monitor.reset(self.world.joint_pos_rad())
+        # The client was waiting for the reply while the lab checked the command (seconds, for a long path on a
+        # loaded machine): the watchdog counts from the start of the motion, not from the request.
+        ex.conn.last_rx_s, ex.conn.last_rx_step = time.monotonic(), self._motion_steps
         try:
             result = self.world.execute_joint_path(traj.joint_pos_rad, traj.gripper_width_m, traj.dt_s,
                                                    should_stop=should_stop, on_step=record)
