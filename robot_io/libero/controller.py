@@ -16,7 +16,7 @@ import numpy as np
 CONTROL_PERIOD_S = 0.05      # LIBERO's control_freq = 20
 KP = 300.0                   # measured here: 5 mm TCP tracking on a 3 s path (robosuite's default 50: 17 mm)
 OUTPUT_MAX_RAD = 0.5         # the largest joint change one action may ask for (robosuite's default: 0.05)
-OPEN_FRACTION = 0.95         # = sim.world.GRIPPER_OPEN_FRACTION (a test keeps them equal; no PyBullet import here)
+OPEN_FRACTION = 0.95         # = sim.grasp.GRIPPER_OPEN_FRACTION (a test keeps them equal; no PyBullet import here)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,6 @@ def gripper_action(width_m: float, max_width_m: float, open_fraction: float = OP
     """Binary: open (-1) only when the planner asks for (nearly) the full opening, otherwise close (+1).
 
     The planner's "keep" sends the width it measured: an object held across 49 mm must stay held, so any
-    width below open_fraction of the opening means closed (the project's rule, sim.world's
+    width below open_fraction of the opening means closed (the project's rule, sim.grasp's
     GRIPPER_OPEN_FRACTION)."""
     return -1.0 if width_m >= open_fraction * max_width_m else 1.0

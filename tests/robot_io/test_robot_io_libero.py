@@ -102,7 +102,7 @@ def test_actions_are_clipped_deltas_and_a_binary_gripper():
     # "keep" while holding a 49 mm object sends 0.049: the object must stay held
     assert gripper_action(0.049, 0.078) == 1.0 and gripper_action(0.066, 0.078) == 1.0
     from robot_io.libero.controller import OPEN_FRACTION
-    from sim.world import GRIPPER_OPEN_FRACTION
+    from sim.grasp import GRIPPER_OPEN_FRACTION
     assert OPEN_FRACTION == GRIPPER_OPEN_FRACTION
     cfg = JointPositionControllerConfig().to_robosuite()
     assert cfg["type"] == "JOINT_POSITION" and cfg["kp"] == 300 and cfg["output_max"] == 0.5
