@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from configs import Said, show
 from planner.errors import TaskError
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
@@ -34,17 +35,18 @@ def parse_sexpr(text: str, where: str) -> list:
             stack.append([])
         elif tok == ")":
             if len(stack) == 1:
-                raise TaskError(f"{where}: unbalanced ')' in the BDDL text")
+                raise TaskError(where, None, "balanced parentheses", Said("an unbalanced ')'"))
             done = stack.pop()
             stack[-1].append(done)
         else:
             stack[-1].append(tok)
     if len(stack) != 1 or len(stack[0]) != 1 or not isinstance(stack[0][0], list):
-        raise TaskError(f"{where}: expected one (define ...) form")
+        raise TaskError(where, None, "one (define ...) form",
+                        Said(f"{len(stack[0])} top-level forms" if len(stack) == 1 else "an unclosed '('"))
     return stack[0][0]
 
 
-def _typed_names(items: list, where: str) -> dict[str, str]:
+def _typed_names(items: list, where: str, section: str) -> dict[str, str]:
     """`a b - cat c - cat2` -> {a: cat, b: cat, c: cat2}."""
     out, pending = {}, []
     it = iter(items)
@@ -52,20 +54,23 @@ def _typed_names(items: list, where: str) -> dict[str, str]:
         if tok == "-":
             category = next(it, None)
             if not isinstance(category, str) or not pending:
-                raise TaskError(f"{where}: expected 'name ... - category'")
+                got = Said("'-' with no category after it") if not isinstance(category, str) \
+                    else Said(f"'- {show(category)[1:-1]}' with no names before it")
+                raise TaskError(where, section, "'name ... - category'", got)
             out.update({n: category for n in pending})
             pending = []
         elif isinstance(tok, str):
             pending.append(tok)
     if pending:
-        raise TaskError(f"{where}: names without a category: {pending}")
+        raise TaskError(where, section, "a category after every name ('name ... - category')",
+                        Said(f"names without a category: {show(pending)}"))
     return out
 
 
 def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
     tree = parse_sexpr(text, where)
     if not tree or tree[0] != "define":
-        raise TaskError(f"{where}: expected (define (problem NAME) ...)")
+        raise TaskError(where, None, "(define (problem NAME) ...)", Said(f"a form starting with {show(tree[:1])}"))
     problem, language, objects, fixtures, interest, regions, goal = "", "", {}, {}, (), {}, []
     for part in tree[1:]:
         if not isinstance(part, list) or not part:
@@ -76,9 +81,9 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
         elif head == ":language":
             language = " ".join(str(t) for t in part[1:])
         elif head == ":objects":
-            objects = _typed_names(part[1:], f"{where}: (:objects)")
+            objects = _typed_names(part[1:], where, ":objects")
         elif head == ":fixtures":
-            fixtures = _typed_names(part[1:], f"{where}: (:fixtures)")
+            fixtures = _typed_names(part[1:], where, ":fixtures")
         elif head == ":obj_of_interest":
             interest = tuple(str(t) for t in part[1:])
         elif head == ":regions":
@@ -97,10 +102,10 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
                 regions[reg[0]] = info
         elif head == ":goal":
             if len(part) != 2 or not isinstance(part[1], list):
-                raise TaskError(f"{where}: (:goal ...) must hold one expression")
+                raise TaskError(where, ":goal", "one expression", Said(f"{len(part) - 1} items"))
             goal = part[1]
     if not language:
-        raise TaskError(f"{where}: no (:language ...) instruction")
+        raise TaskError(where, ":language", "a (:language ...) instruction", Said("no (:language ...) form"))
     if not goal:
-        raise TaskError(f"{where}: no (:goal ...)")
+        raise TaskError(where, ":goal", "a (:goal ...) expression", Said("no (:goal ...) form"))
     return BddlProblem(problem, language, objects, fixtures, interest, regions, goal)

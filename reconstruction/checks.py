@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import configs
+from configs import Said
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,24 @@ def check_frame(name: str, depth_m: np.ndarray, K: np.ndarray, T_world_camera: n
     T = np.asarray(T_world_camera, dtype=float)
     where = f"camera '{name}'"
     if depth.ndim != 2 or depth.size == 0:
-        raise FrameError(f"{where}: depth_m must be a non-empty (H, W) image, got shape {depth.shape}")
+        raise FrameError(where, "depth_m", "a non-empty (H, W) image", Said(f"shape {depth.shape}"))
     if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise FrameError(f"{where}: K has non-positive focal lengths fx={K[0, 0]}, fy={K[1, 1]}")
+        raise FrameError(where, "K", "positive focal lengths fx, fy", Said(f"fx={K[0, 0]}, fy={K[1, 1]}"))
     R = T[:3, :3]
     if not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0.9:
-        raise FrameError(f"{where}: T_world_camera is not a rigid transform (rotation part not orthonormal)")
+        raise FrameError(where, "T_world_camera", "a rigid transform",
+                         Said("a rotation part that is not orthonormal"))
     if T[2, 3] <= 0:
-        raise FrameError(f"{where}: T_world_camera puts the camera {T[2, 3]:.3f} m above the table (z = 0), "
-                         "i.e. at or below it; expected a camera above the table in the world frame "
-                         "(is it T_camera_world, or in another world frame?)")
+        raise FrameError(where, "T_world_camera", "a camera above the table (z = 0) in the world frame",
+                         Said(f"a camera {T[2, 3]:.3f} m above the table, i.e. at or below it"),
+                         hint=" (is it T_camera_world, or in another world frame?)")
     H, W = depth.shape
     stride = max(1, int(np.sqrt(H * W / 4000)))      # ~4000 pixels are plenty for these checks
     table = _table_ray_depth(depth.shape, K, T, stride)
     if not np.any(np.isfinite(table)):
-        raise FrameError(f"{where}: T_world_camera looks away from the table: no pixel's ray reaches the plane "
-                         "z = 0 in front of the camera (expected an OpenCV optical frame, z forward, looking "
-                         "down at the table; an OpenGL frame looks backwards)")
+        raise FrameError(where, "T_world_camera", "an OpenCV optical frame, z forward, looking down at the table",
+                         Said("a pose that looks away from the table: no pixel's ray reaches the plane z = 0 in "
+                              "front of the camera"), hint=" (an OpenGL frame looks backwards)")
     finite = np.isfinite(depth) & (depth > 0)
     valid = float(finite.mean())
     if valid < MIN_VALID_FRACTION:
@@ -88,9 +90,10 @@ def check_frame(name: str, depth_m: np.ndarray, K: np.ndarray, T_world_camera: n
     expected = float(np.nanmedian(table))
     if med > MAX_PLAUSIBLE_DEPTH_M:
         unit = "millimetres" if 300.0 < med / max(expected, 1e-6) < 3000.0 else "some unit other than metres"
-        raise FrameError(f"{where}: depth_m has median {med:.4g}, where the camera pose puts the table about "
-                         f"{expected:.2f} m away: the depth looks like {unit}; expected metres (divide by 1000 "
-                         "for a z16 image in millimetres)")
+        raise FrameError(where, "depth_m", "depth in metres",
+                         Said(f"median {med:.4g}, where the camera pose puts the table about {expected:.2f} m "
+                              f"away: the depth looks like {unit}"),
+                         hint=" (divide by 1000 for a z16 image in millimetres)")
     # Back-project a sample and check where it lands: below the table or nowhere near the workspace means the
     # pose (or the depth scale) is wrong.
     v, u = np.mgrid[0:H:stride, 0:W:stride]
@@ -101,9 +104,10 @@ def check_frame(name: str, depth_m: np.ndarray, K: np.ndarray, T_world_camera: n
     pw = pc @ R.T + T[:3, 3]
     below = float(np.mean(pw[:, 2] < -BELOW_TABLE_M)) if len(pw) else 0.0
     if below > MAX_BELOW_TABLE_FRACTION:
-        raise FrameError(f"{where}: {below:.0%} of the depth lands more than {BELOW_TABLE_M * 100:.0f} cm below the "
-                         "table: T_world_camera (or the depth scale) is wrong; expected the world pose of the "
-                         "OpenCV optical frame and depth in metres along the optical axis")
+        raise FrameError(where, "T_world_camera",
+                         "the world pose of the OpenCV optical frame and depth in metres along the optical axis",
+                         Said(f"{below:.0%} of the depth landing more than {BELOW_TABLE_M * 100:.0f} cm below the "
+                              "table"), hint=": T_world_camera (or the depth scale) is wrong")
     inside = np.all((pw >= crop_min) & (pw <= crop_max), axis=1)
     in_crop = float(inside.mean()) if len(pw) else 0.0
     # Where the pose says a ray meets the table, the depth can be shorter (an object) but not much longer; and
@@ -114,10 +118,10 @@ def check_frame(name: str, depth_m: np.ndarray, K: np.ndarray, T_world_camera: n
     if len(ratio) > 20:
         med_ratio = float(np.median(ratio))
         if (med_ratio > 1.25 and in_crop < 0.5) or (med_ratio < 0.6 and in_crop < 0.05):
-            raise FrameError(f"{where}: the depth is {med_ratio:.2f} x the distance at which T_world_camera puts the "
-                             "table, with little of it in the workspace: T_world_camera is wrong (is it "
-                             "T_camera_world, or another world frame?); expected the world pose of the OpenCV optical "
-                             "frame")
+            raise FrameError(where, "T_world_camera", "the world pose of the OpenCV optical frame",
+                             Said(f"depth {med_ratio:.2f} x the distance at which this pose puts the table, with "
+                                  "little of it in the workspace"),
+                             hint=": T_world_camera is wrong (is it T_camera_world, or another world frame?)")
     if not inside.any():
         return FrameCheck(name, False, f"{where}: none of its depth falls in the workspace (looking away from the "
                           "table?); skipped", valid, 0.0)

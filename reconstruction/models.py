@@ -22,6 +22,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 import configs
+from configs import Said
 from sim.geometry import SYMMETRIES, Pose
 from sim.scene import ObjectSpec, resolve_asset_path
 
@@ -82,30 +83,30 @@ class ObjectModel:
         where = f"object model '{self.name}'"
         path = resolve_asset_path(str(self.urdf))
         if not os.path.isfile(path):
-            raise ModelError(f"{where}: field 'urdf': file not found: {path}")
+            raise ModelError(where, "urdf", "an existing URDF file", Said(f"{path} (file not found)"))
         object.__setattr__(self, "urdf", path)
         if not (isinstance(self.scale, int | float) and self.scale > 0):
-            raise ModelError(f"{where}: field 'scale': expected a number > 0, got {self.scale!r}")
+            raise ModelError(where, "scale", "a number > 0", self.scale)
         object.__setattr__(self, "scale", float(self.scale))
         if self.rgba is not None:   # None: the URDF's own colours (found by shape and the model's appearance)
             rgba = tuple(float(v) for v in self.rgba)
             if len(rgba) != 4 or not all(0.0 <= v <= 1.0 for v in rgba):
-                raise ModelError(f"{where}: field 'rgba': expected 4 numbers in [0, 1], got {self.rgba!r}")
+                raise ModelError(where, "rgba", "4 numbers in [0, 1]", self.rgba)
             object.__setattr__(self, "rgba", rgba)
         if self.symmetry != AUTO_SYMMETRY and self.symmetry not in SYMMETRIES:
-            raise ModelError(f"{where}: field 'symmetry': {self.symmetry!r}, expected {AUTO_SYMMETRY!r} or one of "
-                             f"{SYMMETRIES}")
+            raise ModelError(where, "symmetry", f"{AUTO_SYMMETRY!r} or one of {SYMMETRIES}", self.symmetry,
+                             hint=configs.did_you_mean(self.symmetry, (AUTO_SYMMETRY, *SYMMETRIES), False))
         for key in ("mass_kg", "friction"):
             v = getattr(self, key)
             if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise ModelError(f"{where}: field '{key}': expected a number > 0, got {v!r}")
+                raise ModelError(where, key, "a number > 0", v)
 
     @classmethod
     def from_catalog(cls, name: str, entry: dict, where: str = "catalog") -> ObjectModel:
         """An entry of configs/objects.yaml (or a task's inline asset): {urdf, scale?, rgba?, symmetry?, mass_kg?,
         friction?, fixed?}. The planner's catalog (planner.catalog) validates the file with its messages."""
         if not isinstance(entry, dict) or "urdf" not in entry:
-            raise ModelError(f"{where}: object '{name}': expected a mapping with field 'urdf'")
+            raise ModelError(where, configs.safe_key(name), "a mapping with field 'urdf'", entry)
         return cls(name=name, urdf=str(entry["urdf"]), scale=float(entry.get("scale", 1.0)),
                    rgba=tuple(entry["rgba"]) if entry.get("rgba") is not None else None,
                    symmetry=str(entry.get("symmetry", "none")),
@@ -192,7 +193,7 @@ def _geometry_mesh(geom: ET.Element, urdf: str) -> trimesh.Trimesh | None:
     if shape.tag == "mesh":
         path = _mesh_path(shape.get("filename", ""), os.path.dirname(urdf))
         if not os.path.isfile(path):
-            raise ModelError(f"{urdf}: mesh file not found: {path}")
+            raise ModelError(urdf, "mesh.filename", "an existing mesh file", Said(f"{path} (file not found)"))
         mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
         scale = [float(v) for v in shape.get("scale", "1 1 1").split()]
         mesh = mesh.copy()
@@ -202,7 +203,7 @@ def _geometry_mesh(geom: ET.Element, urdf: str) -> trimesh.Trimesh | None:
     return None
 
 
-def _link_frames(root: ET.Element) -> dict[str, np.ndarray]:
+def _link_frames(root: ET.Element, urdf: str) -> dict[str, np.ndarray]:
     """Every link's frame in the root link's frame, with all joints at zero (catalog objects are rigid)."""
     links = [link.get("name") for link in root.findall("link")]
     children = {}
@@ -215,7 +216,7 @@ def _link_frames(root: ET.Element) -> dict[str, np.ndarray]:
         child_names.add(child.get("link"))
     roots = [name for name in links if name not in child_names]
     if not roots:
-        raise ModelError("URDF has no root link")
+        raise ModelError(urdf, "link", "a root link (one that is no joint's child)", Said("none"))
     frames = {roots[0]: np.eye(4)}
     queue = deque([roots[0]])
     while queue:
@@ -228,7 +229,7 @@ def _link_frames(root: ET.Element) -> dict[str, np.ndarray]:
 
 def _link_meshes(root: ET.Element, urdf: str, tag: str, fallback: str | None) -> list[trimesh.Trimesh]:
     """Every link's <tag> geometry (or <fallback> where a link has none) in the root link's frame."""
-    frames = _link_frames(root)
+    frames = _link_frames(root, urdf)
     link_elems = {link.get("name"): link for link in root.findall("link")}
     parts = []
     for name, T_root_link in frames.items():
@@ -258,10 +259,10 @@ def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> Mo
     try:
         root = ET.parse(urdf).getroot()
     except ET.ParseError as exc:
-        raise ModelError(f"{urdf}: not valid XML: {exc}") from None
+        raise ModelError(urdf, None, "valid URDF XML", Said(f"a parse error: {exc}")) from None
     parts = _link_meshes(root, urdf, "visual", "collision")
     if not parts:
-        raise ModelError(f"{urdf}: no visual or collision geometry found")
+        raise ModelError(urdf, "link", "visual or collision geometry", Said("no visual or collision geometry found"))
     mesh = trimesh.util.concatenate(parts) if len(parts) > 1 else parts[0]
     mesh.apply_scale(scale)  # PyBullet's globalScaling scales every origin and shape alike
     collision_parts = _link_meshes(root, urdf, "collision", None)
@@ -278,6 +279,6 @@ def load_geometry(urdf: str, scale: float, n_points: int = N_MODEL_POINTS) -> Mo
     for arr in (points, normals, bounds):
         arr.setflags(write=False)
     if not math.isfinite(float(np.abs(bounds).max())):
-        raise ModelError(f"{urdf}: mesh has non-finite vertices")
+        raise ModelError(urdf, "mesh", "finite vertices", Said("non-finite vertices"))
     return ModelGeometry(mesh=mesh, points=points, normals=normals, bounds=bounds, collision_mesh=collision,
                          collision_parts=tuple(collision_parts))

@@ -16,6 +16,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from configs import did_you_mean
 from sim import grasp
 from sim.bodies import link_T_com, load_object, mesh_dir_for, same_model
 from sim.camera import load_fast_renderer
@@ -58,11 +59,14 @@ class World(KinematicQueries):
             info = p.getJointInfo(robot_id, j, physicsClientId=client)
             joints[info[1].decode()] = j
             links[info[12].decode()] = j
-        missing = [n for n in (*robot.arm_joints, *robot.finger_joints) if n not in joints]
-        if missing:
-            raise SpecError(f"robot '{robot.name}': joints {missing} are not in {robot.urdf}")
+        for field_name in ("arm_joints", "finger_joints"):
+            missing = [n for n in getattr(robot, field_name) if n not in joints]
+            if missing:
+                raise SpecError(f"robot '{robot.name}'", field_name, f"joint names of {robot.urdf}", missing,
+                                hint=did_you_mean(missing[0], joints))
         if robot.ee_link not in links:
-            raise SpecError(f"robot '{robot.name}': ee_link '{robot.ee_link}' is not a link of {robot.urdf}")
+            raise SpecError(f"robot '{robot.name}'", "ee_link", f"a link of {robot.urdf}", robot.ee_link,
+                            hint=did_you_mean(robot.ee_link, links))
         self.arm_idx = [joints[n] for n in robot.arm_joints]
         self.finger_idx = [joints[n] for n in robot.finger_joints]
         self.ee_idx = links[robot.ee_link]

@@ -2,6 +2,10 @@
 table, clear of named objects. Geometry is checked with points that must lie inside or outside the parts."""
 
 
+import logging
+import multiprocessing
+import threading
+
 import numpy as np
 import pybullet as p
 import pytest
@@ -105,10 +109,29 @@ def test_a_cluster_above_the_table_is_extruded_to_its_own_bottom():
     assert not obj.resting and low == pytest.approx(0.06, abs=0.005)
 
 
-def test_coacd_falls_back_to_columns_when_out_of_time():
-    cfg = ClutterConfig(method="coacd", coacd_timeout_s=0.001)
-    obj = UnknownMesher(cfg).mesh("clutter_0", _points(L_SHAPE), TABLE)
-    assert obj.method == "columns" and len(obj.parts) >= 1
+def _silent_worker(vertices, faces, kw, conn):
+    """A CoACD worker that never answers (a decomposition that would run past any time limit)."""
+    threading.Event().wait()
+
+
+def _failing_worker(vertices, faces, kw, conn):
+    conn.send("RuntimeError: CoACD gave up")
+    conn.close()
+
+
+@pytest.mark.parametrize("worker, said", [(_silent_worker, "did not finish"), (_failing_worker, "CoACD failed")])
+def test_coacd_falls_back_to_columns_when_it_gives_no_parts(monkeypatch, caplog, worker, said):
+    """No answer within the time limit, or an error, gives the column decomposition, and the worker is stopped."""
+    import reconstruction.clutter as clutter
+
+    monkeypatch.setattr(clutter, "_coacd_worker", worker)
+    cfg = ClutterConfig(method="coacd", coacd_timeout_s=0.5)
+    with caplog.at_level(logging.INFO, logger="reconstruction.clutter"):
+        obj = UnknownMesher(cfg).mesh("clutter_0", _points(L_SHAPE), TABLE)
+    columns = UnknownMesher(ClutterConfig(method="columns")).mesh("clutter_0", _points(L_SHAPE), TABLE)
+    assert obj.method == "columns" and len(obj.parts) == len(columns.parts) >= 1
+    assert any(said in r.getMessage() for r in caplog.records)
+    assert multiprocessing.active_children() == []   # the silent worker was terminated, not left running
 
 
 def test_height_map_solid_is_watertight():
