@@ -11,17 +11,21 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import configs
 
 # (shared object, Debian package) the core wheels link at import or render time.
 SYSTEM_LIBS = (("libusb-1.0.so.0", "libusb-1.0-0"), ("libEGL.so.1", "libegl1"), ("libGL.so.1", "libgl1"),
                ("libgomp.so.1", "libgomp1"))
-CORE_PACKAGES = ("numpy", "scipy", "pybullet", "open3d", "trimesh", "networkx", "pyyaml", "msgpack", "pillow",
-                 "anthropic", "openai", "ray", "coacd")
-OPTIONAL_PACKAGES = ("torch", "transformers")
+DIST = "antigrounding"
+# Extras that are not about running the system (the test tools): not reported.
+UNREPORTED_EXTRAS = frozenset({"test"})
+_REQ_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+_REQ_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 # The environment variables each API scorer's client library reads (names only; values are never shown).
 SCORER_ENV = {"anthropic": ("ANTHROPIC_API_KEY",), "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
 
@@ -67,16 +71,91 @@ def check_system_libs() -> list[Check]:
     return out
 
 
-def check_packages() -> list[Check]:
+@dataclass(frozen=True)
+class Requirement:
+    """One declared dependency: its name, the version it needs ('' when any), and its extra (None: the core)."""
+
+    name: str
+    specifier: str
+    extra: str | None
+
+
+def parse_requirement(text: str) -> Requirement | None:
+    """'numpy<3,>=1.26' or 'torch==2.13.0; extra == "local-vlm"' (the metadata's form); None if unreadable."""
+    spec, _, marker = text.partition(";")
+    match = _REQ_NAME.match(spec)
+    if match is None:
+        return None
+    rest = spec[match.end():].strip()
+    if rest.startswith("["):   # the dependency's own extras: not part of the version
+        rest = rest[rest.find("]") + 1:].strip()
+    extra = _REQ_EXTRA.search(marker)
+    return Requirement(match.group(1), rest.strip("() "), extra.group(1) if extra else None)
+
+
+def declared_requirements() -> list[Requirement]:
+    """The installed package's requirements (its metadata), or a checkout's pyproject.toml when not installed."""
+    try:
+        lines = importlib.metadata.requires(DIST) or []
+    except importlib.metadata.PackageNotFoundError:
+        lines = _pyproject_requirements()
+    return [r for r in map(parse_requirement, lines) if r is not None]
+
+
+def _pyproject_requirements() -> list[str]:
+    import tomllib
+
+    path = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    lines = list(project.get("dependencies", []))
+    for extra, reqs in project.get("optional-dependencies", {}).items():
+        lines += [f'{r}; extra == "{extra}"' for r in reqs]
+    return lines
+
+
+def _satisfies(version: str, specifier: str) -> bool | None:
+    """Whether the installed version meets the declared range (None: cannot tell without `packaging`)."""
+    if not specifier:
+        return True
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion
+    except ImportError:
+        return None
+    try:
+        return SpecifierSet(specifier).contains(version, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        return None
+
+
+def check_packages(requirements: list[Requirement] | None = None) -> list[Check]:
+    """A line per core dependency (required), and one per extra (optional: installed or not, as a whole)."""
+    requirements = declared_requirements() if requirements is None else requirements
+    if not requirements:
+        return [Check("packages", False, f"cannot read the requirements of {DIST!r} (not installed, no pyproject.toml)",
+                      "pip install antigrounding")]
     out = []
-    for name in CORE_PACKAGES:
-        v = _dist_version(name)
-        out.append(Check(f"package {name}", v is not None, v or "missing",
-                         "" if v else "pip install antigrounding (the core install declares it)"))
-    for name in OPTIONAL_PACKAGES:
-        v = _dist_version(name)
-        out.append(Check(f"package {name}", v is not None, v or "not installed (only the transformers scorer needs "
-                         "it)", "" if v else "pip install 'antigrounding[local-vlm]'", required=False))
+    extras: dict[str, list[str]] = {}   # extra -> problems ("torch missing")
+    for req in requirements:
+        if req.extra in UNREPORTED_EXTRAS:
+            continue
+        v = _dist_version(req.name)
+        fits = None if v is None else _satisfies(v, req.specifier)
+        problem = "" if v is not None and fits is not False else \
+            f"{req.name} missing" if v is None else f"{req.name} {v}, but {DIST} needs {req.specifier}"
+        if req.extra is not None:
+            extras.setdefault(req.extra, [])
+            if problem:
+                extras[req.extra].append(problem)
+            continue
+        out.append(Check(f"package {req.name}", not problem, problem or v or "",
+                         "pip install antigrounding (the core install declares it)" if problem else ""))
+    for extra, problems in extras.items():
+        out.append(Check(f"extra {extra}", not problems, "; ".join(problems) if problems else "installed",
+                         f"pip install 'antigrounding[{extra}]'" if problems else "", required=False))
     return out
 
 
