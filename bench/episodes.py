@@ -1,7 +1,10 @@
 """`antigrounding bench` (episodes): success rate, steps and per-stage seconds per MPC step over seeds, then the
-reconstruction table for the same tasks and seeds.
+reconstruction table for the same tasks and seeds; `--ablation` runs planner variants instead (bench/ablation.py).
 
-A benchmark, not a test: it prints tables (medians over seeds) and asserts nothing.
+The episodes run through `batch` (planner/batch.py): in parallel (`--parallel`, default the machine's cores),
+one line per episode in OUT/episodes/results.jsonl, resumable (the same command again finishes an interrupted
+benchmark; a new --out measures afresh), and OUT/episodes/report.html. A benchmark, not a test: it prints tables
+(medians over seeds) and asserts nothing.
 """
 
 from __future__ import annotations
@@ -11,48 +14,77 @@ import os
 import statistics
 import sys
 
-import configs
 from bench.reconstruction_lab import format_recon_table, run_recon_benchmark
-from planner.episode import run_task
-from planner.task import load_task
+from planner.batch import EpisodeOptions, check_grid, make_grid, run_batch, summarise
+from planner.batch_cli import check_parallel, where_episodes_run
+from planner.batch_report import write_batch_report
+from planner.batch_variants import DEFAULT_VARIANT, grid_variants
 
 STAGES = ("observe", "reconstruct", "sample_rollout", "render", "score", "execute")
 DEFAULT_TASKS = ("stack_blocks", "pick_place_tray")
 
 
-def run(args: argparse.Namespace) -> int:
+def run_grid(args: argparse.Namespace, variants_file: str | None, folder: str):
+    """The tasks x seeds x variants grid through batch; returns (BatchResult, variants, out folder)."""
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    tasks = args.tasks or [str(configs.shipped("tasks", f"{n}.yaml")) for n in DEFAULT_TASKS]
-    print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, "
-          f"{args.candidates or 16} candidates x 3 views; seconds per MPC step are medians over seeds", flush=True)
-    header = (f"{'task':18s} {'success':>8s} {'steps med':>9s} " + " ".join(f"{s:>14s}" for s in STAGES)
-              + f" {'local/step':>11s}")
-    rows = []
-    for path in tasks:
-        loaded = load_task(path)
-        outcomes = []
-        for seed in seeds:
-            out = run_task(path, seed=seed, scorer=args.scorer, out_dir=os.path.join(args.out, loaded.planner.name),
-                           n_candidates=args.candidates, loaded=loaded, fast_render=args.fast_render)
-            outcomes.append(out)
-            print(f"  {loaded.planner.name} seed {seed}: {'success' if out.success else 'FAIL'} in {out.steps} "
-                  f"steps, {out.time_s:.1f} s{' (' + out.error + ')' if out.error else ''}", file=sys.stderr,
-                  flush=True)
-        per_step = {s: [] for s in STAGES}
-        for out in outcomes:
-            n = max(1, out.steps)
-            for s in STAGES:
-                per_step[s].append(out.stage_time_s.get(s, 0.0) / n)
+    tasks = list(args.tasks or DEFAULT_TASKS)
+    variants = grid_variants(variants_file, args.variant, args.planner_option)
+    grid = make_grid(tasks, seeds, None, [v.name for v in variants])
+    check_grid(grid)
+    parallel = check_parallel(args.parallel)
+    out = os.path.join(args.out, folder)
+    print(f"Episodes: scorer {args.scorer}, seeds {seeds[0]}..{seeds[-1]}, {args.candidates or 16} candidates, "
+          f"{len(grid)} episodes on {where_episodes_run(parallel, args.ray_address)}; results in "
+          f"{os.path.join(out, 'results.jsonl')} (resumed when it exists)", flush=True)
+    for v in variants:
+        if len(variants) > 1 or v.name != DEFAULT_VARIANT:
+            print(f"  variant {v.name}: {v.describe()}", flush=True)
+    options = EpisodeOptions(n_candidates=args.candidates, scorer=args.scorer, variants=tuple(variants),
+                             config_dirs=tuple(os.path.abspath(d) for d in (args.config_dir or [])),
+                             fast_render=getattr(args, "fast_render", True))
+    result = run_batch(grid, out, options, parallel=parallel, ray_address=args.ray_address)
+    print(f"{result.ran} episode(s) run in {result.wall_s:.0f} s = {result.episodes_per_hour:.1f} episodes/hour "
+          f"({result.parallel} at once)", file=sys.stderr, flush=True)
+    if result.not_finished:
+        print(f"{len(result.not_finished)} episode(s) did not finish (their worker died); run the same command "
+              "again to retry them", file=sys.stderr, flush=True)
+    return result, variants, out
+
+
+def stage_table(results: list[dict]) -> str:
+    """Per task (and variant): success, median steps, median seconds per MPC step by stage."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r.get("task_name") or r["task"], r.get("variant") or DEFAULT_VARIANT), []).append(r)
+    with_variant = any(v != DEFAULT_VARIANT for _, v in groups)
+    name_w = 40 if with_variant else 18
+    lines = [f"{'task':{name_w}s} {'success':>8s} {'steps med':>9s} " + " ".join(f"{s:>14s}" for s in STAGES)
+             + f" {'local/step':>11s}"]
+    for (task, variant), rs in groups.items():
+        per_step = {s: [r.get("stage_time_s", {}).get(s, 0.0) / max(1, r["steps"]) for r in rs] for s in STAGES}
         med = {s: statistics.median(v) for s, v in per_step.items()}
         local = sum(v for s, v in med.items() if s != "score")
-        rate = sum(o.success is True for o in outcomes) / len(outcomes)
-        rows.append(f"{loaded.planner.name:18s} {rate:8.0%} {statistics.median([o.steps for o in outcomes]):9.1f} "
-                    + " ".join(f"{med[s]:14.3f}" for s in STAGES) + f" {local:11.3f}")
+        rate = sum(r["success"] is True for r in rs) / len(rs)
+        label = f"{task} / {variant}" if with_variant else task
+        lines.append(f"{label[:name_w]:{name_w}s} {rate:8.0%} {statistics.median(r['steps'] for r in rs):9.1f} "
+                     + " ".join(f"{med[s]:14.3f}" for s in STAGES) + f" {local:11.3f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "ablation", False):
+        from bench.ablation import run_ablation
+
+        return run_ablation(args)
+    result, _, out = run_grid(args, args.variants, "episodes")
+    note = f"scorer backend(s): {args.scorer}; success is the lab's verdict on its truth"
+    report = write_batch_report(os.path.abspath(out), summarise(result.results), result.results,
+                                "antigrounding bench (episodes)", notes=[note])
     print()
-    print(header)
-    for row in rows:
-        print(row)
+    print(stage_table(result.results))
     print("local/step = every stage but 'score' (VLM time); with simjudge 'score' is local too.")
+    print(f"report: {report}", flush=True)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print("\nReconstruction (one observation per seed; errors symmetry-aware, vs the lab's truth)")
-    print(format_recon_table(run_recon_benchmark(tasks, seeds)), flush=True)
+    print(format_recon_table(run_recon_benchmark(list(args.tasks or DEFAULT_TASKS), seeds)), flush=True)
     return 0

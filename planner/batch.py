@@ -1,17 +1,18 @@
-"""`antigrounding batch`: a task x seed x scoring-config grid of sim-lab episodes, run as Ray tasks, resumable.
+"""`antigrounding batch`: a task x seed x scoring-config x planner-variant grid of sim-lab episodes, resumable.
 
-Every episode is one Ray task (one CPU) that starts its own lab process and runs `planner.episode.run_task`.
-The driver appends one JSON line per finished episode to OUT/results.jsonl (flushed and fsync'ed before the
-next line): `task`, `seed`, `config`, `success`, `steps`, `run_dir` (plus `error`, `time_s`, `task_name`,
-`key`). A batch started again with the same OUT skips the episodes already in that file, so a batch killed
-at any moment (kill -9 included) finishes its grid without repeating or losing an episode: an episode whose
-line was not written is run again, one whose line was written is never run again. A torn last line (the
-driver died mid-write) is cut off before anything is appended.
+Every episode starts its own lab process and runs `planner.episode.run_task`. The driver appends one JSON line
+per finished episode to OUT/results.jsonl (flushed and fsync'ed before the next line): `task`, `seed`, `config`,
+`success`, `steps`, `run_dir` (plus `variant`, `error`, `time_s`, `stage_time_s`, `task_name`, `key`). A batch
+started again with the same OUT skips the episodes already in that file, so a batch killed at any moment
+(kill -9 included) finishes its grid without repeating or losing an episode: an episode whose line was not
+written is run again, one whose line was written is never run again. A torn last line (the driver died
+mid-write) is cut off before anything is appended.
 
-Local Ray by default, with one CPU per episode and as many episodes at once as the machine
-has cores (`--parallel N` to change it); `--ray-address` runs them on a cluster (the nodes need this package
-and the task files at the same paths). `--parallel 1` without an address runs the episodes one after another
-in this process (the serial rate the benchmark compares with).
+Where episodes run (`planner/batch_pool.py`): as many at once as the machine has cores (`--parallel N` to
+change it) in worker processes of this machine, nothing listening on the network; `--ray-address` runs them as
+Ray tasks on a cluster (the nodes need this package and the task files at the same paths). `--parallel 1`
+runs them one after another in this process (the serial rate the benchmark compares with). Planner variants
+(`planner/batch_variants.py`) set MPCConfig fields and the rendered views per grid column.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import configs
+from planner.batch_variants import DEFAULT_VARIANT, PlannerVariant
 from planner.errors import TaskError
-from planner.reproduce import DETERMINISM_ENV
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,18 @@ RESULT_FIELDS = ("task", "seed", "config", "success", "steps", "run_dir")
 
 @dataclass(frozen=True)
 class Episode:
-    """One cell of the grid: a task (name or path, as given), a seed and a scoring config (name or path)."""
+    """One cell of the grid: a task (name or path, as given), a seed, a scoring config (name or path) and a
+    planner variant (its name; the default variant keeps the key of grids that had none)."""
 
     task: str
     seed: int
     config: str = DEFAULT_CONFIG
+    variant: str = DEFAULT_VARIANT
 
     @property
     def key(self) -> str:
-        return f"{self.task}|{self.seed}|{self.config}"
+        base = f"{self.task}|{self.seed}|{self.config}"
+        return base if self.variant == DEFAULT_VARIANT else f"{base}|{self.variant}"
 
 
 MAX_GRID_SEEDS = 100_000   # a range is expanded into a set: bound it before it is
@@ -76,10 +80,14 @@ def parse_seeds(text: str | Iterable[str]) -> list[int]:
     return sorted(seeds)
 
 
-def make_grid(tasks: Iterable[str], seeds: Iterable[int], configs_: Iterable[str] | None = None) -> list[Episode]:
-    """Tasks x seeds x configs, in that nesting order (so early results already cover every task)."""
+def make_grid(tasks: Iterable[str], seeds: Iterable[int], configs_: Iterable[str] | None = None,
+              variants: Iterable[str] | None = None) -> list[Episode]:
+    """Tasks x seeds x configs x variants, seeds outermost (so early results already cover every task and
+    variant)."""
     cfgs = list(configs_ or [DEFAULT_CONFIG])
-    return [Episode(t, s, c) for s in seeds for c in cfgs for t in tasks]
+    names = list(variants or [DEFAULT_VARIANT])
+    tasks = list(tasks)
+    return [Episode(t, s, c, v) for s in seeds for c in cfgs for v in names for t in tasks]
 
 
 def check_grid(grid: list[Episode]) -> None:
@@ -160,13 +168,24 @@ class ResultsFile:
             os.fsync(f.fileno())
 
 
-# ---------------------------------------------------------------- one episode (driver or Ray worker)
+# ---------------------------------------------------------------- one episode (driver or worker)
 @dataclass(frozen=True)
 class EpisodeOptions:
     max_steps: int | None = None
     n_candidates: int | None = None
     config_dirs: tuple[str, ...] = ()
     scorer: str | None = None
+    variants: tuple[PlannerVariant, ...] = ()   # the definitions of the grid's variant names
+    fast_render: bool = True
+
+    def variant(self, name: str) -> PlannerVariant | None:
+        if name == DEFAULT_VARIANT:
+            return next((v for v in self.variants if v.name == name), None)
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise TaskError(None, "variant", f"one of the grid's variants ({', '.join(v.name for v in self.variants)})",
+                        name)
 
 
 def run_episode(ep: Episode, out_dir: str, options: EpisodeOptions) -> dict:
@@ -175,19 +194,24 @@ def run_episode(ep: Episode, out_dir: str, options: EpisodeOptions) -> dict:
 
     configs.set_user_dirs(list(options.config_dirs))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(ep.config))[0])
+    runs = os.path.join(out_dir, "runs", slug)
+    if ep.variant != DEFAULT_VARIANT:
+        runs = os.path.join(runs, re.sub(r"[^A-Za-z0-9_.-]+", "_", ep.variant))
     start = time.perf_counter()
+    head = {"key": ep.key, "task": ep.task, "seed": ep.seed, "config": ep.config, "variant": ep.variant}
     try:
-        out = run_task(ep.task, seed=ep.seed, scorer=options.scorer, out_dir=os.path.join(out_dir, "runs", slug),
+        variant = options.variant(ep.variant)
+        out = run_task(ep.task, seed=ep.seed, scorer=options.scorer, out_dir=runs,
                        scoring_config=None if ep.config == DEFAULT_CONFIG else ep.config,
-                       max_steps=options.max_steps, n_candidates=options.n_candidates)
+                       max_steps=options.max_steps, n_candidates=options.n_candidates,
+                       fast_render=options.fast_render, variant=variant)
     except Exception as exc:  # noqa: BLE001 - a bad episode is a result line, not the end of the batch
         log.exception("episode %s failed to run", ep.key)
-        return {"key": ep.key, "task": ep.task, "seed": ep.seed, "config": ep.config, "success": False,
-                "steps": 0, "run_dir": None, "error": f"{type(exc).__name__}: {exc}",
+        return {**head, "success": False, "steps": 0, "run_dir": None, "error": f"{type(exc).__name__}: {exc}",
                 "time_s": round(time.perf_counter() - start, 2), "task_name": None}
-    return {"key": ep.key, "task": ep.task, "seed": ep.seed, "config": ep.config, "success": bool(out.success),
-            "steps": out.steps, "run_dir": os.path.abspath(out.run_dir), "error": out.error,
-            "time_s": round(out.time_s, 2), "task_name": out.task, "scorer": out.scorer}
+    return {**head, "success": bool(out.success), "steps": out.steps, "run_dir": os.path.abspath(out.run_dir),
+            "error": out.error, "time_s": round(out.time_s, 2), "task_name": out.task, "scorer": out.scorer,
+            "stage_time_s": {k: round(v, 3) for k, v in out.stage_time_s.items()}}
 
 
 # ---------------------------------------------------------------- progress
@@ -283,8 +307,14 @@ def run_batch(grid: list[Episode], out_dir: str, options: EpisodeOptions | None 
             if parallel == 1 and ray_address is None:
                 for ep in pending:
                     finish(run_episode(ep, out_dir, options))
+            elif ray_address is None:
+                from planner.batch_pool import run_in_processes  # it imports this module
+
+                not_finished = run_in_processes(pending, out_dir, options, parallel, finish, bar)
             else:
-                not_finished = _run_on_ray(pending, out_dir, options, parallel, ray_address, finish, bar)
+                from planner.batch_pool import run_on_ray
+
+                not_finished = run_on_ray(pending, out_dir, options, parallel, ray_address, finish, bar)
         wall = time.monotonic() - start
         if bar is not None:
             bar.close()
@@ -295,75 +325,20 @@ def run_batch(grid: list[Episode], out_dir: str, options: EpisodeOptions | None 
         results.unlock()
 
 
-def _run_on_ray(pending: list[Episode], out_dir: str, options: EpisodeOptions, parallel: int,
-                ray_address: str | None, finish: Callable[[dict], None], bar: Progress | None) -> list[str]:
-    import ray
-
-    owns = not ray.is_initialized()
-    if owns:
-        # Workers inherit the raylet's environment, which is this process's: a runtime_env would cost every
-        # worker a start through Ray's runtime-env agent.
-        for key, value in DETERMINISM_ENV.items():
-            os.environ.setdefault(key, value)
-        init: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-        if ray_address is None:
-            # one CPU per episode. (Ray 2.60 turns a loopback node address into the host's own address, so a
-            # local Ray cannot be held to 127.0.0.1 by ray.init; see the report.)
-            init.update(num_cpus=parallel, object_store_memory=128 * 1024 * 1024)
-        else:
-            init["address"] = ray_address
-        ray.init(**init)
-    reaper = _start_reaper() if owns and ray_address is None else None
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_episode)
-        refs = {remote.remote(ep, out_dir, options): ep for ep in pending}
-        not_finished: list[str] = []
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
-            for ref in ready:
-                ep = refs.pop(ref)
-                try:
-                    rec = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    # the worker died (killed, out of memory): nothing is written, so a rerun retries it
-                    log.error("episode %s: its Ray task died: %s", ep.key, exc)
-                    not_finished.append(ep.key)
-                    continue
-                finish(rec)
-            if bar is not None and not ready:
-                bar.update()
-        return not_finished
-    finally:
-        if owns:
-            ray.shutdown()
-        if reaper is not None:
-            reaper.stop()
-
-
-def _start_reaper():
-    """Ray's agents outlive a driver killed with SIGKILL; where scoring/ray_reaper.py exists (the lab-controller
-    work), it ends them with the driver."""
-    try:
-        from scoring.ray_reaper import RayReaper, ray_process_ids
-    except ImportError:
-        return None
-    reaper = RayReaper()
-    reaper.start()
-    reaper.watch(ray_process_ids())
-    return reaper
-
 
 # ---------------------------------------------------------------- summary
 def summarise(results: list[dict]) -> list[dict]:
-    """One row per (task, config): episodes, successes, success rate, median steps, mean seconds, errors."""
+    """One row per (task, config, variant): episodes, successes, success rate, median steps, mean seconds, errors."""
     import statistics
 
-    rows: dict[tuple[str, str], list[dict]] = {}
+    rows: dict[tuple[str, str, str], list[dict]] = {}
     for r in results:
-        rows.setdefault((r.get("task_name") or _task_label(r["task"]), r["config"]), []).append(r)
+        key = (r.get("task_name") or _task_label(r["task"]), r["config"], r.get("variant") or DEFAULT_VARIANT)
+        rows.setdefault(key, []).append(r)
     out = []
-    for (task, cfg), rs in sorted(rows.items()):
-        out.append({"task": task, "config": cfg, "episodes": len(rs), "successes": sum(bool(r["success"]) for r in rs),
+    for (task, cfg, variant), rs in sorted(rows.items()):
+        out.append({"task": task, "config": cfg, "variant": variant, "episodes": len(rs),
+                    "successes": sum(bool(r["success"]) for r in rs),
                     "success_rate": sum(bool(r["success"]) for r in rs) / len(rs),
                     "median_steps": statistics.median(r["steps"] for r in rs),
                     "mean_time_s": statistics.fmean(r.get("time_s") or 0.0 for r in rs),
@@ -376,10 +351,14 @@ def _task_label(task: str) -> str:
 
 
 def format_summary(rows: list[dict], backend_note: str = "") -> str:
-    lines = [f"{'task':22s} {'config':22s} {'episodes':>8s} {'success':>8s} {'steps med':>9s} {'s/episode':>9s} "
-             f"{'errors':>6s}"]
+    """The summary table; a variant column when the grid has planner variants."""
+    variants = any(r.get("variant", DEFAULT_VARIANT) != DEFAULT_VARIANT for r in rows)
+    head = f"{'variant':24s} " if variants else ""
+    lines = [f"{'task':22s} {'config':22s} {head}{'episodes':>8s} {'success':>8s} {'steps med':>9s} "
+             f"{'s/episode':>9s} {'errors':>6s}"]
     for r in rows:
-        lines.append(f"{r['task'][:22]:22s} {_task_label(r['config'])[:22]:22s} {r['episodes']:8d} "
+        col = f"{r.get('variant', DEFAULT_VARIANT)[:24]:24s} " if variants else ""
+        lines.append(f"{r['task'][:22]:22s} {_task_label(r['config'])[:22]:22s} {col}{r['episodes']:8d} "
                      f"{r['success_rate']:8.0%} {r['median_steps']:9.1f} {r['mean_time_s']:9.1f} {r['errors']:6d}")
     if backend_note:
         lines.append(backend_note)
@@ -393,7 +372,8 @@ def results_for_dicts(results: list[dict]) -> list[dict]:
 
 
 def episode_from_dict(d: dict) -> Episode:
-    return Episode(str(d["task"]), int(d["seed"]), str(d.get("config", DEFAULT_CONFIG)))
+    return Episode(str(d["task"]), int(d["seed"]), str(d.get("config", DEFAULT_CONFIG)),
+                   str(d.get("variant") or DEFAULT_VARIANT))
 
 
 def replace_config(grid: list[Episode], config: str) -> list[Episode]:

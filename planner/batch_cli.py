@@ -18,17 +18,22 @@ def _err(line: str) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     from planner.batch import EpisodeOptions, check_grid, format_summary, make_grid, parse_seeds, run_batch, summarise
     from planner.batch_report import write_batch_report
+    from planner.batch_variants import grid_variants
 
     seeds = parse_seeds(args.seeds)
-    grid = make_grid(args.tasks, seeds, args.scoring_config)
+    variants = grid_variants(args.variants, args.variant, args.planner_option)
+    grid = make_grid(args.tasks, seeds, args.scoring_config, [v.name for v in variants])
     check_grid(grid)
-    parallel = args.parallel or os.cpu_count() or 1
-    where = args.ray_address or (f"local Ray, {parallel} at once" if parallel > 1 else "serial, in this process")
+    parallel = check_parallel(args.parallel)
     _err(f"antigrounding batch: {len(grid)} episodes ({len(args.tasks)} task(s) x {len(seeds)} seed(s) x "
-         f"{len(args.scoring_config or ['default'])} config(s)) on {where}; results in "
-         f"{os.path.join(args.out, 'results.jsonl')}")
+         f"{len(args.scoring_config or ['default'])} config(s) x {len(variants)} variant(s)) on "
+         f"{where_episodes_run(parallel, args.ray_address)}; results in {os.path.join(args.out, 'results.jsonl')}")
+    for v in variants:
+        if len(variants) > 1 or v.describe() != "as configured":
+            _err(f"  variant {v.name}: {v.describe()}")
     options = EpisodeOptions(max_steps=args.max_steps, n_candidates=args.candidates,
-                             config_dirs=tuple(os.path.abspath(d) for d in (args.config_dir or [])), scorer=args.scorer)
+                             config_dirs=tuple(os.path.abspath(d) for d in (args.config_dir or [])), scorer=args.scorer,
+                             variants=tuple(variants), fast_render=getattr(args, "fast_render", True))
     result = run_batch(grid, args.out, options, parallel=parallel, ray_address=args.ray_address,
                        progress=not args.quiet)
     rows = summarise(result.results)
@@ -53,6 +58,37 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if result.not_finished else 0
 
 
+def check_parallel(value: int | None) -> int:
+    """--parallel: episodes at once (default: the machine's cores)."""
+    if value is None:
+        return os.cpu_count() or 1
+    if not 1 <= value <= 1024:
+        raise TaskError(None, "--parallel", "an integer from 1 to 1024", value)
+    return value
+
+
+def where_episodes_run(parallel: int, ray_address: str | None) -> str:
+    if ray_address:
+        return f"the Ray cluster at {ray_address}"
+    return f"{parallel} worker processes at once" if parallel > 1 else "serial, in this process"
+
+
+def add_grid_args(parser: argparse.ArgumentParser, bench: bool = False) -> None:
+    """The planner-variant and parallelism flags that batch and bench (episodes) share."""
+    parser.add_argument("--variants", default=None, metavar="FILE", help="planner variants YAML (a path, or a name "
+                        "such as 'ablations' for configs/ablations.yaml): the grid runs each")
+    parser.add_argument("--variant", nargs="+", default=None, metavar="NAME", help="only these variants of --variants")
+    parser.add_argument("--planner-option", action="append", default=None, metavar="KEY=VALUE",
+                        help="set an MPCConfig field (speed_scale=0.3, sampler.n_candidates=8) or the views "
+                        "(views=[front]) on every variant; repeatable")
+    if bench:   # batch has these already
+        parser.add_argument("--parallel", type=int, default=None, help="episodes at once (default: the machine's "
+                            "cores; 1 runs them one after another in this process)")
+        parser.add_argument("--ray-address", default=None, help="run the episodes on this Ray cluster")
+        parser.add_argument("--ablation", action="store_true", help="episodes: run the planner variants of "
+                            "configs/ablations.yaml (or --variants) and print the ablation table and plot")
+
+
 # ---------------------------------------------------------------- compare
 def cmd_compare(args: argparse.Namespace) -> int:
     from planner.reproduce import diff_runs
@@ -72,21 +108,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add batch, replay, optimise and compare to the `antigrounding` subcommands."""
-    batch = sub.add_parser("batch", help="a task x seed x scoring-config grid of sim episodes on Ray, resumable")
+    batch = sub.add_parser("batch", help="a task x seed x scoring-config x planner-variant grid of sim episodes, "
+                           "in parallel, resumable")
     batch.add_argument("--tasks", nargs="+", required=True, help="task names or YAML paths")
     batch.add_argument("--seeds", nargs="+", default=["0-9"], help="seeds: 0-9, 0,3,5 or 2-4,8 (default 0-9)")
     batch.add_argument("--scoring-config", nargs="+", default=None, help="one or more scoring configs (names or "
                        "paths); the grid runs each (default: the default config)")
     batch.add_argument("--scorer", default=None, help="switch every agent to this backend")
     batch.add_argument("--out", required=True, help="batch folder: results.jsonl, report.html, runs/")
-    batch.add_argument("--parallel", type=int, default=None, help="episodes at once (default: the machine's cores; "
-                       "1 runs them one after another in this process)")
+    batch.add_argument("--parallel", type=int, default=None, help="episodes at once (default: the machine's cores, "
+                       "as worker processes; 1 runs them one after another in this process)")
     batch.add_argument("--ray-address", default=None, help="run the episodes on this Ray cluster")
+    add_grid_args(batch)
     batch.add_argument("--max-steps", type=int, default=None, help="override every task's max_steps")
     batch.add_argument("--candidates", type=int, default=None, help="candidates per step (default 16)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     batch.set_defaults(func=cmd_batch)
+    if "bench" in sub.choices:   # bench (episodes) runs its grid through batch: the same grid flags
+        add_grid_args(sub.choices["bench"], bench=True)
 
     compare = sub.add_parser("compare", help="compare two runs step by step, timings left out (reproducibility)")
     compare.add_argument("run_a")

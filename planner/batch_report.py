@@ -15,10 +15,16 @@ def _label(path: str) -> str:
     return os.path.splitext(os.path.basename(str(path)))[0]
 
 
+def series(r: dict) -> str:
+    """A row's or result's series in the plots: its scoring config, and its planner variant when it has one."""
+    variant = r.get("variant") or "default"
+    return _label(r["config"]) if variant == "default" else f"{_label(r['config'])} / {variant}"
+
+
 def success_bars_svg(rows: Sequence[dict], width: int = 640, bar_h: int = 18) -> str:
-    """Horizontal bars: one group per task, one bar per config, length = success rate (0-100 %)."""
+    """Horizontal bars: one group per task, one bar per series (config, variant), length = success rate."""
     tasks = sorted({r["task"] for r in rows})
-    cfgs = sorted({r["config"] for r in rows})
+    cfgs = sorted({series(r) for r in rows})
     left, right = 170, 60
     group_h = bar_h * len(cfgs) + 10
     height = 30 + group_h * len(tasks) + 20 * len(cfgs)
@@ -29,7 +35,7 @@ def success_bars_svg(rows: Sequence[dict], width: int = 640, bar_h: int = 18) ->
         x = left + pct * scale
         parts.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{20 + group_h * len(tasks)}" stroke="#ddd"/>'
                      f'<text x="{x:.1f}" y="14" text-anchor="middle" fill="#555">{pct}%</text>')
-    by = {(r["task"], r["config"]): r for r in rows}
+    by = {(r["task"], series(r)): r for r in rows}
     y = 22
     for task in tasks:
         parts.append(f'<text x="{left - 6}" y="{y + group_h / 2:.1f}" text-anchor="end">{html.escape(task)}</text>')
@@ -45,23 +51,23 @@ def success_bars_svg(rows: Sequence[dict], width: int = 640, bar_h: int = 18) ->
     for i, cfg in enumerate(cfgs):
         yy = y + 10 + 20 * i
         parts.append(f'<rect x="{left}" y="{yy}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>'
-                     f'<text x="{left + 18}" y="{yy + 10}">{html.escape(_label(cfg))}</text>')
+                     f'<text x="{left + 18}" y="{yy + 10}">{html.escape(cfg)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def steps_histogram_svg(results: Sequence[dict], width: int = 640, height: int = 240) -> str:
-    """Steps per episode, one bar series per config (successes solid, failures hatched by opacity)."""
+    """Steps per episode, one bar series per (config, variant) (successes solid, failures pale)."""
     if not results:
         return "<p>(no episodes)</p>"
-    cfgs = sorted({r["config"] for r in results})
+    cfgs = sorted({series(r) for r in results})
     max_steps = max(1, max(int(r["steps"]) for r in results))
     n_bins = min(15, max_steps + 1)
     bin_w = (max_steps + 1) / n_bins
     counts = {(c, ok): [0] * n_bins for c in cfgs for ok in (True, False)}
     for r in results:
         b = min(n_bins - 1, int(int(r["steps"]) / bin_w))
-        counts[(r["config"], bool(r["success"]))][b] += 1
+        counts[(series(r), bool(r["success"]))][b] += 1
     left, bottom, top = 40, 36, 16
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = max(max(counts[(c, True)][b] + counts[(c, False)][b] for c in cfgs) for b in range(n_bins))
@@ -87,7 +93,7 @@ def steps_histogram_svg(results: Sequence[dict], width: int = 640, height: int =
                 h = plot_h * n / max(1, peak)
                 parts.append(f'<rect x="{x0 + i * bar:.1f}" y="{base - h:.1f}" width="{bar - 1:.1f}" height="{h:.1f}" '
                              f'fill="{PALETTE[i % len(PALETTE)]}" fill-opacity="{opacity}">'
-                             f'<title>{html.escape(_label(c))}: {n} {"successes" if ok else "failures"}</title></rect>')
+                             f'<title>{html.escape(c)}: {n} {"successes" if ok else "failures"}</title></rect>')
                 base -= h
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">steps per episode '
                  f'(solid: success, pale: failure)</text></svg>')
@@ -97,14 +103,15 @@ def steps_histogram_svg(results: Sequence[dict], width: int = 640, height: int =
 def write_batch_report(out_dir: str, rows: Sequence[dict], results: Sequence[dict], title: str,
                        notes: Sequence[str] = ()) -> str:
     """Write OUT/report.html; returns its path."""
-    table = ["<table><tr><th>task</th><th>config</th><th>episodes</th><th>success</th><th>median steps</th>"
+    table = ["<table><tr><th>task</th><th>config / variant</th><th>episodes</th><th>success</th><th>median steps</th>"
              "<th>s / episode</th><th>errors</th></tr>"]
     for r in rows:
-        table.append(f"<tr><td>{html.escape(r['task'])}</td><td>{html.escape(_label(r['config']))}</td>"
+        table.append(f"<tr><td>{html.escape(r['task'])}</td><td>{html.escape(series(r))}</td>"
                      f"<td>{r['episodes']}</td><td>{r['success_rate']:.0%}</td><td>{r['median_steps']:.1f}</td>"
                      f"<td>{r['mean_time_s']:.1f}</td><td>{r['errors']}</td></tr>")
     table.append("</table>")
-    runs = ["<table><tr><th>task</th><th>seed</th><th>config</th><th>verdict</th><th>steps</th><th>run</th></tr>"]
+    runs = ["<table><tr><th>task</th><th>seed</th><th>config / variant</th><th>verdict</th><th>steps</th>"
+            "<th>run</th></tr>"]
     for r in results:
         link = ""
         if r.get("run_dir"):
@@ -113,7 +120,7 @@ def write_batch_report(out_dir: str, rows: Sequence[dict], results: Sequence[dic
         verdict = "success" if r["success"] else (f"error: {html.escape(str(r['error']))}" if r.get("error")
                                                   else "failed")
         runs.append(f"<tr><td>{html.escape(_label(r['task']))}</td><td>{r['seed']}</td>"
-                    f"<td>{html.escape(_label(r['config']))}</td><td>{verdict}</td><td>{r['steps']}</td>"
+                    f"<td>{html.escape(series(r))}</td><td>{verdict}</td><td>{r['steps']}</td>"
                     f"<td>{link}</td></tr>")
     runs.append("</table>")
     body = "\n".join([
@@ -122,7 +129,7 @@ def write_batch_report(out_dir: str, rows: Sequence[dict], results: Sequence[dic
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         *[f"<p>{html.escape(n)}</p>" for n in notes],
-        "<h2>Success per task and scoring config</h2>", success_bars_svg(rows),
+        "<h2>Success per task and scoring config (and planner variant)</h2>", success_bars_svg(rows),
         "<h2>Steps per episode</h2>", steps_histogram_svg(results),
         "<h2>Summary</h2>", *table, "<h2>Episodes</h2>", *runs, "</body></html>"])
     path = os.path.join(out_dir, REPORT_NAME)

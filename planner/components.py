@@ -74,7 +74,7 @@ class PoolOptions:
 
 
 def build_scorer(path: str | None = None, backend: str | None = None,
-                 pool: PoolOptions | None = None) -> tuple[Scorer, str]:
+                 pool: PoolOptions | None = None, views: tuple[str, ...] | None = None) -> tuple[Scorer, str]:
     """A Scorer for the run: its agents, how their calls run, and the answer cache.
 
     use_ray None: agents that call a model run on threads of this process (their calls wait on I/O and go in
@@ -84,6 +84,8 @@ def build_scorer(path: str | None = None, backend: str | None = None,
     """
     pool = pool or PoolOptions()
     cfg = scoring_config_for(path, backend)
+    if views is not None:   # a planner variant's views (one view instead of the fused ones)
+        cfg = dataclasses.replace(cfg, views=tuple(views))
     calls_models = any(a.backend != "simjudge" for a in cfg.agents)
     use_ray = pool.use_ray
     if use_ray is None:

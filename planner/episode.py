@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.batch_variants import PlannerVariant
 from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.report import write_report
@@ -54,23 +55,29 @@ class RunOutcome:
 def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: str = "runs",
              scoring_config: str | None = None, max_steps: int | None = None, n_candidates: int | None = None,
              on_step: Callable[[dict], None] | None = None, loaded: LoadedTask | None = None,
-             pool: PoolOptions | None = None, fast_render: bool = True) -> RunOutcome:
+             pool: PoolOptions | None = None, fast_render: bool = True,
+             variant: PlannerVariant | None = None) -> RunOutcome:
     """Run one episode in a fresh lab process; the result's success is the lab's verdict on its truth, or None
     with `no_verdict` saying why when the lab did not judge (it died or never started). The lab is asked even
     when the planner ended with an error: what the world looks like is still true.
 
-    fast_render=False: TinyRenderer in the twin and the lab (the command line's ANTIGROUNDING_RENDERER=tiny)."""
+    fast_render=False: TinyRenderer in the twin and the lab (the command line's ANTIGROUNDING_RENDERER=tiny).
+    variant: a planner variant (planner/batch_variants.py): MPCConfig fields and the views, set on top."""
     loaded = loaded or load_task(task_path)
     task = loaded.planner
-    scorer_obj, scorer_name = build_scorer(scoring_config, scorer, pool)
+    scorer_obj, scorer_name = build_scorer(scoring_config, scorer, pool,
+                                           views=variant.views if variant is not None else None)
     runlog = RunLog.create(out_dir, task.name, seed)
     cfg = MPCConfig(seed=seed, fast_render=fast_render)
     if n_candidates is not None:
         cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, n_candidates=n_candidates))
+    if variant is not None:
+        cfg = variant.apply(cfg)
     runlog.write_header({"task": task.name, "task_path": task.path, "instruction": task.instruction, "seed": seed,
                          "scorer": scorer_name, "agents": [a.name for a in scorer_obj.agents],
                          "max_steps": max_steps or task.max_steps, "n_candidates": cfg.sampler.n_candidates,
                          "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                         **({"variant": variant.to_dict()} if variant is not None else {}),
                          "reproduce": run_identity(task, scorer_obj.config, seed, cfg, max_steps or task.max_steps)})
     start = time.perf_counter()
     error = None
