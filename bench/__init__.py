@@ -24,6 +24,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "scoring-pool": ("bench.scoring_pool", "the Ray agent pool vs serial against a stub API server, a killed "
                      "actor, the answer cache (source checkout)"),
     "render": ("bench.render_timing", "twin frame, overlay and PNG encoding time per view for K candidates"),
+    "batch-throughput": ("bench.batch_throughput", "episodes per hour of one grid, serial vs --parallel N worker "
+                         "processes, in one run (default 2 tasks x 2 seeds, 2 steps)"),
     "malformed-inputs": ("bench.malformed_inputs", "every malformed-input corpus case through the real command: "
                          "exit code, wall time, peak RSS (source checkout; --tasks WORD filters the cases)"),
 }
