@@ -5,21 +5,23 @@ environment; each takes the next pending episode, so the cores stay busy until t
 forked from a fork server that imported the episode code once (forkserver with preload: a fresh interpreter,
 no state of the driver's, and 4 CPU-seconds of imports paid once instead of once per worker). Nothing listens on
 the network (a local Ray head would bind its ports on every interface, and its start cost a minute on a loaded
-2-core machine). Every worker asks the kernel to kill it when its parent, the fork server, dies (which it does
-when the driver dies: PR_SET_PDEATHSIG), and its lab follows its planner, so a killed batch leaves nothing
-running. A worker that dies (out of memory, killed) breaks the pool: the episodes without a result line are
-reported as not finished, and the same command runs them again.
+2-core machine). Every worker kills itself as soon as the driver ends (a pidfd of the driver, watched by a
+thread), its lab follows its planner (PR_SET_PDEATHSIG), and the fork server ends when its last client has, so
+a batch killed with kill -9 leaves nothing running. A worker that dies (out of memory, killed) breaks the pool:
+the episodes without a result line are reported as not finished, and the same command runs them again.
 
 Cluster (`run_on_ray`, with `--ray-address`): every episode is one Ray task with one CPU.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -28,21 +30,43 @@ from planner.reproduce import DETERMINISM_ENV
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1   # linux/prctl.h
 POLL_S = 1.0           # the progress bar's clock ticks at least this often
 PRELOAD = ["planner.episode"]   # what every episode imports (open3d, pybullet, the planner)
 
 
-def _die_with_parent() -> None:
-    """Pool worker initializer: SIGKILL this worker when its parent (the fork server) dies (Linux; elsewhere a
-    no-op: the worker ends when it next reads the closed queue)."""
+def _die_with_driver(driver_pid: int) -> None:
+    """Pool worker initializer: SIGKILL this worker as soon as the driver process ends (killed with -9 included).
+
+    A pidfd of the driver becomes readable when it exits; a daemon thread waits on it. (The worker's parent is
+    the fork server, which outlives the driver while any worker lives: PR_SET_PDEATHSIG on it would never fire.)
+    Where pidfds are missing (Linux < 5.3, other systems) the thread polls once a second whether the driver is
+    still alive."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):   # not Linux: the worker ends when it next reads the closed queue
-        return
-    if os.getppid() == 1:   # the parent died before prctl took effect
-        os._exit(1)
+        fd = os.pidfd_open(driver_pid)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is None and not _alive(driver_pid):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while _alive(driver_pid):
+                time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)   # the lab follows: its PR_SET_PDEATHSIG is this worker
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_in_processes(pending: list[Episode], out_dir: str, options: EpisodeOptions, parallel: int,
@@ -55,7 +79,7 @@ def run_in_processes(pending: list[Episode], out_dir: str, options: EpisodeOptio
     ctx.set_forkserver_preload(PRELOAD)   # no effect once this process's fork server runs (it has them)
     not_finished: list[str] = []
     with ProcessPoolExecutor(max_workers=min(parallel, len(pending)), mp_context=ctx,
-                             initializer=_die_with_parent) as pool:
+                             initializer=_die_with_driver, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_episode, ep, out_dir, options): ep for ep in pending}
         while futures:
             done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
