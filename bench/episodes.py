@@ -39,7 +39,8 @@ def run_grid(args: argparse.Namespace, variants_file: str | None, folder: str):
     for v in variants:
         if len(variants) > 1 or v.name != DEFAULT_VARIANT:
             print(f"  variant {v.name}: {v.describe()}", flush=True)
-    options = EpisodeOptions(n_candidates=args.candidates, scorer=args.scorer, variants=tuple(variants),
+    options = EpisodeOptions(max_steps=getattr(args, "max_steps", None), n_candidates=args.candidates,
+                             scorer=args.scorer, variants=tuple(variants),
                              config_dirs=tuple(os.path.abspath(d) for d in (args.config_dir or [])),
                              fast_render=getattr(args, "fast_render", True))
     result = run_batch(grid, out, options, parallel=parallel, ray_address=args.ray_address)

@@ -246,7 +246,9 @@ class Progress:
             self.successes += bool(result.get("success"))
             if not self.tty:
                 verdict = "success" if result.get("success") else ("ERROR" if result.get("error") else "fail")
-                print(f"  {result['task']} seed {result['seed']} [{result['config']}]: {verdict} in "
+                variant = result.get("variant") or DEFAULT_VARIANT
+                column = result["config"] if variant == DEFAULT_VARIANT else f"{result['config']} / {variant}"
+                print(f"  {result['task']} seed {result['seed']} [{column}]: {verdict} in "
                       f"{result['steps']} steps, {result.get('time_s', 0):.0f} s | {self.line()}",
                       file=self.stream, flush=True)
         if self.tty:

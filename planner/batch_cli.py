@@ -85,6 +85,7 @@ def add_grid_args(parser: argparse.ArgumentParser, bench: bool = False) -> None:
         parser.add_argument("--parallel", type=int, default=None, help="episodes at once (default: the machine's "
                             "cores; 1 runs them one after another in this process)")
         parser.add_argument("--ray-address", default=None, help="run the episodes on this Ray cluster")
+        parser.add_argument("--max-steps", type=int, default=None, help="episodes: override every task's max_steps")
         parser.add_argument("--ablation", action="store_true", help="episodes: run the planner variants of "
                             "configs/ablations.yaml (or --variants) and print the ablation table and plot")
 
