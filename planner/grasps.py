@@ -95,7 +95,7 @@ class ObjectGeometry:
 
     def support_m(self, direction) -> float:
         """How far the mesh reaches from `center` along a unit direction."""
-        return float(np.max((np.asarray(self.mesh.vertices) - self.center) @ np.asarray(direction, dtype=float)))
+        return float(np.max(self.mesh.vertices @ np.asarray(direction, dtype=float)) - self.center @ direction)
 
 
 def _symmetry(spec) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -185,6 +185,7 @@ class GraspFinder:
                                      hi[2] - config.grasp_min_depth_m))
         self.shallow = hi[2] - lo[2] < config.grasp_min_height_m + config.grasp_min_depth_m
         self.tris = np.asarray(self.geo.mesh.triangles)
+        self.face_normals = np.asarray(self.geo.mesh.face_normals)
         self.reach_m = float(np.linalg.norm(hi - lo)) + 0.05
 
     def shifted(self, offset_xyz) -> GraspFinder:
@@ -196,13 +197,17 @@ class GraspFinder:
         T = Pose(tuple(self.geo.T_world_obj.position + offset), self.geo.T_world_obj.quat_xyzw)
         other.geo = replace(self.geo, mesh=mesh, T_world_obj=T)
         other.tris = np.asarray(mesh.triangles)
+        other.face_normals = np.asarray(mesh.face_normals)
         return other
+
+    def _span(self, perp: np.ndarray) -> float:
+        return max(0.0, min(self.geo.support_m(perp), self.geo.support_m(-perp)) - 0.01)
 
     def spacing_m(self, psi_world: float) -> tuple[float, float]:
         """(half span of usable offsets, spacing) across the object for this closing direction."""
         perp = np.array([-math.sin(psi_world), math.cos(psi_world), 0.0])
-        half = min(self.geo.support_m(perp), self.geo.support_m(-perp))
-        return max(0.0, half - 0.01), float(np.clip(half / 2.0, 0.008, 0.03))
+        span = self._span(perp)
+        return span, float(np.clip((span + 0.01) / 2.0, 0.008, 0.03))
 
     def contact(self, psi_world: float, offset_m: float) -> GraspPoint | None:
         """The antipodal pair across the object along closing direction psi (world yaw) through the line offset
@@ -228,14 +233,14 @@ class GraspFinder:
         width = s_plus - s_minus
         if not cfg.min_width_m <= width <= self.max_width_m - 2 * cfg.finger_clearance_m:
             return None
-        normals = np.asarray(self.geo.mesh.face_normals)[tri[[0, 3]]]
+        normals = self.face_normals[tri[[0, 3]]]
         cos_cone = math.cos(math.radians(cfg.friction_cone_deg))
         # face winding is not always consistent: a normal counts by its line, not its sign
         c_plus, c_minus = abs(float(normals[0] @ d)), abs(float(normals[1] @ d))
         if c_plus < cos_cone or c_minus < cos_cone:
             return None
         center = c + d * (s_plus + s_minus) / 2.0
-        span, _ = self.spacing_m(psi_world)
+        span = self._span(perp)
         centred = 1.0 - min(1.0, abs(offset_m) / max(span, 1e-3))
         margin = (self.max_width_m - 2 * cfg.finger_clearance_m - width) / self.max_width_m
         quality = float(0.4 * (c_plus + c_minus) / 2 + 0.3 * centred + 0.3 * min(1.0, 4 * margin))
@@ -247,23 +252,26 @@ class GraspFinder:
     def nearest_equivalent(self, g: GraspPoint, tcp_now: Pose) -> GraspPoint:
         """Of the grasps the object's symmetry (and the gripper's half turn) make equal to g, the one whose TCP
         turns least from tcp_now."""
-        T_obj = self.geo.T_world_obj
-        axis_point = T_obj.position
+        axis_point = self.geo.T_world_obj.position
         period = self.geo.yaw_period_rad
         n = max(1, int(round(2 * math.pi / period)))
-        best, best_angle = g, math.inf
         R_now = tcp_now.rotation()
+        R_g = g.tcp.rotation()
+        best, best_angle = None, math.inf
         for k in range(n):
             for flip in (0.0, math.pi):
-                turn = Pose.from_xyz_rpy_deg((0, 0, 0), (0, 0, math.degrees(k * period)))
-                about = Pose(tuple(axis_point)) @ turn @ Pose(tuple(-axis_point))
-                spin = Pose.from_xyz_rpy_deg((0, 0, 0), (0, 0, math.degrees(flip)))
-                tcp = about @ g.tcp @ spin   # the half turn of the gripper about its own approach axis
-                ang = _rotation_angle(R_now.T @ tcp.rotation())
+                Rz = _rot_z(k * period)
+                R = Rz @ R_g @ _rot_z(flip)   # the half turn of the gripper about its own approach axis
+                ang = _rotation_angle(R_now.T @ R)
                 if ang < best_angle - 1e-6:
-                    pre = Pose(tuple(tcp.position + (g.pregrasp.position - g.tcp.position)), tcp.quat_xyzw)
-                    best, best_angle = replace(g, tcp=tcp, pregrasp=pre), ang
-        return best
+                    best, best_angle = (Rz, R), ang
+        Rz, R = best
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = axis_point + Rz @ (g.tcp.position - axis_point)
+        tcp = Pose.from_matrix(T)
+        pre = Pose(tuple(tcp.position + (g.pregrasp.position - g.tcp.position)), tcp.quat_xyzw)
+        return replace(g, tcp=tcp, pregrasp=pre)
 
     def search(self, tcp_now: Pose, focus: tuple[float, float, float] | None = None) -> list[GraspPoint]:
         """Antipodal top-down grasps over one symmetry period, best first; with focus (psi_obj, offset_m, spread
@@ -294,7 +302,7 @@ class GraspFinder:
             for off in offs:
                 g = self.contact(psi, off)
                 if g is not None:
-                    out.append(self.nearest_equivalent(g, tcp_now))
+                    out.append(g)
         out.sort(key=lambda g: -g.quality)
         return out
 
@@ -329,24 +337,31 @@ class GraspFinder:
     def free_grasps(self, tcp_now: Pose, limit: int, focus=None, q_seed=None) -> list[GraspPoint]:
         """Up to `limit` free grasps, spread over the object: top-down first, side approaches where none is."""
         found = self.search(tcp_now, focus)
-        out = self._first_free(found, limit, q_seed)
+        out = self._first_free(found, limit, q_seed, tcp_now)
         if not out and focus is None:
-            out = self._first_free(self.side_grasps(tcp_now), limit, q_seed)
+            out = self._first_free(self.side_grasps(tcp_now), limit, q_seed, None)
         return out
 
-    def _first_free(self, found: list[GraspPoint], limit: int, q_seed) -> list[GraspPoint]:
+    def _first_free(self, found: list[GraspPoint], limit: int, q_seed, tcp_now: Pose | None) -> list[GraspPoint]:
         out: list[GraspPoint] = []
         for g in found:
             # object-aware spacing: skip a grasp too like one already kept
             if any(abs(g.offset_m - h.offset_m) < 0.004 and _angle_close(g.psi_rad, h.psi_rad, 0.2,
                                                                         self.geo.yaw_period_rad) for h in out):
                 continue
+            if tcp_now is not None:
+                g = self.nearest_equivalent(g, tcp_now)
             free = self.free(g, q_seed)
             if free is not None:
                 out.append(free)
             if len(out) >= limit:
                 break
         return out
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def _angle_close(a: float, b: float, tol: float, period: float) -> bool:

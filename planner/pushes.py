@@ -22,10 +22,11 @@ FINGER_HALF_THICKNESS_M = 0.012   # from a finger's centre line to its outer fac
 
 @dataclass(frozen=True)
 class PushConfig:
-    push_m: float = 0.05           # how far the finger moves once beside the target
-    gap_m: float = 0.01            # free space between the finger and the target before the push
+    push_m: float = 0.06           # how far the target is to move
+    gaps_m: tuple[float, ...] = (0.01, 0.025)   # free space tried between the finger and the target before the push
     height_m: float = 0.015        # TCP height above the target's bottom while pushing (low: no tipping)
     n_dirs: int = 8
+    offsets: tuple[float, ...] = (0.0, -0.5, 0.5)   # contact points across the pushed side, fractions of its half
     lift_m: float = 0.05
 
 
@@ -35,6 +36,7 @@ class PushMove:
     direction: np.ndarray          # unit push direction (world, horizontal)
     regrasp: bool                  # whether the move ends at a grasp of the pushed target
     label: str
+    push_m: float = 0.0            # how far the target is predicted to move
 
 
 def push_moves(finder: GraspFinder, tcp_now: Pose, gripper_width_m: float, config: PushConfig,
@@ -42,7 +44,6 @@ def push_moves(finder: GraspFinder, tcp_now: Pose, gripper_width_m: float, confi
     """Free pushes of the finder's object, best first (those after which a free grasp exists first)."""
     geo = finder.geo
     lo, hi = geo.bounds
-    c = geo.center
     z = float(lo[2] + min(config.height_m, 0.5 * (hi[2] - lo[2])))
     z = max(z, finder.config.grasp_min_height_m)
     open_fingers = gripper_width_m > 2 * FINGER_HALF_THICKNESS_M
@@ -50,32 +51,63 @@ def push_moves(finder: GraspFinder, tcp_now: Pose, gripper_width_m: float, confi
     for k in range(config.n_dirs):
         psi = geo.yaw_rad + 2 * math.pi * k / config.n_dirs
         d = np.array([math.cos(psi), math.sin(psi), 0.0])
-        back = geo.support_m(-d) + config.gap_m + FINGER_HALF_THICKNESS_M
-        lead = np.array([c[0], c[1], z]) - d * back
-        start_xyz = lead - d * (gripper_width_m / 2.0 if open_fingers else 0.0)
-        tcp = tcp_pose(start_xyz, d, -UP, finder.finger_axis)
-        above = Pose(tuple(start_xyz + UP * (hi[2] - z + config.lift_m)), tcp.quat_xyzw)
-        c_above, err_a, q = clearance_at(finder.world, above, ("table",))
-        if err_a > finder.config.max_ik_error_m or c_above < finder.config.min_free_m:
-            continue
-        c_start, err_s, _ = clearance_at(finder.world, tcp, ("table",), q)
-        if err_s > finder.config.max_ik_error_m or c_start < finder.config.min_free_m:
-            continue
-        end = Pose(tuple(start_xyz + d * config.push_m), tcp.quat_xyzw)
-        moved = d * (config.push_m - config.gap_m)
-        path = [above, tcp, end]
-        regrasp = None
-        if open_fingers:
-            shifted = finder.shifted(moved)
-            grasps = shifted.free_grasps(end, 1)
-            if grasps:
-                g = grasps[0]
-                lift = Pose(tuple(end.position + UP * (g.pregrasp.position[2] - end.position[2])), end.quat_xyzw)
-                regrasp = [lift, g.pregrasp, g.tcp]
-        score = min(c_above, c_start) + (1.0 if regrasp else 0.0)
-        if regrasp:
-            moves.append((score, PushMove(tuple(path + regrasp), d, True, f"push {math.degrees(psi):.0f} deg, grasp")))
-        lift_end = Pose(tuple(end.position + UP * (hi[2] - z + config.lift_m)), end.quat_xyzw)
-        moves.append((score - 0.5, PushMove((*path, lift_end), d, False, f"push {math.degrees(psi):.0f} deg")))
+        perp = np.array([-d[1], d[0], 0.0])
+        half = max(0.0, min(geo.support_m(perp), geo.support_m(-perp)) - FINGER_HALF_THICKNESS_M)
+        for frac in config.offsets:
+            for gap in config.gaps_m:   # the finger is wider above its pad: further back where it does not fit
+                move = _push(finder, tcp_now, d, psi, perp * frac * half, z, gap, open_fingers, gripper_width_m,
+                             config)
+                if move is not None:
+                    moves.append(move)
+                    break
     moves.sort(key=lambda m: -m[0])
-    return [m for _, m in moves[:limit]]
+    out: list[PushMove] = []
+    for i, (_, move) in enumerate(moves[:limit]):   # the dearer regrasp only for the two best pushes
+        if open_fingers and i < 2:
+            grasp = _regrasp(finder, move)
+            if grasp is not None:
+                out.append(grasp)
+        out.append(move)
+    out.sort(key=lambda m: not m.regrasp)
+    return out[:limit]
+
+
+def _regrasp(finder: GraspFinder, move: PushMove) -> PushMove | None:
+    """The push followed by a grasp where the target is predicted to stop, when one is free there."""
+    end = move.waypoints[-2]
+    grasps = finder.shifted(move.direction * move.push_m).free_grasps(end, 1)
+    if not grasps:
+        return None
+    g = grasps[0]
+    lift = Pose(tuple(end.position + UP * (g.pregrasp.position[2] - end.position[2])), end.quat_xyzw)
+    return PushMove((*move.waypoints[:-1], lift, g.pregrasp, g.tcp), move.direction, True,
+                    move.label + ", grasp", move.push_m)
+
+
+def _push(finder: GraspFinder, tcp_now: Pose, d: np.ndarray, psi: float, across: np.ndarray, z: float,
+          gap: float, open_fingers: bool, gripper_width_m: float, config: PushConfig
+          ) -> tuple[float, PushMove] | None:
+    """The push along d with the finger `across` from the centre line, ranked by its clearance, or None if the
+    finger cannot get down beside the object there."""
+    geo = finder.geo
+    hi = geo.bounds[1]
+    c = geo.center + across
+    back = geo.support_m(-d) + gap + FINGER_HALF_THICKNESS_M
+    lead = np.array([c[0], c[1], z]) - d * back
+    start_xyz = lead - d * (gripper_width_m / 2.0 if open_fingers else 0.0)
+    tcp = tcp_pose(start_xyz, d, -UP, finder.finger_axis)
+    above = Pose(tuple(start_xyz + UP * (hi[2] - z + config.lift_m)), tcp.quat_xyzw)
+    c_above, err_a, q = clearance_at(finder.world, above, ("table",))
+    if err_a > finder.config.max_ik_error_m or c_above < finder.config.min_free_m:
+        return None
+    c_start, err_s, _ = clearance_at(finder.world, tcp, ("table",), q)
+    if err_s > finder.config.max_ik_error_m or c_start < finder.config.min_free_m:
+        return None
+    end = Pose(tuple(start_xyz + d * (config.push_m + gap)), tcp.quat_xyzw)
+    # at the end the target has moved on ahead of the finger: it does not count there, the neighbours do
+    c_end, err_e, _ = clearance_at(finder.world, end, (geo.name, "table"), q)
+    if err_e > finder.config.max_ik_error_m or c_end < finder.config.min_free_m:
+        return None
+    lift_end = Pose(tuple(end.position + UP * (hi[2] - z + config.lift_m)), end.quat_xyzw)
+    return min(c_above, c_start, c_end), PushMove((above, tcp, end, lift_end), d, False,
+                                           f"push {math.degrees(psi) % 360:.0f} deg", config.push_m)
