@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pybullet as p
 
 from planner.grasps import UP, object_geometry, ray_hits
 from sim.geometry import Pose
@@ -24,6 +25,7 @@ class PlaceConfig:
     release_gap_m: float = 0.006    # the held object's bottom this far above the surface when the fingers open
     hover_m: float = 0.06           # hover this far above the release pose before lowering
     lift_margin_m: float = 0.02     # a hand lower than the hover height by this much first lifts in place
+    unstick_m: float = 0.008        # a held object touching a neighbour first backs off this far from it
     near_gap_m: float = 0.02        # 'near': this much table between the two objects
     xy_jitter_m: float = 0.005      # spread of the variants around the goal
 
@@ -45,6 +47,21 @@ def surface_below(mesh_triangles: np.ndarray, xy, z_from: float) -> float | None
     """Height of the first surface of the mesh straight below (x, y, z_from), or None when the ray misses."""
     dist, tri = ray_hits(np.array([[xy[0], xy[1], z_from]]), np.array([[0.0, 0.0, -1.0]]), mesh_triangles)
     return None if tri[0] < 0 else float(z_from - dist[0])
+
+
+def away_from_neighbours(world: World, held: str, within_m: float = 0.01) -> np.ndarray:
+    """Unit horizontal direction from the objects that touch (or nearly touch) the held one towards it; zero
+    when none does. A held block lifted straight up along a neighbour's face rubs it all the way."""
+    body = world.body_ids[held]
+    push = np.zeros(3)
+    for name, other in world.body_ids.items():
+        if name == held:
+            continue
+        for c in p.getClosestPoints(body, other, within_m, physicsClientId=world.client):
+            push += np.asarray(c[7])   # the contact normal on the other, pointing towards the held one
+    push[2] = 0.0
+    n = float(np.linalg.norm(push))
+    return push / n if n > 1e-9 else push
 
 
 def _turned(tcp: Pose, about_xy, angle_rad: float) -> Pose:
@@ -95,6 +112,8 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
     tcp_z = float(tcp_now.position[2])
     bottom_below_tcp = tcp_z - float(lo_o[2])
     out: list[PlaceMove] = []
+    away = away_from_neighbours(world, held) * config.unstick_m
+    start = [Pose(tuple(tcp_now.position + away + UP * config.unstick_m), tcp_now.quat_xyzw)] if away.any() else []
     spots = goal_spots(world, held, ref, kind, near_m, config)
     variants = [(0.0, np.zeros(2), config.release_gap_m)]
     if abs(align) > math.radians(3):
@@ -109,7 +128,7 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
             release = Pose(tuple(tcp.position + shift), tcp.quat_xyzw)
             release = Pose((release.xyz[0], release.xyz[1], surface_z + gap + bottom_below_tcp), release.quat_xyzw)
             hover = Pose(tuple(release.position + UP * config.hover_m), release.quat_xyzw)
-            path = []
+            path = list(start)
             if tcp_z < hover.position[2] - config.lift_margin_m:
                 path.append(Pose((tcp_now.xyz[0], tcp_now.xyz[1], hover.xyz[2]), tcp_now.quat_xyzw))
             path += [hover, release]
