@@ -13,6 +13,7 @@ the object (`sim.reach`).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -21,8 +22,9 @@ import trimesh
 
 from reconstruction.models import load_geometry
 from sim.geometry import Pose
+from sim.grasp import GRASP_DEPTH_M
 from sim.reach import clearance_at
-from sim.symmetry import mesh_symmetry, named_symmetry
+from sim.symmetry import MeshSymmetry, mesh_symmetry, named_symmetry
 from sim.world import World
 
 UP = np.array([0.0, 0.0, 1.0])
@@ -36,6 +38,7 @@ class GraspConfig:
     pad_height_m: float = 0.018         # the height of the finger pads above the TCP: contacts are sought there
     grasp_min_height_m: float = 0.012   # TCP above the object's bottom (fingertips off the table)
     grasp_min_depth_m: float = 0.016    # TCP below the object's top (sim.grasp.GRASP_DEPTH_M plus a margin)
+    min_tcp_z_m: float = 0.014          # the fingertips reach ~13 mm below the TCP: lower, they scrape the table
     pregrasp_height_m: float = 0.06     # pre-grasp: this far above the object's top
     n_yaws: int = 6                     # closing directions per symmetry period
     min_free_m: float = 0.003           # the posed arm's clearance to everything but the target
@@ -98,12 +101,14 @@ class ObjectGeometry:
         return float(np.max(self.mesh.vertices @ np.asarray(direction, dtype=float)) - self.center @ direction)
 
 
+@functools.lru_cache(maxsize=32)
+def _inferred_symmetry(urdf: str, scale: float) -> MeshSymmetry:
+    return mesh_symmetry(load_geometry(urdf, scale).mesh)
+
+
 def _symmetry(spec) -> tuple[list[np.ndarray], list[np.ndarray]]:
     kind = getattr(spec, "symmetry", "none")
-    if kind == "auto":
-        sym = mesh_symmetry(load_geometry(spec.urdf, spec.scale).mesh)
-    else:
-        sym = named_symmetry(kind if kind else "none")
+    sym = _inferred_symmetry(spec.urdf, spec.scale) if kind == "auto" else named_symmetry(kind or "none")
     return list(sym.rotations), list(sym.axes)
 
 
@@ -181,12 +186,17 @@ class GraspFinder:
         self.finger_axis = np.asarray(finger_axis_tcp, float)
         self.max_width_m = max_width_m
         lo, hi = self.geo.bounds
-        self.z_grasp = float(np.clip(lo[2] + 0.5 * (hi[2] - lo[2]), lo[2] + config.grasp_min_height_m,
-                                     hi[2] - config.grasp_min_depth_m))
-        self.shallow = hi[2] - lo[2] < config.grasp_min_height_m + config.grasp_min_depth_m
+        low = max(lo[2] + config.grasp_min_height_m, config.min_tcp_z_m)
+        high = hi[2] - config.grasp_min_depth_m
+        if low > high:   # a flat object: smaller margins (the holding rule still needs GRASP_DEPTH_M)
+            low = max(lo[2] + config.grasp_min_height_m / 2, config.min_tcp_z_m)
+            high = hi[2] - GRASP_DEPTH_M - 0.001
+        self.z_grasp = float(np.clip(lo[2] + 0.5 * (hi[2] - lo[2]), low, max(low, high)))
+        self.shallow = low > high
         self.tris = np.asarray(self.geo.mesh.triangles)
         self.face_normals = np.asarray(self.geo.mesh.face_normals)
         self.reach_m = float(np.linalg.norm(hi - lo)) + 0.05
+        self.n_antipodal = 0   # antipodal grasps the last free_grasps found before the reach checks
 
     def shifted(self, offset_xyz) -> GraspFinder:
         """The same finder for the object moved by offset_xyz (where a push is predicted to leave it)."""
@@ -337,6 +347,7 @@ class GraspFinder:
     def free_grasps(self, tcp_now: Pose, limit: int, focus=None, q_seed=None) -> list[GraspPoint]:
         """Up to `limit` free grasps, spread over the object: top-down first, side approaches where none is."""
         found = self.search(tcp_now, focus)
+        self.n_antipodal = len(found)
         out = self._first_free(found, limit, q_seed, tcp_now)
         if not out and focus is None:
             out = self._first_free(self.side_grasps(tcp_now), limit, q_seed, None)

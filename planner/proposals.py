@@ -124,9 +124,10 @@ class AnchoredProposer:
                 grasps.append((g, ""))
         out: list[Candidate] = []
         if not grasps:
-            for m in push_moves(finder, tcp, world.gripper_width_m(), cfg.push, limit):
-                out.append(Candidate(first_id + len(out), m.waypoints, "close" if m.regrasp else "keep",
-                                     label=m.label))
+            if finder.n_antipodal:   # graspable, but not where it stands: push it clear
+                for m in push_moves(finder, tcp, world.gripper_width_m(), cfg.push, limit):
+                    out.append(Candidate(first_id + len(out), m.waypoints, "close" if m.regrasp else "keep",
+                                         label=m.label))
             return out[:limit]
         for k, (g, note) in enumerate(grasps):
             path = self._approach(tcp, g)

@@ -18,6 +18,7 @@ from sim.geometry import Pose
 from sim.reach import clearance_at
 
 FINGER_HALF_THICKNESS_M = 0.012   # from a finger's centre line to its outer face (Panda pads, with margin)
+MIN_PUSH_TCP_Z_M = 0.015          # lower, the fingertips drag on the table
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def push_moves(finder: GraspFinder, tcp_now: Pose, gripper_width_m: float, confi
     geo = finder.geo
     lo, hi = geo.bounds
     z = float(lo[2] + min(config.height_m, 0.5 * (hi[2] - lo[2])))
-    z = max(z, finder.config.grasp_min_height_m)
+    z = max(z, MIN_PUSH_TCP_Z_M)
     open_fingers = gripper_width_m > 2 * FINGER_HALF_THICKNESS_M
     moves: list[tuple[float, PushMove]] = []
     for k in range(config.n_dirs):
