@@ -78,9 +78,27 @@ def test_antipodal_widths_fit_the_gripper_and_normals_oppose(client, panda_spec)
     assert face_on and face_on[0].width_m == pytest.approx(EDGE_M, abs=1e-6)
 
 
-def test_too_wide_object_has_no_grasp(client, panda_spec):
+def test_too_wide_object_has_no_grasp_and_no_push(client, panda_spec):
     world = _world(client, panda_spec, _block("big", 0.5, 0.0, scale=1.8))   # 90 mm: wider than the 80 mm gripper
     assert _finder(world, "big").search(world.tcp_pose()) == []
+    # pushing cannot make it graspable: nothing is proposed (the ball alone)
+    assert AnchoredProposer(ProposalConfig(), np.random.default_rng(0)).propose(
+        world, {"grasped": "big"}, world.tcp_pose(), True, 1, 8) == []
+
+
+def test_side_grasps_approach_horizontally_across_the_closing_direction(client, panda_spec):
+    world = _world(client, panda_spec, _block("red", 0.5, 0.1, yaw=30))
+    finder = _finder(world, "red")
+    side = finder.side_grasps(world.tcp_pose())
+    assert side
+    for g in side:
+        R = g.tcp.rotation()
+        approach, closing = R[:, 2], R @ finder.finger_axis
+        # the finger axis is measured from PyBullet's link positions (single precision): 1e-5 is its noise
+        assert abs(approach[2]) < 1e-9 and abs(closing[2]) < 1e-5 and abs(approach @ closing) < 1e-5
+        np.testing.assert_allclose(g.tcp.position - g.pregrasp.position, approach * finder.config.side_standoff_m,
+                                   atol=1e-9)
+        assert g.width_m <= panda_spec.gripper_max_width_m - 2 * finder.config.finger_clearance_m
 
 
 def test_yaw_is_the_symmetric_equivalent_nearest_the_tcp(client, panda_spec):
