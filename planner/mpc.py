@@ -52,6 +52,7 @@ class MPCConfig:
     settle_steps: int = 24            # physics steps to let the rebuilt twin settle before planning
     seed: int = 0
     fast_render: bool = True          # EGL for the twin when available (the command line may force TinyRenderer)
+    anchored_proposals: bool = True   # grasps / placements / pushes join the ball (False: the ball alone, ablation)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed_scale <= 1.0:
@@ -143,7 +144,8 @@ class MPCPlanner:
         # repeated in place: without this the loop can toggle at one spot until max_steps.
         stalled = self._toggle_width_m is not None and abs(obs.gripper_width_m - self._toggle_width_m) < STALL_WIDTH_M
         self._toggle_width_m = None
-        candidates = self.sampler.propose(tcp, gripper_open=not closed, stay=not stalled)
+        candidates = self.sampler.propose(tcp, gripper_open=not closed, stay=not stalled,
+                                          world=world if self.config.anchored_proposals else None, goal=subtask.done)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
 

@@ -3,17 +3,21 @@
 At MPC step t (counted from the last subtask transition) goals are drawn in a ball around the current TCP of
 radius R_t = R_min + (R_0 - R_min) * exp(-lambda_R * t); the yaw spread decays the same way. Directions that
 scored well in earlier steps bias new draws (experience), and a subtask transition resets t and the experience.
+Given the twin and the subtask's goal, a share of the candidates are object-anchored (`planner.proposals`:
+grasps on the target, placements over the goal, pushes for hard starts); the ball fills the rest and explores.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.proposals import AnchoredProposer, ProposalConfig
 from sim.geometry import Pose
 from sim.rollout import Candidate
+from sim.world import World
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class SamplerConfig:
     experience_share: float = 0.4     # share of candidates drawn around remembered good directions
     experience_decay: float = 0.6
     min_tcp_z_m: float = 0.012
+    anchored_share: float = 0.5       # share of the candidates (after 'stay') that are object-anchored, at most
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
 
     def __post_init__(self) -> None:
         if self.n_candidates < 2:
@@ -37,7 +43,7 @@ class SamplerConfig:
             raise ValueError("SamplerConfig: expected 0 < radius_min_m <= radius0_m")
         if self.lambda_r < 0:
             raise ValueError("SamplerConfig.lambda_r: expected >= 0")
-        for name in ("p_gripper_toggle", "p_arc", "experience_share", "experience_decay"):
+        for name in ("p_gripper_toggle", "p_arc", "experience_share", "experience_decay", "anchored_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SamplerConfig.{name}: expected a value in [0, 1]")
 
@@ -70,16 +76,20 @@ class AnnealedSampler:
         self.rng = rng
         self.t = 0
         self._memory: list[tuple[np.ndarray, float]] = []   # (unit direction * step fraction, weight)
+        self.anchored = AnchoredProposer(config.proposals, rng)
 
     def reset(self) -> None:
         self.t = 0
         self._memory.clear()
+        self.anchored.reset()
 
     def advance(self) -> None:
         self.t += 1
 
-    def propose(self, tcp: Pose, gripper_open: bool, stay: bool = True) -> list[Candidate]:
-        """K candidates; with `stay`, candidate 0 toggles the gripper where the TCP is."""
+    def propose(self, tcp: Pose, gripper_open: bool, stay: bool = True, world: World | None = None,
+                goal: dict | None = None) -> list[Candidate]:
+        """K candidates; with `stay`, candidate 0 toggles the gripper where the TCP is. With the twin and the
+        subtask's goal, up to anchored_share of the rest are object-anchored; the ball draws the others."""
         cfg = self.config
         radius = cfg.radius_m(self.t)
         yaw_spread = math.radians(cfg.yaw_spread_deg(self.t))
@@ -89,6 +99,9 @@ class AnnealedSampler:
         out = []
         if stay:
             out.append(Candidate(0, (downward(start, yaw0, self.tcp_down),), toggle, label=f"stay and {toggle}"))
+        if world is not None and goal is not None:
+            n_anchor = int(round(cfg.anchored_share * (cfg.n_candidates - len(out))))
+            out += self.anchored.propose(world, goal, tcp, gripper_open, len(out), n_anchor)
         first = len(out)
         n_exp = int(round(cfg.experience_share * (cfg.n_candidates - first))) if self._memory else 0
         for i in range(first, cfg.n_candidates):
@@ -125,7 +138,9 @@ class AnnealedSampler:
         return direction * radius * self.rng.uniform(0.4, 1.0)
 
     def remember(self, start: Pose, candidates: list[Candidate], scores: dict[int, float]) -> None:
-        """Keep the directions of the best-scored moves, weighted by score; older memories fade."""
+        """Keep the directions of the best-scored moves, weighted by score; older memories fade. The anchored
+        proposer narrows its grasps around its best-scored one."""
+        self.anchored.remember(candidates, scores)
         self._memory = [(d, w * self.config.experience_decay) for d, w in self._memory if w > 0.05]
         ranked = sorted(((s, c) for c in candidates if (s := scores.get(c.id)) is not None and c.id != 0),
                         key=lambda x: -x[0])[:3]

@@ -122,9 +122,9 @@ class ScriptedScorer:
         return ScoreTable(fusion.S, fusion, (), fusion.M_prime, None if answers else "all 1 agent calls failed")
 
 
-def _planner(task, robot, scorer, tmp_path, recon=None, n=4):
+def _planner(task, robot, scorer, tmp_path, recon=None, n=4, anchored=True):
     log = RunLog.create(str(tmp_path), task.name, 0)
-    cfg = MPCConfig(sampler=SamplerConfig(n_candidates=n))
+    cfg = MPCConfig(sampler=SamplerConfig(n_candidates=n), anchored_proposals=anchored)
     return MPCPlanner(task, robot, recon or ScriptedReconstruction(task), ScriptedRenderer(), scorer, log, cfg), log
 
 
@@ -221,7 +221,9 @@ def test_evidence_carries_the_one_verdict():
 
 def test_the_loop_never_sends_a_vetoed_candidate(task, kin, tmp_path):
     # where the seeded sampler's candidates end from the home pose (a silent look: nothing is executed)
-    look, log = _planner(task, ScriptedRobot(task, kin), ScriptedScorer(silent=True), tmp_path / "look", n=8)
+    # the ball alone: anchored grasps would change with the obstacle placed below
+    look, log = _planner(task, ScriptedRobot(task, kin), ScriptedScorer(silent=True), tmp_path / "look", n=8,
+                         anchored=False)
     try:
         look.run(1)
     finally:
@@ -233,7 +235,7 @@ def test_the_loop_never_sends_a_vetoed_candidate(task, kin, tmp_path):
     recon.poses["blue_block"] = Pose((goal[0], goal[1], goal[2] + 0.06))
     scorer = ScriptedScorer(lambda ev: 10.0 if ev.collisions else 1.0)
     robot = ScriptedRobot(task, kin)
-    planner, log = _planner(task, robot, scorer, tmp_path / "run", recon=recon, n=8)
+    planner, log = _planner(task, robot, scorer, tmp_path / "run", recon=recon, n=8, anchored=False)
     planner.twin.models["blue_block"] = dataclasses.replace(planner.twin.models["blue_block"], fixed=True)
     try:
         planner.run(1)
