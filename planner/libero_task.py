@@ -161,7 +161,9 @@ def _asset(category: str, manifest: dict, where: str, fixed: bool) -> Asset:
         why = manifest.get("failed_objects", {}).get(category, "not converted")
         raise TaskError(None, where, f"a LIBERO category with a converted model ({why}; rerun `make libero`)",
                         category)
-    return Asset(category, model["urdf"], 1.0, tuple(model["rgba"]), "none", float(model["mass_kg"]), 0.8, fixed)
+    # No colour hint: the converted model carries LIBERO's texture, which the reconstruction compares with the
+    # cameras (printed look-alikes differ only in their print); the manifest's gray "rgba" stays optional.
+    return Asset(category, model["urdf"], 1.0, None, "none", float(model["mass_kg"]), 0.8, fixed)
 
 
 def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_px: int = DEFAULT_SIZE_PX,
