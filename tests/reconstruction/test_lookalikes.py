@@ -92,8 +92,11 @@ def test_look_match_prefers_the_right_print(cartons):
     assert own > 0.8 and other < 0.6, (own, other)
 
 
-def test_only_models_seen_in_their_own_texture_are_ranked_by_it():
-    assert textured_look("pybullet_data:sphere_small.urdf") is None              # no texture: shape alone
+def test_only_models_seen_in_their_own_texture_are_ranked_by_it(tmp_path):
+    plain = tmp_path / "plain.urdf"        # a flat-coloured primitive: nothing to tell look-alikes by
+    plain.write_text('<robot name="p"><link name="b"><visual><geometry><box size="0.05 0.05 0.05"/></geometry>'
+                     '<material name="g"><color rgba="0.2 0.6 0.2 1"/></material></visual></link></robot>')
+    assert textured_look(str(plain)) is None
     assert look_for(ObjectModel(name="c", urdf="pybullet_data:cube_small.urdf")) is not None
     # a colour hint: the object is seen in that colour (the sim lab paints it, texture off)
     assert look_for(ObjectModel(name="c", urdf="pybullet_data:cube_small.urdf", rgba=(0.5, 0.5, 0.5, 1.0))) is None
