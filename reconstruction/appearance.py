@@ -120,6 +120,7 @@ class SurfaceLook:
     center: np.ndarray
     textured: bool
     tree: cKDTree
+    area_m2: float = 0.0
 
 
 def _urdf_colour(elem: ET.Element | None, named: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -222,7 +223,7 @@ def model_surface_look(urdf: str, scale: float = 1.0, n_points: int = 6000) -> S
         return None
     points = np.concatenate(pts) * float(scale)
     return SurfaceLook(points, np.concatenate(nrm), np.clip(np.concatenate(alb), 0.0, 1.0),
-                       points.mean(axis=0), textured, cKDTree(points))
+                       points.mean(axis=0), textured, cKDTree(points), float(areas.sum()) * float(scale) ** 2)
 
 
 def look_match(look: SurfaceLook, T_world_object: np.ndarray, points: np.ndarray, colors: np.ndarray,
@@ -272,6 +273,7 @@ def look_match(look: SurfaceLook, T_world_object: np.ndarray, points: np.ndarray
 
 
 LOOK_FLOOR = 0.3    # a print that matches nothing still keeps this share of the shape's fitness in the ranking
+VISIBLE_SHARE = 0.3  # of a model's surface, about this much is seen (as voxels) when it stands free in the cameras
 
 
 def textured_look(urdf: str, scale: float = 1.0) -> SurfaceLook | None:
@@ -292,11 +294,18 @@ def look_for(model) -> SurfaceLook | None:
     return textured_look(model.urdf, model.scale) if model.rgba is None else None
 
 
-def look_rank(look: SurfaceLook | None, result) -> float:
+def look_rank(look: SurfaceLook | None, result, voxel_m: float | None = None) -> float:
     """The assignment's rank of a pose result (with .fitness, .T_world_object and .cluster): its fitness, scaled
-    between LOOK_FLOOR and 1 by how well the print matches the segment's colours (look_match)."""
+    between LOOK_FLOOR and 1 by how well the print matches the segment's colours (look_match).
+
+    voxel_m (the cloud's resolution): the print's evidence is weighed by the segment's size against the points a
+    free-standing model gives (VISIBLE_SHARE of its area in voxels): a fragment (a can's lid, split off its side)
+    fits any can of that size and its few colours match any print about as well, so it must not outrank the
+    whole object's segment."""
     if look is None or getattr(result, "cluster", None) is None:
         return float(result.fitness)
     pts = result.cluster.points
     score, _ = look_match(look, result.T_world_object, pts.points, pts.colors, pts.view_origins)
+    if voxel_m and look.area_m2 > 0:
+        score *= min(1.0, len(pts) / (VISIBLE_SHARE * look.area_m2 / voxel_m ** 2))
     return float(result.fitness) * (LOOK_FLOOR + (1.0 - LOOK_FLOOR) * score)

@@ -279,7 +279,7 @@ class Reconstructor:
                 reasons[name] = f"no candidate cluster ({match} match)"
         results, why = assign_best_first([n for n in self.models if n not in reasons], candidates, estimate,
                                          cfg.min_fitness, cfg.pose.good_fitness,
-                                         rank=lambda name, res: look_rank(self.looks[name], res))
+                                         rank=lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m))
         for name, reason in why.items():
             reasons.setdefault(name, reason)
         return results
