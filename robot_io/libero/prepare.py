@@ -32,6 +32,7 @@ from robot_io.libero.textured import TexturedPart, write_textured_obj
 
 log = logging.getLogger("robot_io.libero.prepare")
 
+MANIFEST_VERSION = 2       # 2: object visuals carry their texture (textured.obj/.mtl/.png)
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
 CAMERAS = ("agentview", "frontview", "birdview", "sideview")
 MAX_FACES = 20000         # scanned meshes are simplified to this many faces for the twin
@@ -242,7 +243,7 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
     from libero.libero.envs.objects import get_object_fn
 
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict = {"version": 1, "suites": {}, "problems": {}, "objects": {}, "failed_objects": {}}
+    manifest: dict = {"version": MANIFEST_VERSION, "suites": {}, "problems": {}, "objects": {}, "failed_objects": {}}
     categories: dict[str, str] = {}
     for suite in suites:
         bench = benchmark.get_benchmark_dict()[suite]()
