@@ -8,7 +8,8 @@ one segment, whatever order the objects are listed in.
 "Fits best" is the result's fitness, or a rank the caller gives (rank(name, result)): the reconstructor ranks a
 textured model's fitness by how well its print matches the segment's colours (appearance.look_match), so two
 look-alike packages that the shape cannot tell apart take the segments their prints match. Whether an object is
-found at all (min_fitness) is still decided by the fitness alone.
+found at all (min_fitness) is still decided by the fitness alone. Best-first is greedy, so afterwards two objects
+exchange their segments where that ranks higher in sum (a look-alike that took the other's segment by a hair).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def assign_best_first(names: Sequence[str], candidates: Candidates, estimate: Es
     ranks: dict[tuple[str, tuple[int, ...]], float] = {}
     pending = list(names)
     used: set[int] = set()
+    claimed: dict[str, tuple[int, ...]] = {}
     results: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     while pending:
@@ -69,4 +71,29 @@ def assign_best_first(names: Sequence[str], candidates: Candidates, estimate: Es
         pending.remove(name)
         if res.fitness >= min_fitness:
             used.update(idx)
+            claimed[name] = idx
+    _swap_pairs(results, claimed, cache, ranks, min_fitness)
     return results, reasons
+
+
+def _swap_pairs(results: dict[str, Any], claimed: dict[str, tuple[int, ...]], cache: dict, ranks: dict,
+                min_fitness: float) -> None:
+    """Best-first is greedy: a look-alike can take another's segment by a hair and leave it only a poor match.
+    Two objects exchange their segments when both were tried in the other's and the exchange ranks higher in
+    sum (only pairs already registered: no new registration)."""
+    improved = True
+    while improved:
+        improved = False
+        names = sorted(claimed)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                ka, kb = (a, claimed[a]), (b, claimed[b])
+                ab, ba = (a, claimed[b]), (b, claimed[a])
+                if cache.get(ab) is None or cache.get(ba) is None:
+                    continue
+                if cache[ab].fitness < min_fitness or cache[ba].fitness < min_fitness:
+                    continue
+                if ranks[ab] + ranks[ba] > ranks[ka] + ranks[kb] + 1e-9:
+                    results[a], results[b] = cache[ab], cache[ba]
+                    claimed[a], claimed[b] = claimed[b], claimed[a]
+                    improved = True
