@@ -16,6 +16,7 @@ refused with a TaskError that says so, instead of being given a goal the planner
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -32,6 +33,8 @@ from robot_io.libero.spec import LiberoLabSpec
 from sim.camera import CameraSpec
 from sim.predicates import PredicateError, validate_predicate
 from sim.scene import RobotSpec, SpecError
+
+log = logging.getLogger(__name__)
 
 PREFIX = "libero:"
 ROBOT_CONFIG = "panda_libero"
@@ -161,7 +164,9 @@ def _asset(category: str, manifest: dict, where: str, fixed: bool) -> Asset:
         why = manifest.get("failed_objects", {}).get(category, "not converted")
         raise TaskError(None, where, f"a LIBERO category with a converted model ({why}; rerun `make libero`)",
                         category)
-    return Asset(category, model["urdf"], 1.0, tuple(model["rgba"]), "none", float(model["mass_kg"]), 0.8, fixed)
+    # No colour hint: the converted model carries LIBERO's texture, which the reconstruction compares with the
+    # cameras (printed look-alikes differ only in their print); the manifest's gray "rgba" stays optional.
+    return Asset(category, model["urdf"], 1.0, None, "none", float(model["mass_kg"]), 0.8, fixed)
 
 
 def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_px: int = DEFAULT_SIZE_PX,
@@ -169,6 +174,9 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
     """`libero:SUITE/ID` -> LoadedTask(planner view, LiberoLabSpec). Needs `make libero` (LiberoMissingError)."""
     suite, task_id = parse_ref(ref)
     manifest = _manifest()
+    if int(manifest.get("version", 1)) < 2:
+        log.warning("LIBERO's converted models predate textures (manifest version %s): printed look-alikes are told "
+                    "apart by shape alone; rerun `make libero`", manifest.get("version", 1))
     if suite not in manifest["suites"]:
         raise TaskError(None, "--task", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
                         hint=did_you_mean(suite, manifest["suites"], list_choices=False))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from reconstruction.appearance import model_appearance
+from reconstruction.appearance import look_for, look_rank, model_appearance
 from reconstruction.assignment import assign_best_first
 from reconstruction.candidates import candidate_clusters
 from reconstruction.checks import check_frame
@@ -89,6 +89,8 @@ class Reconstructor:
         self.fuser = Fuser(self.crop_min, self.crop_max)
         # A colour to look for per object: the task's hint, else the model's own distinctive colour (appearance.py)
         self.color_hints = {name: color_hint(m) for name, m in self.models.items()}
+        # A textured model's print, to tell same-shape look-alikes apart in the assignment (appearance.look_rank)
+        self.looks = {name: look_for(m) for name, m in self.models.items()}
         self.segmenter = segmenter or ColorDbscanSegmenter(
             [h for h in self.color_hints.values() if h is not None], eps_m=cfg.cluster_eps_m,
             min_points=cfg.cluster_min_points,
@@ -276,7 +278,8 @@ class Reconstructor:
                 match = "size" if self.color_hints[name] is None else "color"
                 reasons[name] = f"no candidate cluster ({match} match)"
         results, why = assign_best_first([n for n in self.models if n not in reasons], candidates, estimate,
-                                         cfg.min_fitness, cfg.pose.good_fitness)
+                                         cfg.min_fitness, cfg.pose.good_fitness,
+                                         rank=lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m))
         for name, reason in why.items():
             reasons.setdefault(name, reason)
         return results

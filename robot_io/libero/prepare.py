@@ -5,8 +5,10 @@
 Writes, into a git-ignored folder, everything the planner's side needs without importing LIBERO:
 - objects/<category>/: each task object's model as OBJ + URDF that PyBullet loads. The object's MJCF is compiled
   with mujoco.MjModel; every visual (group 1) and collision (group 0) geom's mesh (mesh_vert / mesh_face, or the
-  primitive) is placed by geom_xpos / geom_xmat in the object's root frame and exported with trimesh. The colour
-  hint is the object's mean surface colour kept gray (its texture sampled over the mesh, see surface_colour).
+  primitive) is placed by geom_xpos / geom_xmat in the object's root frame. The visual is written WITH its look
+  (textured.py): UVs (mesh_texcoord / mesh_facetexcoord), each material's texture (tex_data) as a PNG and an MTL,
+  so the planner can tell printed look-alike packages apart; the URDF's visual is that textured OBJ. The colour
+  hint in the manifest (optional for the planner) is the mean surface colour kept gray (surface_colour).
 - manifest.json: per suite, the tasks in LIBERO's official order (name, language, BDDL file, number of initial
   states, problem class); per problem class, the robot base pose in MuJoCo's world and the cameras (K and
   T_base_camera in the OpenCV frame); per category, the converted model.
@@ -26,12 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.libero.cameras import T_world_camera_cv
+from robot_io.libero.textured import TexturedPart, write_textured_obj
 
 log = logging.getLogger("robot_io.libero.prepare")
 
+MANIFEST_VERSION = 2       # 2: object visuals carry their texture (textured.obj/.mtl/.png)
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
 CAMERAS = ("agentview", "frontview", "birdview", "sideview")
 MAX_FACES = 20000         # scanned meshes are simplified to this many faces for the twin
+MAX_TEXTURED_FACES = 40000   # the textured visual: decimation blurs the print at UV seams, so only the largest scans
 GRAY_SATURATION = 0.25    # colour hints stay below the reconstruction's chromatic threshold (0.3)
 
 
@@ -96,6 +101,31 @@ def _surface_colours(model, g: int, rng: np.random.Generator, n: int = 4000) -> 
     return img[py, px, :3].astype(float) / 255.0 * rgba[:3], np.full(len(pick), area.sum() / len(pick))
 
 
+def _texture_image(model, tex: int) -> np.ndarray:
+    """Texture `tex` as an (h, w, 3) uint8 image, row 0 first as MuJoCo stores it (row = v * h)."""
+    h, w, c = int(model.tex_height[tex]), int(model.tex_width[tex]), int(model.tex_nchannel[tex])
+    img = np.asarray(model.tex_data[model.tex_adr[tex]:model.tex_adr[tex] + h * w * c], dtype=np.uint8)
+    img = img.reshape(h, w, c)
+    return np.repeat(img, 3, axis=2) if c == 1 else img[:, :, :3]
+
+
+def _geom_look(model, g: int, placed) -> TexturedPart:
+    """The geom's placed mesh with its look: per-corner UVs and the texture image where its material has a 2-D
+    texture and its mesh has texture coordinates, else the material's (or geom's) flat colour."""
+    mat = model.geom_matid[g]
+    rgba = np.array(model.mat_rgba[mat] if mat >= 0 else model.geom_rgba[g], dtype=float)
+    texids = np.atleast_1d(model.mat_texid[mat]) if mat >= 0 else np.array([-1])
+    tex = int(texids.max()) if texids.size else -1
+    m = model.geom_dataid[g]
+    if (tex < 0 or m < 0 or model.geom_type[g] != 7 or model.mesh_texcoordnum[m] == 0
+            or int(model.tex_type[tex]) != 0):     # 7 = mjGEOM_MESH; tex_type 0 = 2-D (not a cube or skybox)
+        return TexturedPart(placed, None, None, tuple(rgba[:3]))
+    fa, fn = model.mesh_faceadr[m], model.mesh_facenum[m]
+    corner_uv = model.mesh_texcoord[model.mesh_texcoordadr[m] + model.mesh_facetexcoord[fa:fa + fn]]
+    return TexturedPart(placed, np.asarray(corner_uv, dtype=float).reshape(fn, 3, 2), _texture_image(model, tex),
+                        tuple(rgba[:3]))
+
+
 def surface_colour(colours: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The colour hint for the planner: the area-weighted mean surface colour, with its saturation capped at
     GRAY_SATURATION. LIBERO's objects are printed packages: no single colour covers them, and a chromatic hint
@@ -118,7 +148,7 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     model = mujoco.MjModel.from_xml_path(xml_path)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    visual, collision, colours = [], [], []
+    visual, collision, colours, looks = [], [], [], []
     rng = np.random.default_rng(0)
     for g in range(model.ngeom):
         mesh = _geom_mesh(model, data, g)
@@ -128,11 +158,13 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
             collision.append(mesh)
         else:
             visual.append(mesh)
+            looks.append(_geom_look(model, g, mesh))
             c = _surface_colours(model, g, rng)
             if c is not None:
                 colours.append(c)
     if not visual:
         visual = collision
+        looks = [TexturedPart(m, None, None, (0.6, 0.6, 0.6)) for m in collision]
     if not collision:
         collision = visual
     if not visual:
@@ -144,7 +176,8 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
             vis = vis.simplify_quadric_decimation(face_count=MAX_FACES)
         except (ImportError, ValueError) as e:   # fast_simplification is optional
             log.info("%s: kept %d faces (%s)", xml_path, len(vis.faces), e)
-    vis.export(out_dir / "visual.obj")
+    vis.export(out_dir / "visual.obj")      # untextured and simplified: kept for tools that want plain geometry
+    n_textures = write_textured_obj(looks, out_dir, "textured", MAX_TEXTURED_FACES)
     # one OBJ object per collision geom: PyBullet makes each a convex hull, so boxes stay boxes
     parts = []
     for i, m in enumerate(collision):
@@ -168,15 +201,16 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     <inertial><origin xyz="{' '.join(f'{v:.5f}' for v in com)}"/><mass value="{mass:.4f}"/>
       <inertia ixx="{inertia[0, 0]:.3e}" ixy="{inertia[0, 1]:.3e}" ixz="{inertia[0, 2]:.3e}" iyy="{inertia[1, 1]:.3e}"
         iyz="{inertia[1, 2]:.3e}" izz="{inertia[2, 2]:.3e}"/></inertial>
-    <visual><geometry><mesh filename="visual.obj"/></geometry>
-      <material name="c"><color rgba="{' '.join(f'{v:.3f}' for v in rgba)}"/></material></visual>
+    <visual><geometry><mesh filename="textured.obj"/></geometry>
+      <material name="white"><color rgba="1 1 1 1"/></material></visual>
 {coll_xml}
   </link>
 </robot>
 """)
     bounds = vis.bounds
     return {"urdf": str((out_dir / "model.urdf").resolve()), "rgba": [round(float(v), 3) for v in rgba],
-            "mass_kg": round(mass, 4), "bounds_m": bounds.round(4).tolist(), "source": xml_path}
+            "mass_kg": round(mass, 4), "bounds_m": bounds.round(4).tolist(), "source": xml_path,
+            "textures": n_textures}
 
 
 def _cameras_and_base(bddl: str) -> dict:
@@ -209,7 +243,7 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
     from libero.libero.envs.objects import get_object_fn
 
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict = {"version": 1, "suites": {}, "problems": {}, "objects": {}, "failed_objects": {}}
+    manifest: dict = {"version": MANIFEST_VERSION, "suites": {}, "problems": {}, "objects": {}, "failed_objects": {}}
     categories: dict[str, str] = {}
     for suite in suites:
         bench = benchmark.get_benchmark_dict()[suite]()
