@@ -216,6 +216,10 @@ def _ask_anthropic(backend: Any, question: FailureQuestion, agent: AgentConfig, 
     except anthropic.AnthropicError as err:
         raise translate_api_error(err, anthropic, provider="anthropic", timeout_s=backend.timeout_s,
                                   key_env="ANTHROPIC_API_KEY") from None
+    for block in getattr(message, "content", None) or []:
+        if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
+            return json.dumps(block.input)
+    # no tool call: a refusal or plain text, as the scoring answers are read
     return backend._answer_text(message, agent, max_tokens)
 
 
@@ -256,14 +260,16 @@ def _ask_simjudge(backend: Any, question: FailureQuestion, agent: AgentConfig, p
 ASKERS = {"anthropic": _ask_anthropic, "openai": _ask_openai, "simjudge": _ask_simjudge}
 
 
-def ask_failure(backend: Backend, question: FailureQuestion, agent: AgentConfig) -> tuple[str, FailureAnswer]:
-    """Ask one agent; returns (raw text, parsed answer). BackendError for a backend that cannot be asked
-    (the transformers backend is not wired for this question yet); AnswerError for an unusable answer."""
+def ask_failure(backend: Backend, question: FailureQuestion, agent: AgentConfig,
+                version: str = DEFAULT_FAILURE_PROMPT) -> tuple[str, FailureAnswer]:
+    """Ask one agent with the prompt template `version`; returns (raw text, parsed answer). BackendError for a
+    backend that cannot be asked (the transformers backend is not wired for this question yet); AnswerError
+    for an unusable answer."""
     asker = ASKERS.get(backend.name)
     if asker is None:
         raise BackendError(f"the {backend.name} backend is not asked the failure question "
                            f"(supported: {', '.join(sorted(ASKERS))})")
-    prompt = build_failure_prompt(question, agent.params.get("failure_prompt", DEFAULT_FAILURE_PROMPT))
+    prompt = build_failure_prompt(question, version)
     raw = asker(backend, question, agent, prompt)
     return raw, parse_failure_answer(raw, len(question.subtasks))
 
