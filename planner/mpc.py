@@ -43,14 +43,14 @@ from sim.world import World
 
 log = logging.getLogger(__name__)
 
+MAX_SILENT_STEPS = 3           # consecutive steps in which no agent answered before the run is aborted
+IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
+STALL_WIDTH_M = 0.002          # a gripper command that moved the fingers less than this changed nothing
+
 
 def _png_size(png: bytes) -> tuple[int, int]:
     """(width, height) from a PNG's IHDR chunk."""
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-
-MAX_SILENT_STEPS = 3           # consecutive steps in which no agent answered before the run is aborted
-IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
-STALL_WIDTH_M = 0.002          # a gripper command that moved the fingers less than this changed nothing
 
 
 @dataclass(frozen=True)
