@@ -182,9 +182,14 @@ def no_progress(step: int, index: int, subtasks: Sequence[Subtask], world: World
     obj = _subject(subtasks, index)
     ev = FailureEvidence("keep", index, grasp_subtask_for(subtasks, obj, index), obj, held, held, held, False, False,
                          (), stale, NO_PROGRESS_STEPS)
-    target = tuple(map(float, world.object_pose(obj).xyz)) if obj and world.has_object(obj) else None
+    aim = obj
+    if obj is not None and obj == held and index < len(subtasks):
+        # carrying it already: the target is where it must go (the other object of the placing goal)
+        others = sorted(predicates.objects_of(subtasks[index].done) - {obj})
+        aim = others[0] if others else obj
+    target = tuple(map(float, world.object_pose(aim).xyz)) if aim and world.has_object(aim) else None
     return Failure("no_progress", step, obj, f"{stale} steps in a row without progress on the subtask", index, ev,
-                   target, None, tuple(map(float, world.tcp_pose().xyz)), gripper_closed)
+                   target, None, tuple(map(float, world.tcp_pose().xyz)), gripper_closed, {"target_object": aim})
 
 
 def empty_gripper(step: int, index: int, redo: int, subtasks: Sequence[Subtask], world: World, held: str | None,

@@ -59,7 +59,8 @@ def symbols_of(failure: Failure, redo_say: str) -> tuple[str, ...]:
     """The legend of what failure_png draws, one line per symbol (the failure question lists it)."""
     out = []
     if failure.target_xyz is not None:
-        out.append(f"red crosshair: {failure.object or 'the target'} where the cameras see it now")
+        aim = failure.extra.get("target_object", failure.object)
+        out.append(f"red crosshair: {aim or 'the target'} where the cameras see it now")
     if failure.predicted_xyz is not None:
         out.append(f"hollow blue square: where the twin predicted {failure.object or 'it'}")
     if failure.target_xyz is not None and failure.from_xyz is not None:
@@ -69,7 +70,7 @@ def symbols_of(failure: Failure, redo_say: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def failure_png(world: World, frame: CameraFrame, failure: Failure, redo_say: str, scale: float = 0.5) -> bytes:
+def failure_png(world: World, frame: CameraFrame, failure: Failure, redo_say: str, scale: float = 1.0) -> bytes:
     """The twin through the camera of `frame` at `scale`, with the failure's symbols drawn on it."""
     cam = camera_spec_of(frame, scale)
     rgb = render_rgbd(world.client, cam, renderer=world.renderer, segmentation=False).rgb
@@ -89,11 +90,14 @@ def failure_png(world: World, frame: CameraFrame, failure: Failure, redo_say: st
     where = (hand[0] + 12, hand[1] - 24) if hand is not None else (cam.width - 110, 4)
     _label(draw, where, "gripper ON" if on else "gripper OFF", ON_RGB if on else OFF_RGB)
     # rewind mark: two triangles pointing left, and the subtask the plan goes back to
+    text = f"{failure.type}: back to subtask {failure.redo_subtask}: {redo_say}"
+    fits = max(8, (cam.width - 50) // 6)   # the default bitmap font is 6 px wide
+    text = text if len(text) <= fits else text[:fits - 3] + "..."
     x, y = 6, cam.height - 26
-    draw.rectangle((x - 2, y - 4, min(cam.width - 2, x + 46 + 6 * len(redo_say) + 30), y + 20), fill=(0, 0, 0))
+    draw.rectangle((x - 2, y - 4, min(cam.width - 2, x + 40 + 6 * len(text)), y + 20), fill=(0, 0, 0))
     for dx in (0, 14):
         draw.polygon([(x + dx, y + 8), (x + dx + 14, y), (x + dx + 14, y + 16)], fill=(255, 255, 255))
-    draw.text((x + 34, y + 3), f"{failure.type}: redo {failure.redo_subtask}: {redo_say}", fill=(255, 255, 255))
+    draw.text((x + 34, y + 3), text, fill=(255, 255, 255))
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
