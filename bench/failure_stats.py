@@ -46,6 +46,8 @@ def batch_stats(folder: str) -> list[dict]:
     with open(os.path.join(folder, "results.jsonl")) as f:
         results = [json.loads(line) for line in f if line.strip()]
     for r in results:
+        if not r.get("run_dir"):
+            continue   # an episode that never started has no log
         name = r.get("task_name") or r["task"]
         if name not in subtasks:
             subtasks[name] = load_task(r["task"]).planner.subtasks
