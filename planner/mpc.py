@@ -19,12 +19,14 @@ import numpy as np
 
 from planner.candidates import choose, score_request
 from planner.components import object_models
+from planner.diagnosis import Failure, Prediction, ProgressWatch, diagnose, empty_gripper, needs_regrasp, no_progress
 from planner.errors import RunAborted
+from planner.failure_view import failure_png, symbols_of
 from planner.probe import identify_objects
 from planner.report import write_report
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
-from planner.step_record import candidate_row, look_again_record, step_record
+from planner.step_record import candidate_row, failure_record, look_again_record, step_record
 from planner.task import PlannerTask, Subtask
 from planner.twin_tracker import LookAgain, TwinTracker
 from planner.twin_view import twin_beside_camera_png
@@ -34,6 +36,7 @@ from robot_io.errors import ConnectionLostError, RobotError, SafetyRejected
 from robot_io.robot import Robot
 from robot_io.trajectory import JointTrajectory
 from scoring import Scorer
+from scoring.failure import FailureQuestion, ask_agents
 from sim import predicates
 from sim.grasp import gripper_closed
 from sim.world import World
@@ -45,6 +48,11 @@ IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leav
 STALL_WIDTH_M = 0.002          # a gripper command that moved the fingers less than this changed nothing
 
 
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 @dataclass(frozen=True)
 class MPCConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -53,6 +61,7 @@ class MPCConfig:
     seed: int = 0
     fast_render: bool = True          # EGL for the twin when available (the command line may force TinyRenderer)
     anchored_proposals: bool = True   # grasps / placements / pushes join the ball (False: the ball alone, ablation)
+    failure_recovery: bool = True     # act on diagnosed failures (rewind, re-anneal); False: only log them (ablation)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed_scale <= 1.0:
@@ -95,6 +104,8 @@ class MPCPlanner:
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
+        self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
+        self.progress_watch = ProgressWatch()
 
     def close(self) -> None:
         self.twin.close()
@@ -109,6 +120,51 @@ class MPCPlanner:
         if self.subtask_index < len(self.task.subtasks):
             return self.task.subtasks[self.subtask_index], changed
         return Subtask(self.task.instruction, self.task.success), changed
+
+    def _diagnose_and_recover(self, k: int, world: World, obs, recon: dict, closed: bool
+                              ) -> tuple[Subtask, bool, dict | None]:
+        """Compare the last step's prediction with this observation, type a failure, and (failure_recovery) send
+        the plan back to the subtask to redo. Returns the current subtask, whether it changed or the annealing
+        must restart, and the failure's record (None: no failure)."""
+        subtasks, held = self.task.subtasks, self.twin.held_name
+        pred, self._prediction = self._prediction, None
+        failure: Failure | None = None
+        if pred is not None and pred.subtask_index < len(subtasks):
+            failure = diagnose(pred, world, held, recon, subtasks, closed, self.progress_watch.stale)
+        before = self.subtask_index
+        subtask, changed = self._subtask(world)
+        if failure is None and self.subtask_index < len(subtasks):
+            stuck = self.progress_watch.update(self.subtask_index, predicates.progress(world, subtask.done))
+            if stuck:
+                failure = no_progress(k - 1, self.subtask_index, subtasks, world, held, closed,
+                                      self.progress_watch.stale)
+                self.progress_watch.reset(self.subtask_index)
+        regrasp = needs_regrasp(subtasks, self.subtask_index, held, world)
+        if failure is None and regrasp is not None:
+            failure = empty_gripper(k - 1, self.subtask_index, regrasp, subtasks, world, held, closed)
+        if failure is None:
+            return subtask, changed, None
+        redo = failure.redo_subtask if regrasp is None else min(failure.redo_subtask, regrasp)
+        if failure.evidence.subtask_done_observed and regrasp is None:
+            redo = self.subtask_index   # e.g. dropped right onto the goal: nothing to redo
+        acted = self.config.failure_recovery
+        if acted:
+            self.subtask_index = min(redo, self.subtask_index)
+            subtask, _ = self._subtask(world)
+            self.progress_watch.reset(self.subtask_index)
+            changed = True   # a failure restarts the annealing, whether or not the subtask changed
+        redo_say = subtasks[redo].say if redo < len(subtasks) else self.task.instruction
+        png = failure_png(world, obs.frames[0], failure, redo_say)
+        question = FailureQuestion(self.task.instruction, tuple(s.say for s in subtasks),
+                                   failure.evidence.subtask_index, png, *_png_size(png), failure.evidence,
+                                   symbols_of(failure, redo_say))
+        agents = ask_agents(self.scorer.agents, self.scorer.backends, question) \
+            if acted and hasattr(self.scorer, "agents") else []
+        record = failure_record(failure, acted, before, self.subtask_index, redo_say, question.symbols,
+                                self.runlog.save_image(k, "failure", png), agents)
+        log.warning("step %d: failure %s: %s%s", k, failure.type, failure.message,
+                    f"; back to subtask {self.subtask_index}" if acted else " (recovery off)")
+        return subtask, changed, record
 
     def step(self, k: int) -> dict:
         timings: dict[str, float] = {}
@@ -129,14 +185,19 @@ class MPCPlanner:
             if predicates.evaluate(world, self.task.success):
                 return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
             recon["note"] = "a first observation showed the task done; a second did not"
-        subtask, changed = self._subtask(world)
+        closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
+        t0 = time.perf_counter()
+        subtask, changed, failure = self._diagnose_and_recover(k, world, obs, recon, closed)
+        timings["diagnose"] = time.perf_counter() - t0
         if changed:
             self.sampler.reset()
-        closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
         target = subtask.done.get("grasped") if isinstance(subtask.done, dict) else None
         look = self.look_again.check(target, recon, closed)
         if look is not None:
-            return look_again_record(k, self.subtask_index, subtask.say, recon, look, timings)
+            record = look_again_record(k, self.subtask_index, subtask.say, recon, look, timings)
+            if failure is not None:
+                record["failure"] = failure
+            return record
 
         t0 = time.perf_counter()
         tcp = world.tcp_pose()
@@ -176,6 +237,8 @@ class MPCPlanner:
         record["candidates"] = [candidate_row(r, table) for r in rollouts]
         record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
         record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
+        if failure is not None:
+            record["failure"] = failure
 
         t0 = time.perf_counter()
         if chosen is None:
@@ -192,6 +255,7 @@ class MPCPlanner:
                 record["execute"] = {"completed": report.completed, "stopped_reason": report.stopped_reason,
                                      "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
                 self.sampler.remember(tcp, candidates, table.S)
+                self._prediction = Prediction.of(k, self.subtask_index, world, self.twin.held_name, roll)
                 if roll.candidate.gripper != "keep":
                     self._toggle_width_m = obs.gripper_width_m
         timings["execute"] = time.perf_counter() - t0

@@ -20,6 +20,12 @@ th{background:#f4f4f4} tr.chosen td{background:#fff3c4;font-weight:600} td.l{tex
 .t{font-size:12px;color:#555} img.tv{width:960px;border:1px solid #ccc}
 pre.raw{white-space:pre-wrap;font-size:11px;background:#f7f7f7;padding:6px;max-height:160px;overflow:auto}
 .ev{background:#fbe9e7;border-radius:6px;padding:8px 12px;margin:10px 0}
+.fail{border:2px solid #b3261e;border-radius:8px;padding:8px 12px;margin:10px 0;background:#fff6f5}
+.fail img{width:480px;border:1px solid #ccc;float:right;margin-left:12px}
+.fail:after{content:"";display:block;clear:both}
+.sym{display:inline-block;border-radius:4px;padding:1px 6px;margin-right:6px;font-weight:600;color:#fff}
+.on{background:#14963c} .off{background:#5a5a5a} .rw{background:#222} .xh{color:#ff2828;font-size:18px}
+.ar{color:#c89600;font-size:18px}
 """
 
 
@@ -75,6 +81,35 @@ def _calls_html(scores: dict) -> str:
             "<th>backend / model</th><th>s</th><th class='l'>outcome</th></tr>" + "".join(rows) + "</table></details>")
 
 
+def _failure_html(f: dict) -> str:
+    """A diagnosed failure with its visual symbols: the picture (crosshair, arrow, ON/OFF, rewind drawn on the
+    twin) and the same symbols in the text, plus what each agent answered to the failure question."""
+    e = html.escape
+    on = f.get("gripper_closed")
+    gripper = f"<span class='sym {'on' if on else 'off'}'>gripper {'ON' if on else 'OFF'}</span>"
+    target = f.get("target_xyz")
+    cross = (f"<span class='xh'>&#8982;</span> target {e(str(f.get('object') or '-'))} at "
+             + ", ".join(f"{v:.3f}" for v in target) + " m") if target else ""
+    arrow = (f"<span class='ar'>&#10140;</span> correction: from the gripper to {e(str(f.get('object')))}"
+             if target and f.get("from_xyz") else "")
+    if f.get("acted"):
+        rewind = (f"<span class='sym rw'>&#9194; rewind</span> subtask {f.get('subtask_from', 0) + 1} &rarr; "
+                  f"{f.get('subtask_to', 0) + 1}: {e(f.get('redo_say', ''))} (annealing restarted)")
+    else:
+        rewind = "<span class='sym rw'>recovery off</span> logged only; the plan went on"
+    rows = []
+    for a in f.get("agents", []):
+        ans = a.get("answer")
+        said = (f"{e(ans['failure_type'])}, redo {ans['redo_subtask']}, confidence {_fmt(ans['confidence'], 1)}: "
+                f"{e(ans['explanation'])}") if ans else f"failed: {e(str(a.get('error')))}"
+        rows.append(f"<li>{e(a.get('agent', ''))} ({e(a.get('backend', ''))}): {said}</li>")
+    img = f"<a href='{e(f['image'])}'><img src='{e(f['image'])}' alt='failure symbols'></a>" if f.get("image") else ""
+    return (f"<div class='fail'>{img}<b class='bad'>Failure after step {f.get('step')}: {e(f.get('type', ''))}</b>"
+            f"<p>{e(f.get('message', ''))}</p><p>{gripper} {cross}</p><p>{arrow}</p><p>{rewind}</p>"
+            + (f"<p class='t'>failure question (prompt _failure-v1):</p><ul class='t'>{''.join(rows)}</ul>"
+               if rows else "") + "</div>")
+
+
 def _step_html(rec: dict) -> str:
     e = html.escape
     parts = [f"<div class='step'><h3>Step {rec['step']} &middot; subtask {rec.get('subtask_index', 0) + 1}: "
@@ -83,6 +118,8 @@ def _step_html(rec: dict) -> str:
                  f"&middot; scorer: {e(', '.join(rec.get('backends', [])))} &middot; M'={rec.get('M_prime')}"
                  f" &middot; timings (s): " + ", ".join(f"{k} {v:.3f}" for k, v in rec.get("timings_s", {}).items())
                  + _cache_note(rec.get("score_cache_hit_rate")) + "</p>")
+    if rec.get("failure"):
+        parts.append(_failure_html(rec["failure"]))
     if rec.get("note"):
         parts.append(f"<div class='ev'>{e(rec['note'])}</div>")
     recon = rec.get("reconstruction", {})

@@ -36,3 +36,11 @@ def look_again_record(k: int, subtask_index: int, subtask: str, recon: dict, rea
     """The record of a step that only looked again (nothing sampled, scored or executed)."""
     return {"type": "step", "step": k, "done": False, "subtask_index": subtask_index, "subtask": subtask,
             "reconstruction": recon, "chosen": None, "timings_s": timings, "hold_reason": reason}
+
+
+def failure_record(failure, acted: bool, subtask_from: int, subtask_to: int, redo_say: str, symbols, image: str,
+                   agents: list[dict]) -> dict:
+    """A diagnosed failure as the step record keeps it (`record["failure"]`): its type and facts, whether the
+    planner acted on it (MPCConfig.failure_recovery), the rewind, the symbols picture and the agents' answers."""
+    return {**failure.to_dict(), "acted": acted, "subtask_from": subtask_from, "subtask_to": subtask_to,
+            "redo_say": redo_say, "symbols": list(symbols), "image": image, "agents": agents}
