@@ -67,7 +67,9 @@ class ScriptedHand(ScriptedRobot):
 
 def _run(task, robot, recon, scorer, tmp_path, steps: int, recovery: bool = True):
     log = RunLog.create(str(tmp_path), task.name, 0)
-    cfg = MPCConfig(sampler=SamplerConfig(n_candidates=6), failure_recovery=recovery)
+    # The ball alone: the scripted hand moves no object, so an anchored placement that lets go would leave the
+    # block where the script put it, far from what the twin predicted (a failure the script made, not the loop).
+    cfg = MPCConfig(sampler=SamplerConfig(n_candidates=6), failure_recovery=recovery, anchored_proposals=False)
     planner = MPCPlanner(task, robot, recon, ScriptedRenderer(), scorer, log, cfg)
     try:
         result = planner.run(steps)
