@@ -22,6 +22,7 @@ from planner.components import object_models
 from planner.errors import RunAborted
 from planner.probe import identify_objects
 from planner.report import write_report
+from planner.rotation import RotationModule
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.step_record import candidate_row, look_again_record, step_record
@@ -52,6 +53,7 @@ class MPCConfig:
     settle_steps: int = 24            # physics steps to let the rebuilt twin settle before planning
     seed: int = 0
     fast_render: bool = True          # EGL for the twin when available (the command line may force TinyRenderer)
+    rotation_module: bool = True      # ablation switch: the rigid-coupled rotation module (planner/rotation.py)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed_scale <= 1.0:
@@ -94,6 +96,8 @@ class MPCPlanner:
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
+        self.rotation = RotationModule(task.instruction, renderer, scorer, np.random.default_rng(
+            self.config.seed + 1), runlog.save_image) if self.config.rotation_module else None
 
     def close(self) -> None:
         self.twin.close()
@@ -144,6 +148,9 @@ class MPCPlanner:
         stalled = self._toggle_width_m is not None and abs(obs.gripper_width_m - self._toggle_width_m) < STALL_WIDTH_M
         self._toggle_width_m = None
         candidates = self.sampler.propose(tcp, gripper_open=not closed, stay=not stalled)
+        rotation = None
+        if self.rotation is not None:   # tilts and rolls that carry the agents' answer to the rotation question
+            candidates, rotation = self.rotation.extend(k, world, subtask, candidates, not closed)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
 
@@ -172,6 +179,8 @@ class MPCPlanner:
         record["twin_view"] = self.runlog.save_image(k, "twin_vs_camera", twin_beside_camera_png(world, obs.frames[0]))
         timings["render"] += time.perf_counter() - t0   # the twin through camera 0, for the report
         record["candidates"] = [candidate_row(r, table) for r in rollouts]
+        if rotation is not None:
+            record["rotation"] = rotation
         record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
         record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
 
