@@ -127,6 +127,13 @@ class RotationRequest:
             object.__setattr__(self, "evidence", tuple(self.evidence))
         object.__setattr__(self, "candidate_ids", ())
 
+    def view(self, name: str) -> ViewImage:
+        """The view with this name (the agent pool's actors look views up by name, as in a ScoreRequest)."""
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(f"no view {name!r} in this request (views: {[v.name for v in self.views]})")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": "rotation",

@@ -158,3 +158,12 @@ def test_openai_sends_the_rotation_schema_and_its_answer_parses(keys, mode):
         assert seen.body["response_format"]["json_schema"]["schema"] == ROTATION_SCHEMA
     assert parse_rotation_answer(text) == RotationAnswer("gripper", "y", "positive", 90.0)
     assert isinstance(key, str) and len(key) == 64
+
+
+def test_the_pools_actors_find_views_by_name():
+    req = request(EVIDENCE)
+    assert req.view("top") is req.views[1] and req.candidate_ids == ()
+    with pytest.raises(KeyError, match="views"):
+        req.view("side")
+    with pytest.raises(ValueError, match="unique"):
+        request(EVIDENCE, views=("front", "front"))
