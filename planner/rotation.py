@@ -46,7 +46,8 @@ TOLERANCE_DEG = 0.5 * predicates.ON_SIDE_TOL_DEG             # closer than this 
 @dataclass(frozen=True)
 class RotationConfig:
     n_turned: int = 6            # sampler goals copied with the answered turn (one of them: turn in place)
-    n_kept: int = 5              # sampler goals copied keeping the current tool orientation (one: stay and toggle)
+    n_kept: int = 5              # while turning: sampler goals copied at the current orientation (one: stay and
+                                 # toggle); once the orientation is right, all of them are
     n_explore: int = 4           # random tilts/rolls about horizontal axes, while the goal's orientation is off
     explore_min_deg: float = 20.0
     explore_max_deg: float = 100.0
@@ -118,7 +119,8 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
 
     turned: the sampler's goals with the tool at R_rel @ (current orientation), the via point half-way (one of
     them turns in place); kept: the sampler's goals at the current orientation (one stays and toggles the
-    gripper); explore: the sampler's goals with a random tilt of the current orientation.
+    gripper; all of the goals when not exploring); explore: the sampler's goals with a random tilt of the
+    current orientation.
     """
     moves = [c for c in base if not c.label.startswith("stay")] or list(base)
     R_now = tcp.rotation()
@@ -148,9 +150,12 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
         for i in range(config.n_turned - 1):
             copy(moves[i % len(moves)], R_world_rel @ R_now, R_half @ R_now, "turn", gripper="keep",
                  min_z=config.turn_min_z_m)
-    if config.n_kept:
+    # Once the orientation is right, every sampler move is offered at it (the vertical originals would undo
+    # it); while it is still off, a few suffice beside the turns and the tilts.
+    n_kept = len(moves) + 1 if not explore else config.n_kept
+    if n_kept:
         add((tcp,), toggle, f"stay tilted and {toggle}")
-        for i in range(config.n_kept - 1):
+        for i in range(n_kept - 1):
             copy(moves[(i + 3) % len(moves)], R_now, R_now, "keep tilt")
     if explore:
         for i in range(config.n_explore):

@@ -85,7 +85,9 @@ def test_tilted_candidates_carry_the_turn_keep_the_tilt_and_explore_with_unique_
         z_tool = c.goal.rotation()[:, 2]   # a tilt or a roll: the turn axis is horizontal, the tool leaves vertical
         assert math.degrees(math.acos(-z_tool[2])) == pytest.approx(tilt, abs=1e-6)
     none = rotation_candidates(base_candidates(), tcp, np.eye(3), np.random.default_rng(0), cfg, False, 6, True)
-    assert [c.label for c in none] == ["stay tilted and close", "keep tilt"]
+    # the orientation is right: every sampler move is offered at the current tilt, nothing turns or explores
+    assert [c.label for c in none] == ["stay tilted and close"] + ["keep tilt"] * 5
+    assert {tuple(c.goal.position) for c in none[1:]} == {tuple(c.goal.position) for c in base_candidates()[1:]}
 
 
 def test_the_twin_ik_reaches_a_tilted_tool_orientation():
