@@ -24,6 +24,7 @@ PREDICATES: dict[str, tuple[str, str]] = {
     "at": ("at", "{object: name, xyz: [x, y, z], within_m: number}"),
     "upright": ("object", "an object name"),
     "on_side": ("object", "an object name (its own z axis must lie horizontal)"),
+    "on_end": ("object", "an object name (its own z axis must stand vertical, either way up)"),
     "joint_at_least": ("joint", "{object: name, joint: name, value: number}"),
     "gripper_open": ("bool", "true or false"),
 }
@@ -31,7 +32,7 @@ COMBINATORS = ("all", "any", "not")
 
 ON_TOP_GAP_M = 0.015
 UPRIGHT_TILT_DEG = 15.0
-ON_SIDE_TOL_DEG = 15.0         # an object lies on its side when its own z axis is this close to horizontal
+ON_SIDE_TOL_DEG = 15.0         # on its side / on its end: its own z axis this close to horizontal / vertical
 INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim
 
 
@@ -191,6 +192,9 @@ def evaluate(world: World, pred: dict) -> bool:
         return _tilt_deg(world, arg) <= UPRIGHT_TILT_DEG
     if key == "on_side":
         return abs(90.0 - _tilt_deg(world, arg)) <= ON_SIDE_TOL_DEG
+    if key == "on_end":
+        tilt = _tilt_deg(world, arg)
+        return min(tilt, 180.0 - tilt) <= ON_SIDE_TOL_DEG
     if key == "joint_at_least":
         return _joint_value(world, arg["object"], arg["joint"]) >= arg["value"]
     if key == "gripper_open":
@@ -283,6 +287,9 @@ def progress(world: World, pred: dict) -> float:
         return float(max(0.0, 1.0 - _tilt_deg(world, arg) / 90.0)) * 0.99
     if key == "on_side":
         return float(max(0.0, 1.0 - abs(90.0 - _tilt_deg(world, arg)) / 90.0)) * 0.99
+    if key == "on_end":
+        tilt = _tilt_deg(world, arg)
+        return float(max(0.0, 1.0 - min(tilt, 180.0 - tilt) / 90.0)) * 0.99
     if key == "gripper_open":
         frac = world.gripper_width_m() / world.spec.robot.gripper_max_width_m
         return float(frac if arg else 1.0 - frac) * 0.99
@@ -290,7 +297,7 @@ def progress(world: World, pred: dict) -> float:
 
 
 # ---------------------------------------------------------------- orientation requirements
-ORIENTATION_PREDICATES = ("upright", "on_side")
+ORIENTATION_PREDICATES = ("upright", "on_side", "on_end")
 
 
 def tilt_deg_of(R_world_obj) -> float:
@@ -302,7 +309,9 @@ def tilt_deg_of(R_world_obj) -> float:
 def orientation_error_deg(pred: dict, R_world_obj: dict[str, np.ndarray]) -> float | None:
     """How many degrees an orientation requirement of `pred` is from being met, given objects' rotations.
 
-    Leaves: `upright` wants tilt 0, `on_side` wants tilt 90 (the error is the distance, not the tolerance);
+    Leaves: `upright` wants tilt 0, `on_side` tilt 90, `on_end` tilt 0 or 180 (an end-over-end symmetric
+    object, e.g. a square prism, stands either way up; its pose estimate cannot tell which end is which); the
+    error is the distance, not the tolerance;
     `all` takes the worst of its parts, `any` the best, `not` and every other leaf state none. None when the
     predicate asks nothing about orientation (or about objects not in R_world_obj).
     """
@@ -315,7 +324,9 @@ def orientation_error_deg(pred: dict, R_world_obj: dict[str, np.ndarray]) -> flo
     if key not in ORIENTATION_PREDICATES or arg not in R_world_obj:
         return None
     tilt = tilt_deg_of(R_world_obj[arg])
-    return tilt if key == "upright" else abs(90.0 - tilt)
+    if key == "upright":
+        return tilt
+    return abs(90.0 - tilt) if key == "on_side" else min(tilt, 180.0 - tilt)
 
 
 def orientation_objects(pred: dict) -> set[str]:

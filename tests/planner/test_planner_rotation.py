@@ -60,6 +60,12 @@ def test_the_twin_evidence_finds_a_quarter_turn_for_a_standing_block_to_lie_on_i
     answer = twin_answer(RotationRequest("lay it down", "turn", "b", views, 90.0, 7.5, evidence))
     assert answer.angle_deg == 90.0 and answer.axis in ("x", "y")    # about z (a yaw) never tips it
     assert tried_turns({"grasped": "b"}, "b", DOWN, np.eye(3)) == ()   # no orientation asked: no evidence
+    # a lying block (its z along world x) stands up on either end after a quarter turn about a horizontal axis
+    lying = Rotation.from_euler("y", 90, degrees=True).as_matrix()
+    stand = tried_turns({"on_end": "b"}, "b", DOWN, lying)
+    ends = {(e.frame, e.axis, e.direction) for e in stand if e.error_deg < 1e-6}
+    assert all(e.angle_deg == 90.0 for e in stand if e.error_deg < 1e-6) and len(ends) == 4
+    assert all(axis != "z" or frame == "object" for frame, axis, _ in ends)
 
 
 def base_candidates() -> list[Candidate]:
@@ -91,7 +97,7 @@ def test_tilted_candidates_carry_the_turn_keep_the_tilt_and_explore_with_unique_
 
 
 def test_the_twin_ik_reaches_a_tilted_tool_orientation():
-    task = load_task("tip_block_into_tray").lab
+    task = load_task("stand_block_upright").lab
     with private_world(task.scene) as world:
         tcp = world.tcp_pose()
         for answer in (RotationAnswer("gripper", "x", "positive", 90.0),

@@ -1,4 +1,4 @@
-"""The `on_side` predicate and the orientation requirements the rotation module reads (sim.predicates)."""
+"""The `on_side` and `on_end` predicates and the orientation requirements the rotation module reads (sim.predicates)."""
 
 import math
 import os
@@ -41,6 +41,8 @@ def test_orientation_error_per_leaf_and_combinator():
     assert orientation_error_deg({"on_side": "b"}, {"b": tilted(30)}) == pytest.approx(60.0)
     assert orientation_error_deg({"on_side": "b"}, {"b": tilted(120)}) == pytest.approx(30.0)
     assert orientation_error_deg({"upright": "b"}, {"b": tilted(20)}) == pytest.approx(20.0)
+    assert orientation_error_deg({"on_end": "b"}, {"b": tilted(20)}) == pytest.approx(20.0)
+    assert orientation_error_deg({"on_end": "b"}, {"b": tilted(170)}) == pytest.approx(10.0)   # either end down
     both = {"all": [{"grasped": "b"}, {"on_side": "b"}, {"upright": "c"}]}
     assert orientation_error_deg(both, {"b": tilted(80), "c": tilted(25)}) == pytest.approx(25.0)   # the worst
     either = {"any": [{"on_side": "b"}, {"upright": "b"}]}
@@ -61,3 +63,7 @@ def test_on_side_in_a_world(client, panda_spec, roll_deg, lies):
     assert evaluate(world, {"on_side": "b"}) is lies
     p = progress(world, {"on_side": "b"})
     assert p == 1.0 if lies else p == pytest.approx(0.99 * (1 - abs(90 - roll_deg) / 90), abs=1e-6)
+    stands = min(roll_deg, 180 - roll_deg) <= ON_SIDE_TOL_DEG
+    assert evaluate(world, {"on_end": "b"}) is stands
+    p = progress(world, {"on_end": "b"})
+    assert p == 1.0 if stands else p == pytest.approx(0.99 * (1 - min(roll_deg, 180 - roll_deg) / 90), abs=1e-6)
