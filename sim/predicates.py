@@ -25,6 +25,7 @@ PREDICATES: dict[str, tuple[str, str]] = {
     "upright": ("object", "an object name"),
     "on_side": ("object", "an object name (its own z axis must lie horizontal)"),
     "on_end": ("object", "an object name (its own z axis must stand vertical, either way up)"),
+    "on_table": ("object", "an object name (resting on the table, not held)"),
     "joint_at_least": ("joint", "{object: name, joint: name, value: number}"),
     "gripper_open": ("bool", "true or false"),
 }
@@ -32,6 +33,7 @@ COMBINATORS = ("all", "any", "not")
 
 ON_TOP_GAP_M = 0.015
 UPRIGHT_TILT_DEG = 15.0
+ON_TABLE_GAP_M = 0.01          # an object whose lowest point is this close to the table (z = 0) stands on it
 ON_SIDE_TOL_DEG = 15.0         # on its side / on its end: its own z axis this close to horizontal / vertical
 INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim
 
@@ -195,6 +197,8 @@ def evaluate(world: World, pred: dict) -> bool:
     if key == "on_end":
         tilt = _tilt_deg(world, arg)
         return min(tilt, 180.0 - tilt) <= ON_SIDE_TOL_DEG
+    if key == "on_table":
+        return bool(_resting(world, arg) and world.object_aabb(arg)[0][2] <= ON_TABLE_GAP_M)
     if key == "joint_at_least":
         return _joint_value(world, arg["object"], arg["joint"]) >= arg["value"]
     if key == "gripper_open":
@@ -290,6 +294,11 @@ def progress(world: World, pred: dict) -> float:
     if key == "on_end":
         tilt = _tilt_deg(world, arg)
         return float(max(0.0, 1.0 - min(tilt, 180.0 - tilt) / 90.0)) * 0.99
+    if key == "on_table":
+        # held: the lower it is carried, the closer (at most 0.9, so letting go low is what completes it);
+        # resting higher up (on something else): a little for being low
+        bottom = max(0.0, float(world.object_aabb(arg)[0][2]) - ON_TABLE_GAP_M)
+        return float((0.9 if world.grasped() == arg else 0.5) * np.exp(-bottom / 0.05))
     if key == "gripper_open":
         frac = world.gripper_width_m() / world.spec.robot.gripper_max_width_m
         return float(frac if arg else 1.0 - frac) * 0.99

@@ -1,4 +1,5 @@
-"""The `on_side` and `on_end` predicates and the orientation requirements the rotation module reads (sim.predicates)."""
+"""The `on_side`, `on_end` and `on_table` predicates and the orientation requirements the rotation module
+reads (sim.predicates)."""
 
 import math
 import os
@@ -23,7 +24,7 @@ from sim.scene import ObjectSpec, SceneSpec
 from sim.world import World
 
 TALL = os.path.join(configs.shipped_dir(), "assets", "tall_block.urdf")
-HALF = (0.015, 0.04)   # the tall block's half width and half height
+HALF = (0.02, 0.05)   # the tall block's half width and half height (4 x 4 x 10 cm)
 
 
 def tilted(deg: float) -> np.ndarray:
@@ -67,3 +68,14 @@ def test_on_side_in_a_world(client, panda_spec, roll_deg, lies):
     assert evaluate(world, {"on_end": "b"}) is stands
     p = progress(world, {"on_end": "b"})
     assert p == 1.0 if stands else p == pytest.approx(0.99 * (1 - min(roll_deg, 180 - roll_deg) / 90), abs=1e-6)
+
+
+@pytest.mark.parametrize("lift_m, grasped", [(0.0, False), (0.03, False), (0.0, True)])
+def test_on_table_needs_the_block_resting_on_the_table(client, panda_spec, lift_m, grasped):
+    block = ObjectSpec("b", Pose.from_xyz_rpy_deg((0.5, 0.0, HALF[1] + lift_m), (0, 0, 0)), urdf=TALL)
+    world = World.from_scene(client, SceneSpec(panda_spec, (block,), grasped="b" if grasped else None))
+    assert evaluate(world, {"on_table": "b"}) is (lift_m == 0.0 and not grasped)
+    if grasped:   # held at the table: as close as holding gets, letting go completes it
+        assert progress(world, {"on_table": "b"}) == pytest.approx(0.9, abs=1e-3)
+    elif lift_m:
+        assert progress(world, {"on_table": "b"}) == pytest.approx(0.5 * math.exp(-(lift_m - 0.01) / 0.05), abs=2e-3)
