@@ -52,6 +52,8 @@ class RotationConfig:
     explore_min_deg: float = 20.0
     explore_max_deg: float = 100.0
     turn_min_z_m: float = 0.15   # turns happen at least this high: the held object swings through the turn
+    lower_steps_m: tuple[float, ...] = (0.03, 0.06)   # once turned: straight down by these, and all the way
+    set_down_gap_m: float = 0.005   # "all the way": the held object's lowest point this far above the table
 
     def __post_init__(self) -> None:
         for name in ("n_turned", "n_kept", "n_explore"):
@@ -114,13 +116,16 @@ def _random_tilt(rng: np.random.Generator, lo_deg: float, hi_deg: float) -> np.n
 
 
 def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.ndarray, rng: np.random.Generator,
-                        config: RotationConfig, explore: bool, first_id: int, gripper_open: bool) -> list[Candidate]:
+                        config: RotationConfig, explore: bool, first_id: int, gripper_open: bool,
+                        held_bottom_z_m: float | None = None) -> list[Candidate]:
     """Candidates that carry a tool orientation other than straight down, numbered from first_id.
 
     turned: the sampler's goals with the tool at R_rel @ (current orientation), the via point half-way (one of
     them turns in place); kept: the sampler's goals at the current orientation (one stays and toggles the
     gripper; all of the goals when not exploring); explore: the sampler's goals with a random tilt of the
-    current orientation.
+    current orientation. lower (once the orientation is right and the held object's lowest point,
+    held_bottom_z_m, is known): straight down at the current orientation by a few centimetres, and all the way
+    to just above the table, where it also opens (the annealed ball seldom goes straight down far enough).
     """
     moves = [c for c in base if not c.label.startswith("stay")] or list(base)
     R_now = tcp.rotation()
@@ -157,6 +162,13 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
         add((tcp,), toggle, f"stay tilted and {toggle}")
         for i in range(n_kept - 1):
             copy(moves[(i + 3) % len(moves)], R_now, R_now, "keep tilt")
+    if not explore and held_bottom_z_m is not None:
+        room = float(held_bottom_z_m) - config.set_down_gap_m
+        for drop in sorted({min(d, room) for d in config.lower_steps_m} | {room}):
+            if drop > 0.005:
+                down = tcp.position - np.array([0.0, 0.0, drop])
+                add((at(down, R_now),), toggle if drop == room else "keep",
+                    f"lower {100 * drop:.0f} cm" + (f" and {toggle}" if drop == room else ""))
     if explore:
         for i in range(config.n_explore):
             R = _random_tilt(rng, config.explore_min_deg, config.explore_max_deg) @ R_now
@@ -201,7 +213,9 @@ class RotationModule:
         R_rel = np.eye(3) if answer is None else world_rotation(answer, R_tcp, R_obj)
         explore = error_now is not None and error_now > TOLERANCE_DEG
         first = max((c.id for c in candidates), default=-1) + 1
-        extra = rotation_candidates(candidates, tcp, R_rel, self.rng, self.config, explore, first, gripper_open)
+        bottom = float(world.object_aabb(held)[0][2])
+        extra = rotation_candidates(candidates, tcp, R_rel, self.rng, self.config, explore, first, gripper_open,
+                                    bottom)
         record = {"held": held, "error_now_deg": error_now, "tolerance_deg": TOLERANCE_DEG,
                   **verdict.to_dict(), "R_world_rel": np.round(R_rel, 6).tolist(),
                   "added": [c.id for c in extra]}

@@ -94,6 +94,14 @@ def test_tilted_candidates_carry_the_turn_keep_the_tilt_and_explore_with_unique_
     # the orientation is right: every sampler move is offered at the current tilt, nothing turns or explores
     assert [c.label for c in none] == ["stay tilted and close"] + ["keep tilt"] * 5
     assert {tuple(c.goal.position) for c in none[1:]} == {tuple(c.goal.position) for c in base_candidates()[1:]}
+    # with the held object's lowest point 10 cm up: down by 3 and 6 cm, and by 9.5 cm (0.5 cm above the table),
+    # where the gripper opens; straight down, at the current orientation
+    low = rotation_candidates(base_candidates(), tcp, np.eye(3), np.random.default_rng(0), cfg, False, 6, False, 0.1)
+    lowered = [c for c in low if c.label.startswith("lower")]
+    assert [round(tcp.position[2] - c.goal.position[2], 6) for c in lowered] == [0.03, 0.06, 0.095]
+    assert [c.gripper for c in lowered] == ["keep", "keep", "open"]
+    assert all(np.allclose(c.goal.position[:2], tcp.position[:2]) and c.goal.rotation() is not None
+               and angle_deg(c.goal.rotation(), DOWN) < 1e-6 for c in lowered)
 
 
 def test_the_twin_ik_reaches_a_tilted_tool_orientation():
