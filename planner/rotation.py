@@ -205,7 +205,7 @@ class RotationModule:
         error_now = predicates.orientation_error_deg(pred, {held: R_obj})
         evidence = tried_turns(pred, held, R_tcp, R_obj)
         size = max(0.04, 0.6 * float(np.linalg.norm(np.subtract(*world.object_aabb(held)))))
-        views = self.renderer.render_frames(world, [Frame("G", tcp, 0.08), Frame("O", obj, size)])
+        views = self.renderer.render_frames(world, [Frame("G", tcp, 0.12), Frame("O", obj, size)])
         request = RotationRequest(self.instruction, subtask.say, held, tuple(view_image(v) for v in views),
                                   error_now, TOLERANCE_DEG, evidence)
         verdict = ask_rotation(self.scorer, request)
