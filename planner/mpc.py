@@ -24,6 +24,7 @@ from planner.errors import RunAborted
 from planner.failure_view import failure_png, symbols_of
 from planner.probe import identify_objects
 from planner.report import write_report
+from planner.rotation import RotationModule
 from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.step_record import candidate_row, failure_record, look_again_record, step_record
@@ -62,6 +63,7 @@ class MPCConfig:
     fast_render: bool = True          # EGL for the twin when available (the command line may force TinyRenderer)
     anchored_proposals: bool = True   # grasps / placements / pushes join the ball (False: the ball alone, ablation)
     failure_recovery: bool = True     # act on diagnosed failures (rewind, re-anneal); False: only log them (ablation)
+    rotation_module: bool = True      # ablation switch: the rigid-coupled rotation module (planner/rotation.py)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed_scale <= 1.0:
@@ -106,6 +108,8 @@ class MPCPlanner:
         self.look_again = LookAgain()
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
         self.progress_watch = ProgressWatch()
+        self.rotation = RotationModule(task.instruction, renderer, scorer, np.random.default_rng(
+            self.config.seed + 1), runlog.save_image) if self.config.rotation_module else None
 
     def close(self) -> None:
         self.twin.close()
@@ -207,6 +211,9 @@ class MPCPlanner:
         self._toggle_width_m = None
         candidates = self.sampler.propose(tcp, gripper_open=not closed, stay=not stalled,
                                           world=world if self.config.anchored_proposals else None, goal=subtask.done)
+        rotation = None
+        if self.rotation is not None:   # tilts and rolls that carry the agents' answer to the rotation question
+            candidates, rotation = self.rotation.extend(k, world, subtask, candidates, not closed)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
 
@@ -235,6 +242,8 @@ class MPCPlanner:
         record["twin_view"] = self.runlog.save_image(k, "twin_vs_camera", twin_beside_camera_png(world, obs.frames[0]))
         timings["render"] += time.perf_counter() - t0   # the twin through camera 0, for the report
         record["candidates"] = [candidate_row(r, table) for r in rollouts]
+        if rotation is not None:
+            record["rotation"] = rotation
         record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
         record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
         if failure is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from render.frames import Frame, draw_frames
 from render.overlay import OverlayStyle, Trace, draw_overlay
 from render.views import VirtualView, load_views
 from sim.camera import CameraSpec, render_rgbd
@@ -109,6 +110,15 @@ class Renderer:
             out.append(RenderedView(view.name, drawn.rgb, encode_png(drawn.rgb, self.png_compress_level),
                                     drawn.endpoints_px, cam, drawn.labels_px))
         log.debug("rendered %d views x %d candidates in %.3f s", len(out), len(traces), time.perf_counter() - t0)
+        return out
+
+    def render_frames(self, world: World, frames: Sequence[Frame]) -> list[RenderedView]:
+        """One view per virtual view of the twin as it is, with the frames' labelled axes drawn (the pictures of
+        the rotation question); no candidates, so endpoints_px is empty."""
+        out = []
+        for view, cam in zip(self.views, self.cameras):
+            drawn = draw_frames(render_scene_image(world, cam), cam, frames, view.name)
+            out.append(RenderedView(view.name, drawn.rgb, encode_png(drawn.rgb, self.png_compress_level), {}, cam))
         return out
 
 

@@ -35,6 +35,9 @@ from scoring.backend import AgentConfig
 from scoring.errors import AgentParamError, BackendError, MissingKeyError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
+from scoring.rotation_question import ROTATION_SCHEMA, RotationRequest
+from scoring.rotation_question import TOOL_DESCRIPTION as ROTATION_TOOL_DESCRIPTION
+from scoring.rotation_question import TOOL_NAME as ROTATION_TOOL_NAME
 from scoring.schema import REFUSAL_MARKER, answer_schema
 
 logger = logging.getLogger(__name__)
@@ -131,6 +134,14 @@ class AnthropicBackend(ApiClientBackend):
         """The scoring tool offered (and forced) in every request."""
         return {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": answer_schema(candidate_ids)}
 
+    @classmethod
+    def tool_for(cls, request: ScoreRequest | RotationRequest) -> dict[str, Any]:
+        """The tool forced for this question: the scores, or the rotation answer."""
+        if isinstance(request, RotationRequest):
+            return {"name": ROTATION_TOOL_NAME, "description": ROTATION_TOOL_DESCRIPTION,
+                    "input_schema": ROTATION_SCHEMA}
+        return cls.tool(request.candidate_ids)
+
     def request_kwargs(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig,
                        prompt: Prompt | None = None) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for this call (no key in them)."""
@@ -156,8 +167,8 @@ class AnthropicBackend(ApiClientBackend):
                     ],
                 }
             ],
-            "tools": [self.tool(request.candidate_ids)],
-            "tool_choice": {"type": "tool", "name": TOOL_NAME},
+            "tools": [self.tool_for(request)],
+            "tool_choice": {"type": "tool", "name": self.tool_for(request)["name"]},
         }
         if temperature is not None:
             kwargs["extra_body"] = {"temperature": temperature}
@@ -194,7 +205,8 @@ class AnthropicBackend(ApiClientBackend):
                 agent.name, max_tokens,
             )
         for block in blocks:
-            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
+            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) in (
+                    TOOL_NAME, ROTATION_TOOL_NAME):
                 return json.dumps(block.input)
         return text
 
@@ -202,7 +214,7 @@ class AnthropicBackend(ApiClientBackend):
         model, max_tokens, temperature = self._settings(agent)
         prompt = build_prompt(request, view, agent)
         tool_sha = hashlib.sha256(
-            json.dumps(self.tool(request.candidate_ids), sort_keys=True).encode("utf-8")
+            json.dumps(self.tool_for(request), sort_keys=True).encode("utf-8")
         ).hexdigest()
         content = {
             "backend": self.name,

@@ -44,6 +44,8 @@ from scoring.backend import AgentConfig
 from scoring.errors import AgentParamError, BackendError, MissingKeyError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
+from scoring.rotation_question import ROTATION_SCHEMA, RotationRequest
+from scoring.rotation_question import SCHEMA_NAME as ROTATION_SCHEMA_NAME
 from scoring.schema import REFUSAL_MARKER, answer_schema
 
 logger = logging.getLogger(__name__)
@@ -216,6 +218,14 @@ class OpenAIBackend(ApiClientBackend):
             return {"type": "json_object"}
         return None
 
+    @classmethod
+    def response_format_for(cls, structured: str, request: ScoreRequest | RotationRequest) -> dict[str, Any] | None:
+        """The response_format for this question: the scores' schema, or the rotation answer's."""
+        if isinstance(request, RotationRequest) and structured == "json_schema":
+            return {"type": "json_schema",
+                    "json_schema": {"name": ROTATION_SCHEMA_NAME, "strict": True, "schema": ROTATION_SCHEMA}}
+        return cls.response_format(structured, request.candidate_ids)
+
     def request_kwargs(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig,
                        prompt: Prompt | None = None) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for this call (no key in them)."""
@@ -238,7 +248,7 @@ class OpenAIBackend(ApiClientBackend):
         }
         if temperature is not None:
             kwargs["temperature"] = temperature
-        fmt = None if self._no_response_format else self.response_format(structured, request.candidate_ids)
+        fmt = None if self._no_response_format else self.response_format_for(structured, request)
         if fmt is not None:
             kwargs["response_format"] = fmt
         return kwargs
@@ -308,7 +318,7 @@ class OpenAIBackend(ApiClientBackend):
     def cache_key(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str | None:
         model, max_tokens, temperature, structured = self._settings(agent)
         prompt = build_prompt(request, view, agent)
-        fmt = self.response_format(structured, request.candidate_ids)
+        fmt = self.response_format_for(structured, request)
         content = {
             "backend": self.name,
             "server": public_url(self._resolved_base_url()),   # one model name can mean different weights

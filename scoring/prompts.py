@@ -22,6 +22,10 @@ path separator or starting with "." counts as a path). Different agents of one e
 templates ("mixture of agents"). ``Prompt.sha256`` hashes the rendered text, so caches and run logs can tell
 prompt versions apart without storing them twice.
 
+The rotation question (``scoring.rotation_question``) has its own pair of files beside them,
+``rotation_system.md`` and ``rotation_user.md`` (placeholders: instruction, subtask, view_name, width, height,
+held_object); a template folder without them uses those of ``v1``. Its version reads ``<folder>/rotation``.
+
 Every line of the user prompt that the stub server and the parsers rely on ("Candidate ids: 0, 1, 2") must
 stay in each template: ``tests/scoring/test_scoring_prompts.py`` checks every shipped template.
 """
@@ -43,6 +47,7 @@ from scoring.errors import AgentParamError, ConfigError, did_you_mean
 if TYPE_CHECKING:
     from scoring.backend import AgentConfig
     from scoring.request import ScoreRequest, ViewImage
+    from scoring.rotation_question import RotationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ PLACEHOLDERS = (
     "n_candidates",
     "gripper_actions",
 )
+ROTATION_FILES = ("rotation_system.md", "rotation_user.md")
+ROTATION_PLACEHOLDERS = ("instruction", "subtask", "view_name", "width", "height", "held_object")
 
 
 @dataclass(frozen=True)
@@ -106,37 +113,40 @@ def resolve_template_dir(name_or_path: str) -> Path:
     return directory.resolve()
 
 
-def _check_placeholders(text: str, path: Path) -> None:
+def _check_placeholders(text: str, path: Path, allowed: tuple[str, ...] = PLACEHOLDERS) -> None:
     # string.Template.get_identifiers (3.11) lists the names; an invalid "$" (e.g. "$ 5") is caught by
     # is_valid. Unknown names are errors now, at load, not at the first call in the middle of a run.
     template = string.Template(text)
     if not template.is_valid():
         raise ConfigError(str(path), "template", "valid $placeholders (write $$ for a literal dollar sign)",
                           configs.Said("a '$' that starts no placeholder"))
-    unknown = [name for name in template.get_identifiers() if name not in PLACEHOLDERS]
+    unknown = [name for name in template.get_identifiers() if name not in allowed]
     if unknown:
-        raise ConfigError(str(path), "template", f"placeholders among ${', $'.join(PLACEHOLDERS)}",
-                          f"${unknown[0]}", hint=did_you_mean(unknown[0], PLACEHOLDERS))
+        raise ConfigError(str(path), "template", f"placeholders among ${', $'.join(allowed)}",
+                          f"${unknown[0]}", hint=did_you_mean(unknown[0], allowed))
 
 
 @lru_cache(maxsize=64)
-def _load_cached(directory: str, stamps: tuple[tuple[int, int], ...]) -> PromptTemplate:
+def _load_cached(directory: str, stamps: tuple[tuple[int, int], ...], files: tuple[str, str] = TEMPLATE_FILES,
+                 ) -> PromptTemplate:
     # Keyed on the files' (mtime, size) so that an edited template is read again.
     del stamps
     path = Path(directory)
+    allowed = ROTATION_PLACEHOLDERS if files == ROTATION_FILES else PLACEHOLDERS
     texts = []
-    for name in TEMPLATE_FILES:
+    for name in files:
         file_path = path / name
         try:
             text = configs.read_text(file_path, "prompt template", max_bytes=256 << 10)
         except configs.InputError as err:
             raise ConfigError(err.file, err.field or "template", err.expected,
                               *(() if err.got is None else (configs.Said(err.got),))) from None
-        _check_placeholders(text, file_path)
+        _check_placeholders(text, file_path, allowed)
         texts.append(text.strip("\n"))
     if not texts[1].strip():
-        raise ConfigError(str(path / "user.md"), "template", "a non-empty user template", configs.Said("nothing"))
-    return PromptTemplate(version=path.name, directory=str(path), system=texts[0], user=texts[1])
+        raise ConfigError(str(path / files[1]), "template", "a non-empty user template", configs.Said("nothing"))
+    version = path.name if files == TEMPLATE_FILES else f"{path.name}/rotation"
+    return PromptTemplate(version=version, directory=str(path), system=texts[0], user=texts[1])
 
 
 def load_template(name_or_path: str = DEFAULT_PROMPT) -> PromptTemplate:
@@ -144,6 +154,15 @@ def load_template(name_or_path: str = DEFAULT_PROMPT) -> PromptTemplate:
     directory = resolve_template_dir(name_or_path)
     stats = [(directory / name).stat() for name in TEMPLATE_FILES]
     return _load_cached(str(directory), tuple((st.st_mtime_ns, st.st_size) for st in stats))
+
+
+def load_rotation_template(name_or_path: str = DEFAULT_PROMPT) -> PromptTemplate:
+    """The rotation question's template of a template folder (v1's when the folder has none)."""
+    directory = resolve_template_dir(name_or_path)
+    if not all((directory / name).is_file() for name in ROTATION_FILES):
+        directory = resolve_template_dir(DEFAULT_PROMPT)
+    stats = [(directory / name).stat() for name in ROTATION_FILES]
+    return _load_cached(str(directory), tuple((st.st_mtime_ns, st.st_size) for st in stats), ROTATION_FILES)
 
 
 def check_prompt_param(params: Mapping[str, Any]) -> None:
@@ -197,15 +216,38 @@ def placeholder_values(request: ScoreRequest, view: ViewImage) -> dict[str, str]
     }
 
 
-def render_template(template: PromptTemplate, request: ScoreRequest, view: ViewImage) -> Prompt:
+def rotation_placeholder_values(request: RotationRequest, view: ViewImage) -> dict[str, str]:
+    """The text each rotation-question placeholder expands to."""
+    return {
+        "instruction": request.instruction.strip(),
+        "subtask": request.subtask.strip() or "(none given)",
+        "view_name": view.name,
+        "width": str(view.width),
+        "height": str(view.height),
+        "held_object": request.held_object,
+    }
+
+
+def render_template(template: PromptTemplate, request: ScoreRequest | RotationRequest, view: ViewImage) -> Prompt:
     """Fill a loaded template for one request and view."""
-    values = placeholder_values(request, view)
+    from scoring.rotation_question import RotationRequest
+
+    if isinstance(request, RotationRequest):
+        values = rotation_placeholder_values(request, view)
+    else:
+        values = placeholder_values(request, view)
     system = _render(template.system, values)
     user = _render(template.user, values)
     digest = hashlib.sha256(system.encode("utf-8") + b"\0" + user.encode("utf-8")).hexdigest()
     return Prompt(system=system, user=user, version=template.version, sha256=digest)
 
 
-def build_prompt(request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> Prompt:
-    """The prompt for one (agent, view) call, from the template named by ``agent.params['prompt']``."""
-    return render_template(load_template(agent.params.get("prompt", DEFAULT_PROMPT)), request, view)
+def build_prompt(request: ScoreRequest | RotationRequest, view: ViewImage, agent: AgentConfig) -> Prompt:
+    """The prompt for one (agent, view) call, from the template named by ``agent.params['prompt']`` (its
+    rotation files for a RotationRequest)."""
+    from scoring.rotation_question import RotationRequest
+
+    name = agent.params.get("prompt", DEFAULT_PROMPT)
+    if isinstance(request, RotationRequest):
+        return render_template(load_rotation_template(name), request, view)
+    return render_template(load_template(name), request, view)

@@ -16,6 +16,8 @@ Mapping from ``CandidateEvidence`` to scores (all in [0, 10]):
   object's fall height between 1 cm (no penalty) and 4 cm (zero).
 - task_alignment = 10 if the rollout completes the task or the current subtask, else ``10 * progress``.
 - efficiency = ``10 * exp(-path_length_m / 0.6 m)``.
+- the rotation question (``scoring.rotation_question.RotationRequest``): the turn among the twin's tried turns
+  that leaves the goal's orientation error smallest (``twin_answer``); no turn when none improves it.
 - view_clarity = ``10 * inside_fraction * spread_term``: ``inside_fraction`` is the share of requested
   candidates whose drawn end point lies inside the image; ``spread_term = min(1, d / 40 px)`` with ``d``
   the median nearest-neighbour distance between those visible end points (1 with a single visible end point,
@@ -40,6 +42,7 @@ import numpy as np
 from scoring.backend import AgentConfig, Backend
 from scoring.errors import AgentParamError, BackendError, did_you_mean
 from scoring.request import CandidateEvidence, ScoreRequest, ViewImage
+from scoring.rotation_question import RotationRequest, twin_answer
 from scoring.schema import DIMENSIONS, SCORE_MAX, SCORE_MIN
 
 MARGIN_FULL_RAD = 0.3
@@ -143,6 +146,11 @@ class SimJudgeBackend(Backend):
             self.check_agent_params(agent.params)
         except AgentParamError as err:
             raise BackendError(f"agent {agent.name!r}: params.{err}") from None
+        if isinstance(request, RotationRequest):   # the rotation question: the turn the twin found best
+            if request.evidence is None:
+                raise BackendError("simjudge: the rotation question carries no twin evidence "
+                                   "(RotationRequest.evidence)")
+            return json.dumps(twin_answer(request).to_dict())
         if request.evidence is None:
             raise BackendError(
                 "simjudge needs rollout evidence (ScoreRequest.evidence: CandidateEvidence per candidate); "

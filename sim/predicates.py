@@ -23,6 +23,9 @@ PREDICATES: dict[str, tuple[str, str]] = {
     "near": ("near", "{objects: [a, b], within_m: number}"),
     "at": ("at", "{object: name, xyz: [x, y, z], within_m: number}"),
     "upright": ("object", "an object name"),
+    "on_side": ("object", "an object name (its own z axis must lie horizontal)"),
+    "on_end": ("object", "an object name (its own z axis must stand vertical, either way up)"),
+    "on_table": ("object", "an object name (resting on the table, not held)"),
     "joint_at_least": ("joint", "{object: name, joint: name, value: number}"),
     "gripper_open": ("bool", "true or false"),
 }
@@ -30,6 +33,8 @@ COMBINATORS = ("all", "any", "not")
 
 ON_TOP_GAP_M = 0.015
 UPRIGHT_TILT_DEG = 15.0
+ON_TABLE_GAP_M = 0.01          # an object whose lowest point is this close to the table (z = 0) stands on it
+ON_SIDE_TOL_DEG = 15.0         # on its side / on its end: its own z axis this close to horizontal / vertical
 INSIDE_MARGIN = 0.2            # fraction of a container's half-size that counts as its rim
 
 
@@ -187,6 +192,13 @@ def evaluate(world: World, pred: dict) -> bool:
         return float(d) <= arg["within_m"]
     if key == "upright":
         return _tilt_deg(world, arg) <= UPRIGHT_TILT_DEG
+    if key == "on_side":
+        return abs(90.0 - _tilt_deg(world, arg)) <= ON_SIDE_TOL_DEG
+    if key == "on_end":
+        tilt = _tilt_deg(world, arg)
+        return min(tilt, 180.0 - tilt) <= ON_SIDE_TOL_DEG
+    if key == "on_table":
+        return bool(_resting(world, arg) and world.object_aabb(arg)[0][2] <= ON_TABLE_GAP_M)
     if key == "joint_at_least":
         return _joint_value(world, arg["object"], arg["joint"]) >= arg["value"]
     if key == "gripper_open":
@@ -277,7 +289,58 @@ def progress(world: World, pred: dict) -> float:
         return float(min(0.99, np.exp(-(d - arg["within_m"]) / 0.1)))
     if key == "upright":
         return float(max(0.0, 1.0 - _tilt_deg(world, arg) / 90.0)) * 0.99
+    if key == "on_side":
+        return float(max(0.0, 1.0 - abs(90.0 - _tilt_deg(world, arg)) / 90.0)) * 0.99
+    if key == "on_end":
+        tilt = _tilt_deg(world, arg)
+        return float(max(0.0, 1.0 - min(tilt, 180.0 - tilt) / 90.0)) * 0.99
+    if key == "on_table":
+        # held: the lower it is carried, the closer (at most 0.9, so letting go low is what completes it);
+        # resting higher up (on something else): a little for being low
+        bottom = max(0.0, float(world.object_aabb(arg)[0][2]) - ON_TABLE_GAP_M)
+        return float((0.9 if world.grasped() == arg else 0.5) * np.exp(-bottom / 0.05))
     if key == "gripper_open":
         frac = world.gripper_width_m() / world.spec.robot.gripper_max_width_m
         return float(frac if arg else 1.0 - frac) * 0.99
     return 0.0
+
+
+# ---------------------------------------------------------------- orientation requirements
+ORIENTATION_PREDICATES = ("upright", "on_side", "on_end")
+
+
+def tilt_deg_of(R_world_obj) -> float:
+    """Angle between an object's own z axis (third column of its rotation) and world up, in degrees."""
+    z = np.asarray(R_world_obj, dtype=float)[:, 2]
+    return float(np.degrees(np.arccos(np.clip(z[2] / max(np.linalg.norm(z), 1e-12), -1.0, 1.0))))
+
+
+def orientation_error_deg(pred: dict, R_world_obj: dict[str, np.ndarray]) -> float | None:
+    """How many degrees an orientation requirement of `pred` is from being met, given objects' rotations.
+
+    Leaves: `upright` wants tilt 0, `on_side` tilt 90, `on_end` tilt 0 or 180 (an end-over-end symmetric
+    object, e.g. a square prism, stands either way up; its pose estimate cannot tell which end is which); the
+    error is the distance, not the tolerance;
+    `all` takes the worst of its parts, `any` the best, `not` and every other leaf state none. None when the
+    predicate asks nothing about orientation (or about objects not in R_world_obj).
+    """
+    (key, arg), = pred.items()
+    if key in ("all", "any"):
+        errors = [e for s in arg if (e := orientation_error_deg(s, R_world_obj)) is not None]
+        if not errors:
+            return None
+        return max(errors) if key == "all" else min(errors)
+    if key not in ORIENTATION_PREDICATES or arg not in R_world_obj:
+        return None
+    tilt = tilt_deg_of(R_world_obj[arg])
+    if key == "upright":
+        return tilt
+    return abs(90.0 - tilt) if key == "on_side" else min(tilt, 180.0 - tilt)
+
+
+def orientation_objects(pred: dict) -> set[str]:
+    """The objects an orientation leaf of `pred` (outside `not`) is about."""
+    (key, arg), = pred.items()
+    if key in ("all", "any"):
+        return set().union(*(orientation_objects(s) for s in arg))
+    return {arg} if key in ORIENTATION_PREDICATES else set()

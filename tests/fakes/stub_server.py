@@ -31,6 +31,11 @@ entry i, the last entry repeats), or a callable ``(index, path, body) -> name``.
                     HTTP 400 "response_format ... not supported" when the body has a response_format,
                     else good (a server without structured output support)
 
+A rotation question (``scoring.rotation_question``: a tool / json_schema whose properties hold "axis", or
+with no schema a prompt with a "Held object:" line) is answered with ``rotation`` (a dict, default: turn 90
+degrees positive about the gripper's y axis) in the same wire shapes; "chatty", "malformed" and the errors
+apply to it too.
+
 ``delay_s`` makes every answer wait that long first (a server with a known latency); requests are served
 concurrently, one daemon thread each. A refused connection cannot be served by a live server:
 ``unused_base_url()`` gives a URL on a port nothing listens on. ``make_stub_request()`` builds a ScoreRequest
@@ -186,6 +191,13 @@ def _schema_ids(schema: Any) -> tuple[int, ...] | None:
     return tuple(int(i) for i in enum) if isinstance(enum, list) and enum else None
 
 
+def _is_rotation(schema: Any, text: str) -> bool:
+    """A rotation question: its schema asks for an "axis", or (no schema) its prompt names the held object."""
+    if isinstance(schema, dict):
+        return "axis" in (schema.get("properties") or {})
+    return "held object:" in text.lower()
+
+
 def _text_ids(text: str) -> tuple[int, ...] | None:
     match = _IDS_LINE_RE.search(text)
     if not match:
@@ -259,6 +271,7 @@ class StubVLMServer:
         expect_response_format: str = "json_schema",
         require_tool: bool = True,
         record_bodies: bool = True,
+        rotation: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(behaviours, str):
             behaviours = (behaviours,)
@@ -286,6 +299,7 @@ class StubVLMServer:
         self.expect_response_format = expect_response_format
         self.require_tool = require_tool
         self.record_bodies = record_bodies
+        self.rotation = dict(rotation or {"frame": "gripper", "axis": "y", "direction": "positive", "angle_deg": 90})
         self._lock = threading.Lock()
         self._records: list[StubRequest] = []
         self._counts: dict[str, int] = {}
@@ -520,7 +534,9 @@ class StubVLMServer:
             schema = tools[0].get("input_schema")
             info["tool"] = tools[0].get("name")
         info["ids"] = _schema_ids(schema) or _text_ids(info["text"])
-        if not errors and not info["ids"]:
+        if _is_rotation(schema, info["text"]):
+            info["question"], info["ids"] = "rotation", ()
+        elif not errors and not info["ids"]:
             errors.append("cannot tell the candidate ids: no id enum in the schema, no 'Candidate ids:' line")
         return errors, info
 
@@ -572,7 +588,9 @@ class StubVLMServer:
             else:
                 schema = spec["schema"]
         info["ids"] = _schema_ids(schema) or _text_ids(info["text"])
-        if not errors and not info["ids"]:
+        if _is_rotation(schema, info["text"]):
+            info["question"], info["ids"] = "rotation", ()
+        elif not errors and not info["ids"]:
             errors.append("cannot tell the candidate ids: no id enum in the schema, no 'Candidate ids:' line")
         return errors, info
 
@@ -594,8 +612,8 @@ class StubVLMServer:
             rows = rows[:-1]
         return {"view_clarity": self.clarity, "candidates": rows}
 
-    def _answer_text(self, ids: Sequence[int], behaviour: str) -> str:
-        obj = self._answer_object(ids, behaviour)
+    def _answer_text(self, ids: Sequence[int], behaviour: str, question: str | None = None) -> str:
+        obj = dict(self.rotation) if question == "rotation" else self._answer_object(ids, behaviour)
         text = json.dumps(obj)
         if behaviour == "chatty":
             fenced = json.dumps(obj, indent=1)
@@ -631,14 +649,16 @@ class StubVLMServer:
             content = [{"type": "text", "text": REFUSAL_TEXT}]
             stop_reason = "refusal"
         elif behaviour in ("chatty", "malformed") or not info.get("tool"):
-            content = [{"type": "text", "text": self._answer_text(record.candidate_ids, behaviour)}]
+            content = [{"type": "text", "text": self._answer_text(record.candidate_ids, behaviour,
+                                                                  info.get("question"))}]
         else:
             content = [
                 {
                     "type": "tool_use",
                     "id": f"toolu_stub_{record.index}",
                     "name": info["tool"],
-                    "input": self._answer_object(record.candidate_ids, behaviour),
+                    "input": dict(self.rotation) if info.get("question") == "rotation"
+                    else self._answer_object(record.candidate_ids, behaviour),
                 }
             ]
             stop_reason = "tool_use"
@@ -672,7 +692,7 @@ class StubVLMServer:
         if behaviour == "refusal":
             message["refusal"] = REFUSAL_TEXT
         else:
-            message["content"] = self._answer_text(record.candidate_ids, behaviour)
+            message["content"] = self._answer_text(record.candidate_ids, behaviour, info.get("question"))
         self._reply(
             handler,
             200,
