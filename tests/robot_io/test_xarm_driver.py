@@ -23,6 +23,7 @@ from tests.robot_io.conftest import require
 require("xarm", "xarm")
 
 from robot_io.driver_config import DriverConfigError, robot_spec  # noqa: E402
+from robot_io.drivers import make_driver  # noqa: E402
 from robot_io.errors import (  # noqa: E402
     ConnectionLostError,
     ProtectiveStopError,
@@ -288,5 +289,12 @@ def test_bad_config_names_file_field_and_got(tmp_path):
     f.write_text("host: 10.0.0.2\nservo_rate: 100\n")
     with pytest.raises(DriverConfigError, match="did you mean 'servo_rate_hz'"):
         XArmConfig.load(f)
-    with pytest.raises(DriverConfigError, match="servo_rate_hz must be <= 250"):
+    with pytest.raises(DriverConfigError, match=r"xarm6\.yaml: field 'servo_rate_hz': expected <= 250 .*got 500"):
         XArmConfig.load(servo_rate_hz=500.0)
+    f.write_text("host: 10.0.0.2\nenvelope: {speed_scal: 0.5}\n")
+    with pytest.raises(DriverConfigError, match=r"my_xarm\.yaml: field 'envelope\.speed_scal': .*did you mean "
+                                                r"'speed_scale'"):
+        XArmConfig.load(f)
+    f.write_text("host: 10.0.0.2\nrobot: xarm9\n")
+    with pytest.raises(DriverConfigError, match=r"my_xarm\.yaml: field 'robot': expected a robot name"):
+        make_driver("xarm", str(f))
