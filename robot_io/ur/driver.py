@@ -182,7 +182,13 @@ class URRobot(VendorRobot):
         self._check_ready(self.state())
 
     def _arm_watchdog(self) -> None:
-        rc, hz = self._rc, self.config.watchdog_min_hz
+        """Arm the RTDE input watchdog at its idle frequency (motions raise it: `_stream`), and kick it while idle.
+
+        Between motions the planner computes (reconstruction, rendering, rollouts) in C extensions that can hold
+        the GIL for hundreds of milliseconds and starve the kick thread: the idle watchdog then tolerates
+        1 / watchdog_idle_min_hz of silence (a frozen or unplugged driver still stops the program), and the strict
+        `watchdog_min_hz` applies while the arm moves."""
+        rc, hz = self._rc, self.config.watchdog_idle_min_hz
         # Right after a script (re)start, ur_rtde's control interface may not have seen the new runtime state
         # yet and refuses commands for a packet or two: retry briefly.
         deadline = time.monotonic() + 1.0
@@ -190,8 +196,8 @@ class URRobot(VendorRobot):
             if time.monotonic() > deadline:
                 raise VendorError("the UR control script refused setWatchdog (is the program running?)")
             time.sleep(0.02)
-        # Kick three times per watchdog period while idle; servoJ packages count as kicks while moving.
-        self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * hz))
+        # Kick three times per (motion) watchdog period while idle; servoJ packages count as kicks while moving.
+        self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * self.config.watchdog_min_hz))
 
     def disconnect(self) -> None:
         self._abort.set()
@@ -323,6 +329,16 @@ class URRobot(VendorRobot):
 
     def _stream(self, ticks: np.ndarray, settled: threading.Event) -> None:
         """On the worker: servoJ every tick, then hold the last target until settled (or the timeout)."""
+        cfg, rc = self.config, self._rc
+        if not rc.setWatchdog(cfg.watchdog_min_hz):     # strict while moving: a silent driver stops the arm
+            raise VendorError("the UR control script refused setWatchdog before a motion")
+        try:
+            self._servo(ticks, settled)
+        finally:
+            if self._lost is None and self._worker is not None and self._worker.wedged is None:
+                rc.setWatchdog(cfg.watchdog_idle_min_hz)
+
+    def _servo(self, ticks: np.ndarray, settled: threading.Event) -> None:
         cfg, rc = self.config, self._rc
         period = 1.0 / cfg.servo_rate_hz
         hold_until = None

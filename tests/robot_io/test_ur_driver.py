@@ -24,7 +24,7 @@ from tests.fakes.ur_process import FakeURProcess  # noqa: E402
 
 # This machine shares 2 cores with other jobs: 100 ms thresholds trip on scheduler hiccups, so the tests use
 # 250 ms (a real cell keeps the defaults in robot_io/ur/ur5e.yaml).
-CI_TIMING = {"stale_after_s": 0.25, "watchdog_min_hz": 4.0}
+CI_TIMING = {"stale_after_s": 0.25, "watchdog_min_hz": 4.0, "watchdog_idle_min_hz": 2.0}
 pytestmark = [pytest.mark.hardware_sim, pytest.mark.timeout(120)]
 MRAD = 1e-3
 
