@@ -212,7 +212,7 @@ class VendorRobot(Robot):
             # on this thread: the worker stays free for the controller's watchdog kicks while the fingers move
             time.sleep(settle_s)
         self._grip_closed = close
-        notes.append(f"gripper {word}d")
+        notes.append("gripper closed" if close else "gripper opened")
 
 
 def gripper_segments(traj: JointTrajectory, max_width_m: float) -> Iterator[tuple[JointTrajectory, bool]]:

@@ -125,3 +125,33 @@ def test_run_with_a_bad_robot_config_exits_2_with_file_and_field(tmp_path):
     assert proc.returncode == 2 and "--robot-config" in proc.stderr and "with --robot" in proc.stderr
     proc, _ = _run(["--robot", "urr"], tmp_path / "runs")
     assert proc.returncode == 2 and "did you mean 'ur'" in proc.stderr
+
+
+def test_run_on_franka_through_franky_against_franky_sim(tmp_path):
+    require("franky", "franka")
+    require("franky_sim", "franka")
+    from tests.fakes.franky_process import FrankySimProcess
+
+    sim = FrankySimProcess()
+    try:
+        spec = robot_spec("fr3")
+        q0 = sim.state()["q"]
+        cam = _camera_config(tmp_path, SceneSpec(spec, _blocks(spec), joint_pos_rad=tuple(q0)))
+        cfg = tmp_path / "my_fr3.yaml"
+        cfg.write_text(yaml.safe_dump({"host": sim.host, "robot": "fr3", "realtime": False,
+                                       "relative_dynamics_factor": 0.2, "gripper_timeout_s": 30.0,
+                                       "gripper_speed_mps": 0.1}))
+        proc, summary = _run(["--robot", "franka", "--robot-config", str(cfg), "--camera-config", cam],
+                             tmp_path / "runs")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        st = sim.state()
+    finally:
+        sim.close()
+    assert summary["success"] is None and summary["steps"] == 2
+    steps = _check_log(summary["run_dir"], "franka")
+    executed = [s for s in steps if s.get("chosen") is not None]
+    assert executed, "the planner held still in both steps: nothing to check at the simulator"
+    for rec in executed:
+        assert rec["execute"]["completed"], rec["execute"]
+    received = st["received"]
+    assert received["commands"] > 0 and received["non_finite"] == 0 and received["outside_limits"] == 0
