@@ -7,6 +7,7 @@ timing on a real-time kernel, contact (see docs/real_arms.md).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -18,7 +19,7 @@ from tests.robot_io.conftest import require
 require("franky", "franka")
 require("franky_sim", "franka")
 
-from robot_io.errors import ConnectionLostError  # noqa: E402
+from robot_io.errors import ConnectionLostError, ProtectiveStopError  # noqa: E402
 from robot_io.franka import FrankaConfig, FrankaRobot  # noqa: E402
 from robot_io.trajectory import JointTrajectory  # noqa: E402
 from tests.fakes.franky_process import FrankySimProcess  # noqa: E402
@@ -102,5 +103,36 @@ def test_link_loss_mid_motion_ends_the_motion_quickly():
         t0 = time.monotonic()
         r.disconnect()
         assert time.monotonic() - t0 < 5.0
+    finally:
+        sim.close()
+
+
+@pytest.mark.skipif(not os.environ.get("FRANKA_SIM_PYTHON"), reason="franka-sim needs its own venv (numpy 1.26, "
+                    "mujoco < 3.3): set FRANKA_SIM_PYTHON to its python; see tests/fakes/franka_sim_process.py")
+def test_real_reflex_from_franka_sim_is_reported_and_cleared_only_by_recover():
+    """franka-sim enforces the FCI's limits. At relative_dynamics_factor 1.0 franky's Ruckig profile for a 0.8 rad
+    move on joint 1 exceeds the FR3's 10 rad/s^2 (measured 10.32): the simulator aborts the motion with the real
+    reflex, which the driver reports; nothing moves again until recover()."""
+    from tests.fakes.franka_sim_process import FrankaSimProcess
+
+    sim = FrankaSimProcess()
+    try:
+        r = FrankaRobot(FrankaConfig.load(host=sim.host, realtime=False, relative_dynamics_factor=1.0, gripper="none",
+                                          envelope={"speed_scale": 1.0, "max_joint_step_rad": 0.5}))
+        with r:
+            q0 = r.observe().joint_pos_rad
+            jump = q0 + np.array([0.8, 0, 0, 0.6, 0, 0, 0])
+            with pytest.raises(ProtectiveStopError, match="joint_motion_generator_velocity_discontinuity"):
+                r.execute(JointTrajectory(jump[None, :], 0.08, 0.01))
+            with pytest.raises(ProtectiveStopError, match="recover"):
+                r.check_ready()                                       # still latched: nothing cleared it
+            with pytest.raises(ProtectiveStopError):
+                r.execute(JointTrajectory(q0[None, :], 0.08, 0.5))
+            r.recover()                                               # the explicit command
+            r.check_ready()
+            slow = FrankaConfig.load(host=sim.host, realtime=False, gripper="none")  # the shipped factor 0.1
+        with FrankaRobot(slow) as r2:
+            assert r2.execute(JointTrajectory(q0[None, :], 0.08, 0.5)).completed
+        assert "joint_motion_generator_velocity_discontinuity" in sim.log()
     finally:
         sim.close()
