@@ -282,7 +282,9 @@ class URRobot(VendorRobot):
         settled = threading.Event()
         job = self._worker.submit(self._stream, ticks, settled)
         q_goal = ticks[-1]
-        deadline = time.monotonic() + len(ticks) / cfg.servo_rate_hz + cfg.settle_timeout_s + 1.0
+        # The stream itself gives up holding after settle_timeout_s; this deadline catches a stream that never returns
+        # (a loaded machine can run the 125 Hz stream late: twice its nominal length before calling it hung).
+        deadline = time.monotonic() + 2 * len(ticks) / cfg.servo_rate_hz + cfg.settle_timeout_s + 2.0
         reason: str | None = None
         try:
             while not job.done():
