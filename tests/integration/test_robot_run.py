@@ -143,7 +143,10 @@ def test_run_on_franka_through_franky_against_franky_sim(tmp_path):
         cfg = tmp_path / "my_fr3.yaml"
         cfg.write_text(yaml.safe_dump({"host": sim.host, "robot": "fr3", "realtime": False,
                                        "relative_dynamics_factor": 0.2, "gripper_timeout_s": 30.0,
-                                       "gripper_speed_mps": 0.1}))
+                                       "gripper_speed_mps": 0.1,
+                                       # the loop is under test here, not precision (test_franka_driver.py checks
+                                       # 1 mrad): franky-sim's idle arm drifts a few mrad on a loaded machine
+                                       "settle_tol_rad": 0.005, "settle_timeout_s": 10.0}))
         proc, summary = _run(["--robot", "franka", "--robot-config", str(cfg), "--camera-config", cam],
                              tmp_path / "runs")
         assert proc.returncode == 0, proc.stderr[-3000:]
