@@ -48,14 +48,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from planner.components import scoring_config_for
 
     scoring_config_for(args.scoring_config, args.scorer)   # bad scoring input fails here, before the heavy imports
-    from planner.episode import run_task
+    common = dict(seed=args.seed, scorer=args.scorer, out_dir=args.out, scoring_config=args.scoring_config,
+                  max_steps=args.max_steps, n_candidates=args.candidates,
+                  on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render,
+                  loaded=loaded)
+    if args.robot is not None:   # a vendor driver instead of the sim lab
+        from planner.robot_run import run_on_robot
 
-    print(f"antigrounding: running {args.task} (seed {args.seed}, scorer {args.scorer or 'from config'})",
-          file=sys.stderr, flush=True)
-    out = run_task(args.task, seed=args.seed, scorer=args.scorer, out_dir=args.out,
-                   scoring_config=args.scoring_config, max_steps=args.max_steps, n_candidates=args.candidates,
-                   on_step=None if args.quiet else _step_line, pool=_pool_options(args), fast_render=args.fast_render,
-                   loaded=loaded)
+        print(f"antigrounding: running {args.task} on --robot {args.robot} (scorer {args.scorer or 'from config'})",
+              file=sys.stderr, flush=True)
+        out = run_on_robot(args.task, args.robot, args.robot_config, args.camera_config or (), args.host, **common)
+    else:
+        from planner.episode import run_task
+
+        print(f"antigrounding: running {args.task} (seed {args.seed}, scorer {args.scorer or 'from config'})",
+              file=sys.stderr, flush=True)
+        out = run_task(args.task, **common)
     if out.success is None:
         print(f"antigrounding: NO VERDICT ({out.no_verdict}) after {out.steps} steps in {out.time_s:.1f} s",
               file=sys.stderr)
@@ -178,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"${CONFIG_DIR_ENV}, {os.pathsep}-separated)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one episode of a task against the sim lab")
+    run = sub.add_parser("run", help="run one episode of a task against the sim lab (or a real arm: --robot)")
     run.add_argument("--task", required=True, help="task name (stack_blocks) or YAML path")
     run.add_argument("--seed", type=int, default=0, help="lab randomisation seed (default 0)")
     run.add_argument("--scorer", default=None, help="backend for every agent (default: the scoring config's; "
@@ -189,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--candidates", type=int, default=None, help="candidates per step (default 16)")
     run.add_argument("--json", action="store_true", help="last stdout line: one JSON summary")
     run.add_argument("--quiet", action="store_true", help="no per-step progress lines")
+    run.add_argument("--robot", default=None, help="run on a real arm through this driver (ur | franka | xarm) "
+                     "instead of the sim lab; see docs/real_arms.md")
+    run.add_argument("--robot-config", default=None, metavar="FILE", help="with --robot: the driver config YAML "
+                     "(default: robot_io/<driver>/*.yaml)")
+    run.add_argument("--camera-config", action="append", default=None, metavar="FILE", help="with --robot: a "
+                     "RealSense config YAML (serial or recording, pose or the `calibrate` output); repeatable")
+    run.add_argument("--host", default=None, help="with --robot: the controller IP (default: the config's)")
     _add_pool_args(run)
     run.set_defaults(func=cmd_run)
 
@@ -318,6 +333,10 @@ def check_flags(args: argparse.Namespace) -> None:
             _fail("--seeds", f"seeds that stay below {MAX_SEED + 1}", args.seeds)
     for name in ("out", "export"):
         _folder_flag(args, name)
+    if getattr(args, "command", None) == "run" and args.robot is None:
+        for name in ("robot_config", "camera_config", "host"):
+            if getattr(args, name) is not None:
+                _fail("--" + name.replace("_", "-"), "to be given with --robot (a real arm)", getattr(args, name))
     cache = getattr(args, "cache", None)
     if cache is not None and (not cache.strip() or os.path.isdir(cache)):
         _fail("--cache", "a cache file path, not a folder", cache)

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,15 +19,19 @@ from typing import Any, TypeVar
 
 import yaml
 
+import configs
+from configs.errors import Said, did_you_mean
 from robot_io.envelope import EnvelopeConfig
 from sim.scene import RobotSpec, SpecError
 
 ROBOTS_DIR = Path(__file__).resolve().parents[1] / "configs" / "robots"
 T = TypeVar("T")
+# what the config dataclasses' __post_init__ say: "URConfig.servo_gain must be in [100, 2000] (UR's range), got 5"
+_RULE = re.compile(r"^\w+\.(\w+) must (?:be )?(.+), got (.+)$", re.S)
 
 
-class DriverConfigError(ValueError):
-    """A driver config file or mapping is malformed (the message names the file, field, expected and got)."""
+class DriverConfigError(configs.InputError):
+    """A driver or camera config file or mapping is malformed: file, field, expected, got (exit 2 from the CLI)."""
 
 
 def robot_spec(name_or_path: str, where: str = "robot") -> RobotSpec:
@@ -38,52 +43,64 @@ def robot_spec(name_or_path: str, where: str = "robot") -> RobotSpec:
         known = sorted(p.stem for p in ROBOTS_DIR.glob("*.yaml"))
         close = difflib.get_close_matches(str(name_or_path), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DriverConfigError(f"{where}: unknown robot '{name_or_path}'{hint} (known: {known}, or a .yaml path)")
+        raise DriverConfigError(None, where, f"a robot name ({', '.join(known)}) or a .yaml path",
+                                name_or_path, hint=hint)
     try:
         return RobotSpec.from_yaml(str(path))
     except SpecError as e:
-        raise DriverConfigError(str(e)) from None
+        raise DriverConfigError(e.file, e.field, e.expected, Said(e.got) if e.got is not None else None,
+                                hint=e.hint) from None
 
 
 def load_driver_config(cls: type[T], source: str | os.PathLike | dict | None, **overrides: Any) -> T:
     """Build the frozen dataclass `cls` from a YAML file path or a mapping, then apply non-None overrides."""
-    where = cls.__name__
+    return _load(cls, source, None, overrides)
+
+
+def _load(cls: type[T], source: str | os.PathLike | dict | None, prefix: str | None, overrides: dict,
+          file: str | None = None) -> T:
     data: dict[str, Any] = {}
     if isinstance(source, dict):
         data = dict(source)
     elif source is not None:
-        where = str(source)
+        file = os.fspath(source)
         try:
             with open(source) as f:
                 loaded = yaml.safe_load(f)
         except OSError as e:
-            raise DriverConfigError(f"{where}: cannot read the driver config: {e.strerror}") from None
+            raise DriverConfigError(file, None, f"a readable {cls.__name__} YAML file", Said(e.strerror or str(e))) \
+                from None
         except yaml.YAMLError as e:
-            raise DriverConfigError(f"{where}: not valid YAML: {e}") from None
+            raise DriverConfigError(file, None, "valid YAML", Said(str(e).replace("\n", " "))) from None
         if loaded is not None and not isinstance(loaded, dict):
-            raise DriverConfigError(f"{where}: expected a mapping of fields, got {type(loaded).__name__}")
+            raise DriverConfigError(file, prefix, f"a mapping of {cls.__name__} fields", loaded)
         data = dict(loaded or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def at(key: str) -> str:
+        return f"{prefix}.{key}" if prefix else key
+
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise DriverConfigError(f"{where}: unknown field '{key}'{hint} (fields: {sorted(fields)})")
-        kwargs[key] = _coerce(value, hints[key], f"{where}: field '{key}'")
-    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise DriverConfigError(f"{where}: missing required field(s) {missing}")
+            raise DriverConfigError(file, at(str(key)), f"one of the {cls.__name__} fields {', '.join(fields)}",
+                                    Said("an unknown field"), hint=did_you_mean(str(key), fields, list_choices=False))
+        kwargs[key] = _coerce(value, hints[key], file, at(key))
+    for n, f in fields.items():
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise DriverConfigError(file, at(n), "a value (this field is required)", Said("nothing"))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise DriverConfigError(f"{where}: {e}") from None
+        m = _RULE.match(str(e))
+        if m and m.group(1) in fields:
+            raise DriverConfigError(file, at(m.group(1)), m.group(2), Said(m.group(3))) from None
+        raise DriverConfigError(file, prefix, f"a valid {cls.__name__}", Said(str(e))) from None
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def _coerce(value: Any, hint: Any, file: str | None, field: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -93,25 +110,25 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         origin = typing.get_origin(hint)
     if hint is EnvelopeConfig:
         if not isinstance(value, dict):
-            raise DriverConfigError(f"{where}: expected a mapping of envelope fields, got {value!r}")
-        return load_driver_config(EnvelopeConfig, value)
+            raise DriverConfigError(file, field, "a mapping of envelope fields", value)
+        return _load(EnvelopeConfig, value, field, {}, file)
     if hint is bool:
         if not isinstance(value, bool):
-            raise DriverConfigError(f"{where}: expected true or false, got {value!r}")
+            raise DriverConfigError(file, field, "true or false", value)
         return value
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise DriverConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise DriverConfigError(file, field, "a finite number" if hint is float else "a whole number", value)
         if hint is int and value != int(value):
-            raise DriverConfigError(f"{where}: expected a whole number, got {value!r}")
+            raise DriverConfigError(file, field, "a whole number", value)
         return hint(value)
     if hint is str:
         if not isinstance(value, str):
-            raise DriverConfigError(f"{where}: expected a string, got {value!r}")
+            raise DriverConfigError(file, field, "a string", value)
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise DriverConfigError(f"{where}: expected a list, got {value!r}")
+            raise DriverConfigError(file, field, "a list", value)
         inner = typing.get_args(hint)[0]
-        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(_coerce(v, inner, file, f"{field}[{i}]") for i, v in enumerate(value))
     return value

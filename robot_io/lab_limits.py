@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
+from configs.checks import mapping
 from sim.geometry import Pose
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
@@ -119,12 +120,9 @@ class ControllerLimits:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "limits") -> ControllerLimits:
-        if not isinstance(d, dict):
-            raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        """From a mapping (a lab spec's or the lab's hello): unknown fields get configs' one InputError (a
+        ValueError), with a did-you-mean; values are checked by __post_init__."""
+        mapping(d, None, where, "a mapping of controller limit fields", allowed=tuple(f.name for f in fields(cls)))
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         try:
             return cls(**kw)

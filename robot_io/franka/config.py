@@ -18,7 +18,8 @@ class FrankaConfig:
     scaling of the FR3's velocity/acceleration/jerk limits, in (0, 1]; realtime: demand a PREEMPT_RT kernel
     (libfranka's requirement; false only for simulators); call_timeout_s: deadline of one franky call;
     stale_after_s: state whose robot time has not moved for this long means the link is gone;
-    settle_*: see robot_io/franka/driver.py."""
+    settle_*: see robot_io/franka/driver.py; gripper: "franka_hand" (franky's Gripper: close = a grasp at
+    `gripper_force_n`, open at `gripper_speed_mps`, `gripper_timeout_s` per command) or "none"."""
 
     host: str = "172.16.0.2"
     robot: str = "fr3"
@@ -30,6 +31,10 @@ class FrankaConfig:
     settle_timeout_s: float = 3.0
     settle_corrections: int = 3
     settle_max_offset_rad: float = 0.005
+    gripper: str = "franka_hand"
+    gripper_speed_mps: float = 0.05
+    gripper_force_n: float = 20.0
+    gripper_timeout_s: float = 5.0
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
@@ -40,6 +45,16 @@ class FrankaConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"FrankaConfig.{name} must be > 0, got {v}")
+        if self.gripper not in ("none", "franka_hand"):
+            raise ValueError(f"FrankaConfig.gripper must be 'franka_hand' or 'none', got {self.gripper!r}")
+        if not (math.isfinite(self.gripper_speed_mps) and 0 < self.gripper_speed_mps <= 0.2):
+            raise ValueError(f"FrankaConfig.gripper_speed_mps must be in (0, 0.2] (the Hand's range), got "
+                             f"{self.gripper_speed_mps}")
+        if not (math.isfinite(self.gripper_force_n) and 0 < self.gripper_force_n <= 140):
+            raise ValueError(f"FrankaConfig.gripper_force_n must be in (0, 140] N (the Hand's range), got "
+                             f"{self.gripper_force_n}")
+        if not (math.isfinite(self.gripper_timeout_s) and self.gripper_timeout_s > 0):
+            raise ValueError(f"FrankaConfig.gripper_timeout_s must be > 0, got {self.gripper_timeout_s}")
         if self.settle_corrections < 0:
             raise ValueError(f"FrankaConfig.settle_corrections must be >= 0, got {self.settle_corrections}")
 

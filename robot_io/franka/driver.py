@@ -11,29 +11,26 @@
 - After the motion, if the measured joints sit further than `settle_tol_rad` from the last waypoint (a
   simulated joint controller without gravity compensation leaves such an offset), up to `settle_corrections`
   small corrective targets (each offset at most `settle_max_offset_rad`, inside the joint limits) are sent.
+- The Franka Hand (`gripper: franka_hand`, `robot_io.franka.gripper`, franky's `Gripper`) is commanded between the
+  arm pieces where the planned gripper state changes (`robot_io.vendor_robot.VendorRobot.execute`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
 from collections.abc import Sequence
 
 import numpy as np
-import pybullet as p
 
 from robot_io.camera import Camera
-from robot_io.envelope import SafetyEnvelope
-from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError, VendorError
+from robot_io.errors import ConnectionLostError, ProtectiveStopError, RobotError, VendorError
 from robot_io.franka.config import FrankaConfig
-from robot_io.observation import Observation
-from robot_io.robot import ExecuteReport, Robot
+from robot_io.gripper import Gripper
 from robot_io.trajectory import JointTrajectory
 from robot_io.vendor_call import FreshState, VendorWorker, run_with_deadline
-from sim.scene import SceneSpec
-from sim.world import World
+from robot_io.vendor_robot import VendorRobot
 
 log = logging.getLogger(__name__)
 _FCI_PORT = 1337
@@ -48,33 +45,28 @@ def _import_franky():
     return franky
 
 
-class FrankaRobot(Robot):
-    """An FR3 over libfranka (franky). `cameras` are read on every observe()."""
+class FrankaRobot(VendorRobot):
+    """An FR3 over libfranka (franky). `cameras` are connected with the arm and read on every observe(); `gripper`
+    (default: the config's Franka Hand) is commanded where the planned gripper state changes."""
 
-    def __init__(self, config: FrankaConfig | None = None, *, cameras: Sequence[Camera] = ()) -> None:
-        from robot_io.driver_config import robot_spec
+    vendor = "Franka"
+    dofs = (7,)
 
-        self.config = config or FrankaConfig.load()
-        self.robot_spec = robot_spec(self.config.robot, where="FrankaConfig.robot")
-        if self.robot_spec.dof != 7:
-            raise RobotError(f"FrankaRobot drives 7-joint arms; '{self.robot_spec.name}' has {self.robot_spec.dof}")
-        self.cameras = tuple(cameras)
-        self.envelope: SafetyEnvelope | None = None
+    def __init__(self, config: FrankaConfig | None = None, *, cameras: Sequence[Camera] = (),
+                 gripper: Gripper | None = None) -> None:
+        super().__init__(config or FrankaConfig.load(), cameras=cameras, gripper=gripper)
         self._robot = None
         self._franky = None
-        self._worker: VendorWorker | None = None
         self._fresh = FreshState()
-        self._lost: str | None = None
         self._stop_requested = False
-        self._fk_client: int | None = None
-        self._fk_world: World | None = None
 
-    def __repr__(self) -> str:
-        return f"FrankaRobot({self.config.host}, connected={self.is_connected})"
+    def _link_open(self) -> bool:
+        return self._robot is not None
 
-    @property
-    def is_connected(self) -> bool:
-        return self._robot is not None and self._lost is None
+    def _make_gripper(self) -> Gripper | None:
+        from robot_io.franka.gripper import gripper_from_config
+
+        return gripper_from_config(self.config, self._franky, self.robot_spec.gripper_max_width_m)
 
     def connect(self) -> None:
         if self._robot is not None:
@@ -103,46 +95,31 @@ class FrankaRobot(Robot):
                                       f"its libfranka)") from None
         self._lost, self._fresh = None, FreshState()
         self._worker = VendorWorker(f"franka@{cfg.host}")
-        self._fk_client = p.connect(p.DIRECT)
-        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=self.robot_spec))
-        self.envelope = SafetyEnvelope(self.robot_spec, lambda q: self._fk_world.fk(q).position, cfg.envelope)
+        self._open_kinematics()
+        try:
+            self._open_peripherals()
+        except BaseException:
+            self.disconnect()
+            raise
         log.info("connected to Franka at %s (relative dynamics factor %.2f)", cfg.host, cfg.relative_dynamics_factor)
 
     def disconnect(self) -> None:
+        self._close_peripherals()
         robot, self._robot = self._robot, None
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.close()
         if robot is not None and not run_with_deadline(lambda: robot.stop(), 2.0, "franka-stop"):
             log.warning("franky stop() did not return within 2 s at disconnect")
-        if self._fk_client is not None:
-            with contextlib.suppress(p.error):
-                p.disconnect(physicsClientId=self._fk_client)
-        self._fk_client, self._fk_world, self.envelope, self._lost = None, None, None, None
+        self._close_kinematics()
+        self._lost = None
 
     # ------------------------------------------------------------ state
-    def _require(self) -> None:
-        if self._lost is not None:
-            raise ConnectionLostError(self._lost)
-        if self._robot is None:
-            raise NotConnectedError(f"{self!r} is not connected; call connect() or use it as a context manager")
-
-    def _call(self, what: str, fn, *args, timeout_s: float | None = None):
-        self._require()
-        try:
-            return self._worker.call(what, fn, *args, timeout_s=timeout_s or self.config.call_timeout_s)
-        except ConnectionLostError as e:
-            if self._lost is None:
-                self._lost = f"Franka at {self.config.host}: {e}"
-                log.error("%s", self._lost)
-            raise ConnectionLostError(self._lost) from None
-
     def _state(self):
         st = self._call("read state", lambda: self._robot.state)
         age = self._fresh.update(st.time.to_sec())
         if age > self.config.stale_after_s:
-            self._lost = f"Franka at {self.config.host}: robot time has not moved for {age:.3f} s (link down)"
-            raise ConnectionLostError(self._lost)
+            raise self._mark_lost(f"robot time has not moved for {age:.3f} s (link down)")
         return st
 
     def check_ready(self) -> None:
@@ -155,13 +132,15 @@ class FrankaRobot(Robot):
     def joint_pos_rad(self) -> np.ndarray:
         return np.array(self._state().q, dtype=float)
 
-    def observe(self) -> Observation:
+    def _joint_state(self) -> tuple[np.ndarray, float, np.ndarray]:
         st = self._state()
-        q = np.array(st.q, dtype=float)
-        frames = tuple(cam.read() for cam in self.cameras)
-        return Observation(frames=frames, joint_pos_rad=q, gripper_width_m=0.0,
-                           T_world_tcp=self._fk_world.fk(q).matrix(), stamp_s=st.time.to_sec(),
-                           joint_effort_nm=np.array(st.tau_J, dtype=float))
+        return np.array(st.q, dtype=float), st.time.to_sec(), np.array(st.tau_J, dtype=float)
+
+    def _ready_joint_pos(self) -> np.ndarray:
+        st = self._state()
+        if self._call("has_errors", lambda: self._robot.has_errors):
+            raise ProtectiveStopError("the Franka has an active error/reflex; inspect it, then call recover()")
+        return np.array(st.q, dtype=float)
 
     # ------------------------------------------------------------ motion
     def _motion(self, traj: JointTrajectory, q_now: np.ndarray):
@@ -203,27 +182,16 @@ class FrankaRobot(Robot):
                 self._try_stop()
                 return "timeout"
 
-    def execute(self, traj: JointTrajectory) -> ExecuteReport:
-        cfg = self.config
-        st = self._state()
-        if self._robot.has_errors:
-            raise ProtectiveStopError("the Franka has an active error/reflex; inspect it, then call recover()")
-        q_now = np.array(st.q, dtype=float)
-        sent, notes = self.envelope.filter(traj, q_now)
-        for note in notes:
-            log.info("safety envelope: %s", note)
-        budget = 3.0 * sent.duration_s / cfg.relative_dynamics_factor + 5.0
+    def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
+        budget = 3.0 * seg.duration_s / self.config.relative_dynamics_factor + 5.0
         try:
-            reason = self._run(self._motion(sent, q_now), budget)
-            goal = sent.joint_pos_rad[-1]
+            reason = self._run(self._motion(seg, q_start), budget)
             if reason is None:
-                reason = self._settle(goal)
+                reason = self._settle(seg.joint_pos_rad[-1])
         except (ConnectionLostError, KeyboardInterrupt):
             self._try_stop()
             raise
-        final = self.joint_pos_rad()
-        return ExecuteReport(sent=sent, notes=tuple(notes), completed=reason is None, stopped_reason=reason,
-                             final_joint_pos_rad=final)
+        return reason
 
     def _settle(self, goal: np.ndarray) -> str | None:
         cfg, fr = self.config, self._franky

@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
+from configs.checks import mapping
 from robot_io.labspec import LabSpecError
 from sim.camera import CameraSpec
 from sim.scene import RobotSpec
@@ -67,15 +68,8 @@ class LiberoLabSpec:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "libero lab spec") -> LiberoLabSpec:
-        if not isinstance(d, dict):
-            raise LabSpecError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise LabSpecError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
-        for key in ("suite", "task_id", "bddl_path", "robot", "cameras"):
-            if key not in d:
-                raise LabSpecError(f"{where}: missing field '{key}'")
+        mapping(d, where, None, "a mapping of LIBERO lab spec fields", allowed=tuple(f.name for f in fields(cls)),
+                required=("suite", "task_id", "bddl_path", "robot", "cameras"), error=LabSpecError)
         robot = RobotSpec.from_dict(d["robot"], where=f"{where}: robot")
         cams = tuple(CameraSpec.from_dict(c, where=f"{where}: cameras[{i}]") for i, c in enumerate(d["cameras"]))
         kw = {k: d[k] for k in ("seed", "settle_steps", "heartbeat_timeout_s", "realtime_factor") if k in d}

@@ -20,9 +20,14 @@ class URConfig:
     servo_lookahead_s / servo_gain: servoJ's smoothing (UR's ranges 0.03-0.2 s, 100-2000);
     move_speed_rad_s / move_accel_rad_s2: moveJ leading-axis speed and acceleration (small, for checks);
     stop_decel_rad_s2: stopJ deceleration; watchdog_min_hz: the controller stops the program when the
-    driver's inputs arrive slower than this (armed on connect); stale_after_s: state older than this (no new
-    controller timestamp) means the link is gone; call_timeout_s: deadline of one vendor call;
-    settle_tol_rad / settle_timeout_s: after the last waypoint, hold it until every joint is this close.
+    driver's inputs arrive slower than this during a motion; watchdog_idle_min_hz: the same between motions
+    (armed on connect; low, because the planner's computing can starve the kick thread of the GIL);
+    stale_after_s: state older than this (no new controller timestamp) means the link is gone;
+    call_timeout_s: deadline of one vendor call;
+    settle_tol_rad / settle_timeout_s: after the last waypoint, hold it until every joint is this close;
+    gripper: "none" or "digital_out" (a gripper switched by standard digital output `gripper_digital_out`, 0-7,
+    through RTDE; `gripper_close_level` is the level that closes it; the driver waits `gripper_action_s` for the
+    fingers and reports `gripper_closed_width_m` while closed, since there is no width feedback).
     """
 
     host: str = "192.168.1.10"
@@ -35,10 +40,16 @@ class URConfig:
     move_accel_rad_s2: float = 0.5
     stop_decel_rad_s2: float = 2.0
     watchdog_min_hz: float = 10.0
+    watchdog_idle_min_hz: float = 0.2
     stale_after_s: float = 0.1
     call_timeout_s: float = 0.5
     settle_tol_rad: float = 2e-4
     settle_timeout_s: float = 3.0
+    gripper: str = "none"
+    gripper_digital_out: int = 0
+    gripper_close_level: bool = True
+    gripper_action_s: float = 0.5
+    gripper_closed_width_m: float = 0.0
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
@@ -53,6 +64,18 @@ class URConfig:
                              f"{self.servo_lookahead_s}")
         if not 100 <= self.servo_gain <= 2000:
             raise ValueError(f"URConfig.servo_gain must be in [100, 2000] (UR's range), got {self.servo_gain}")
+        if self.gripper not in ("none", "digital_out"):
+            raise ValueError(f"URConfig.gripper must be 'none' or 'digital_out', got {self.gripper!r}")
+        if not 0 <= self.gripper_digital_out <= 7:
+            raise ValueError(f"URConfig.gripper_digital_out must be a standard digital output 0-7, got "
+                             f"{self.gripper_digital_out}")
+        if not (math.isfinite(self.gripper_action_s) and 0 <= self.gripper_action_s <= 10):
+            raise ValueError(f"URConfig.gripper_action_s must be in [0, 10] s, got {self.gripper_action_s}")
+        if not (math.isfinite(self.gripper_closed_width_m) and self.gripper_closed_width_m >= 0):
+            raise ValueError(f"URConfig.gripper_closed_width_m must be >= 0, got {self.gripper_closed_width_m}")
+        if not (math.isfinite(self.watchdog_idle_min_hz) and 0 < self.watchdog_idle_min_hz <= self.watchdog_min_hz):
+            raise ValueError(f"URConfig.watchdog_idle_min_hz must be in (0, watchdog_min_hz], got "
+                             f"{self.watchdog_idle_min_hz}")
         if self.stale_after_s < 2.0 / self.rtde_frequency_hz:
             raise ValueError(f"URConfig.stale_after_s={self.stale_after_s} is shorter than two RTDE periods")
 

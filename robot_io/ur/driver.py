@@ -11,14 +11,16 @@ How it keeps the arm safe on a real link:
   cut cable, a frozen process) the controller itself stops the program and the arm; while idle, the worker
   kicks it;
 - a protective stop raises `ProtectiveStopError`; only `recover()` (called by the user) unlocks it through
-  the Dashboard server and re-uploads the control script.
+  the Dashboard server and re-uploads the control script;
+- the gripper (`gripper: digital_out` in the config: a standard digital output through RTDE, see
+  `robot_io.ur.gripper`) is switched between the arm pieces where the planned gripper state changes
+  (`robot_io.vendor_robot.VendorRobot.execute`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
 import threading
 import time
@@ -27,18 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pybullet as p
 
 from robot_io.camera import Camera
-from robot_io.envelope import SafetyEnvelope
-from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError, VendorError
-from robot_io.observation import Observation
-from robot_io.robot import ExecuteReport, Robot
+from robot_io.errors import ConnectionLostError, ProtectiveStopError, RobotError, VendorError
+from robot_io.gripper import Gripper
+from robot_io.robot import ExecuteReport
 from robot_io.trajectory import JointTrajectory
 from robot_io.ur.config import URConfig
 from robot_io.vendor_call import FreshState, VendorWorker, run_with_deadline
-from sim.scene import SceneSpec
-from sim.world import World
+from robot_io.vendor_robot import VendorRobot, servo_ticks
 
 log = logging.getLogger(__name__)
 
@@ -87,33 +86,27 @@ def probe_ports(host: str, timeout_s: float = 1.0) -> None:
             ) from None
 
 
-class URRobot(Robot):
-    """A UR arm over RTDE. `cameras` are read on every observe(); the arm has no gripper model here."""
+class URRobot(VendorRobot):
+    """A UR arm over RTDE. `cameras` are connected with the arm and read on every observe(); `gripper` (default: the
+    config's) is commanded where the planned gripper state changes."""
 
-    def __init__(self, config: URConfig | None = None, *, cameras: Sequence[Camera] = ()) -> None:
-        from robot_io.driver_config import robot_spec
+    vendor = "UR controller"
+    dofs = (6,)
 
-        self.config = config or URConfig.load()
-        self.robot_spec = robot_spec(self.config.robot, where="URConfig.robot")
-        if self.robot_spec.dof != 6:
-            raise RobotError(f"URRobot drives 6-joint arms; robot '{self.robot_spec.name}' has {self.robot_spec.dof}")
-        self.cameras = tuple(cameras)
-        self.envelope: SafetyEnvelope | None = None
+    def __init__(self, config: URConfig | None = None, *, cameras: Sequence[Camera] = (),
+                 gripper: Gripper | None = None) -> None:
+        super().__init__(config or URConfig.load(), cameras=cameras, gripper=gripper)
         self._rc = self._rr = self._db = None
-        self._worker: VendorWorker | None = None
         self._fresh = FreshState()
-        self._lost: str | None = None
-        self._abort = threading.Event()
-        self._fk_client: int | None = None
-        self._fk_world: World | None = None
-
-    def __repr__(self) -> str:
-        return f"URRobot({self.config.host}, connected={self.is_connected})"
 
     # ------------------------------------------------------------ link
-    @property
-    def is_connected(self) -> bool:
-        return self._rc is not None and self._lost is None
+    def _link_open(self) -> bool:
+        return self._rc is not None
+
+    def _make_gripper(self) -> Gripper | None:
+        from robot_io.ur.gripper import gripper_from_config
+
+        return gripper_from_config(self.config, self.robot_spec.gripper_max_width_m)
 
     def connect(self) -> None:
         if self._rc is not None:
@@ -135,12 +128,15 @@ class URRobot(Robot):
             raise ConnectionLostError(f"UR controller at {cfg.host}: {msg}") from None
         self._lost = None
         self._fresh = FreshState()
-        self._fk_client = p.connect(p.DIRECT)
-        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=self.robot_spec))
-        self.envelope = SafetyEnvelope(self.robot_spec, lambda q: self._fk_world.fk(q).position, cfg.envelope)
+        self._open_kinematics()
         self._worker = VendorWorker(f"ur@{cfg.host}")
-        self._wait_fresh()
-        self._arm_watchdog()
+        try:
+            self._wait_fresh()
+            self._arm_watchdog()
+            self._open_peripherals()
+        except BaseException:
+            self.disconnect()
+            raise
         log.info("connected to UR controller at %s (%s)", cfg.host, self.robot_spec.name)
 
     def _refuse_if_stopped(self) -> None:
@@ -186,7 +182,13 @@ class URRobot(Robot):
         self._check_ready(self.state())
 
     def _arm_watchdog(self) -> None:
-        rc, hz = self._rc, self.config.watchdog_min_hz
+        """Arm the RTDE input watchdog at its idle frequency (motions raise it: `_stream`), and kick it while idle.
+
+        Between motions the planner computes (reconstruction, rendering, rollouts) in C extensions that can hold
+        the GIL for hundreds of milliseconds and starve the kick thread: the idle watchdog then tolerates
+        1 / watchdog_idle_min_hz of silence (a frozen or unplugged driver still stops the program), and the strict
+        `watchdog_min_hz` applies while the arm moves."""
+        rc, hz = self._rc, self.config.watchdog_idle_min_hz
         # Right after a script (re)start, ur_rtde's control interface may not have seen the new runtime state
         # yet and refuses commands for a packet or two: retry briefly.
         deadline = time.monotonic() + 1.0
@@ -194,11 +196,12 @@ class URRobot(Robot):
             if time.monotonic() > deadline:
                 raise VendorError("the UR control script refused setWatchdog (is the program running?)")
             time.sleep(0.02)
-        # Kick three times per watchdog period while idle; servoJ packages count as kicks while moving.
-        self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * hz))
+        # Kick three times per (motion) watchdog period while idle; servoJ packages count as kicks while moving.
+        self._worker.idle(rc.kickWatchdog, period_s=1.0 / (3.0 * self.config.watchdog_min_hz))
 
     def disconnect(self) -> None:
         self._abort.set()
+        self._close_peripherals()
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.idle(None)
@@ -210,26 +213,11 @@ class URRobot(Robot):
             if client is not None and not run_with_deadline(client.disconnect, 3.0, "ur-disconnect"):
                 log.warning("ur_rtde %s.disconnect() did not return within 3 s; left behind", type(client).__name__)
         self._rc = self._rr = self._db = None
-        if self._fk_client is not None:
-            with contextlib.suppress(p.error):
-                p.disconnect(physicsClientId=self._fk_client)
-        self._fk_client, self._fk_world, self.envelope = None, None, None
+        self._close_kinematics()
         self._lost = None
         self._abort.clear()
 
     # ------------------------------------------------------------ state
-    def _require(self) -> None:
-        if self._lost is not None:
-            raise ConnectionLostError(self._lost)
-        if self._rc is None:
-            raise NotConnectedError(f"{self!r} is not connected; call connect() or use it as a context manager")
-
-    def _mark_lost(self, why: str) -> ConnectionLostError:
-        if self._lost is None:
-            self._lost = f"UR controller at {self.config.host}: {why}"
-            log.error("%s", self._lost)
-        return ConnectionLostError(self._lost)
-
     def _call(self, what: str, fn, *args: Any, timeout_s: float | None = None) -> Any:
         try:
             return self._worker.call(what, fn, *args, timeout_s=timeout_s or self.config.call_timeout_s)
@@ -275,26 +263,28 @@ class URRobot(Robot):
             raise VendorError("the ur_rtde control script is not running on the controller (stopped by the RTDE "
                               "watchdog, the pendant or the Dashboard); call recover() to re-upload it")
 
-    def observe(self) -> Observation:
+    def _joint_state(self) -> tuple[np.ndarray, float, None]:
         st = self.state()
-        frames = tuple(cam.read() for cam in self.cameras)
-        return Observation(frames=frames, joint_pos_rad=st.joint_pos_rad, gripper_width_m=0.0,
-                           T_world_tcp=self._fk_world.fk(st.joint_pos_rad).matrix(), stamp_s=st.stamp_s)
+        return st.joint_pos_rad, st.stamp_s, None
 
-    # ------------------------------------------------------------ motion
-    def execute(self, traj: JointTrajectory) -> ExecuteReport:
-        cfg = self.config
+    def _ready_joint_pos(self) -> np.ndarray:
         st = self.state()
         self._check_ready(st)
-        sent, notes = self.envelope.filter(traj, st.joint_pos_rad)
-        for note in notes:
-            log.info("safety envelope: %s", note)
-        ticks = _servo_ticks(st.joint_pos_rad, sent, 1.0 / cfg.servo_rate_hz)
+        return st.joint_pos_rad
+
+    # ------------------------------------------------------------ motion
+    def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
+        """Stream seg with servoJ on the worker while this thread watches the state (stale link, protective stop,
+        script stopped, the user's stop, the deadline)."""
+        cfg = self.config
+        ticks = servo_ticks(q_start, seg, 1.0 / cfg.servo_rate_hz)
         self._abort.clear()
         settled = threading.Event()
         job = self._worker.submit(self._stream, ticks, settled)
         q_goal = ticks[-1]
-        deadline = time.monotonic() + len(ticks) / cfg.servo_rate_hz + cfg.settle_timeout_s + 1.0
+        # The stream itself gives up holding after settle_timeout_s; this deadline catches a stream that never returns
+        # (a loaded machine can run the 125 Hz stream late: twice its nominal length before calling it hung).
+        deadline = time.monotonic() + 2 * len(ticks) / cfg.servo_rate_hz + cfg.settle_timeout_s + 2.0
         reason: str | None = None
         try:
             while not job.done():
@@ -335,15 +325,22 @@ class URRobot(Robot):
                                   "Dashboard); call recover()")
         else:
             job.result()
-        final = self.state().joint_pos_rad
-        completed = reason is None and settled.is_set()
-        if reason is None and not completed:
+        if reason is None and not settled.is_set():
             reason = f"did not settle within {cfg.settle_tol_rad} rad in {cfg.settle_timeout_s} s"
-        return ExecuteReport(sent=sent, notes=tuple(notes), completed=completed, stopped_reason=reason,
-                             final_joint_pos_rad=final)
+        return reason
 
     def _stream(self, ticks: np.ndarray, settled: threading.Event) -> None:
         """On the worker: servoJ every tick, then hold the last target until settled (or the timeout)."""
+        cfg, rc = self.config, self._rc
+        if not rc.setWatchdog(cfg.watchdog_min_hz):     # strict while moving: a silent driver stops the arm
+            raise VendorError("the UR control script refused setWatchdog before a motion")
+        try:
+            self._servo(ticks, settled)
+        finally:
+            if self._lost is None and self._worker is not None and self._worker.wedged is None:
+                rc.setWatchdog(cfg.watchdog_idle_min_hz)
+
+    def _servo(self, ticks: np.ndarray, settled: threading.Event) -> None:
         cfg, rc = self.config, self._rc
         period = 1.0 / cfg.servo_rate_hz
         hold_until = None
@@ -450,12 +447,3 @@ class URRobot(Robot):
             time.sleep(0.01)
         self._arm_watchdog()
 
-
-def _servo_ticks(q_now: np.ndarray, traj: JointTrajectory, period_s: float) -> np.ndarray:
-    """Joint targets every `period_s`, linearly interpolated through the waypoints (reached one per dt)."""
-    n = traj.n_waypoints
-    times = np.arange(0, n + 1) * traj.dt_s
-    knots = np.vstack([q_now[None, :], traj.joint_pos_rad])
-    n_ticks = max(1, math.ceil(traj.duration_s / period_s - 1e-9))
-    t = np.minimum(np.arange(1, n_ticks + 1) * period_s, traj.duration_s)
-    return np.stack([np.interp(t, times, knots[:, j]) for j in range(knots.shape[1])], axis=1)

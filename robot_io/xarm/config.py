@@ -21,7 +21,9 @@ class XArmConfig:
     move_speed_rad_s / move_accel_rad_s2: position-mode (mode 0) `set_servo_angle` speed for move_joints();
     mode_switch_wait_s: pause after set_mode + set_state(0); call_timeout_s: deadline of one SDK call;
     stale_after_s: during a motion, no successful joint reply for this long means the link is gone;
-    settle_tol_rad / settle_timeout_s: after the last target, wait until every joint is this close.
+    settle_tol_rad / settle_timeout_s: after the last target, wait until every joint is this close;
+    gripper: "none" or "xarm_gripper" (the xArm Gripper on the arm's SDK connection, moved at
+    `gripper_speed_pulses_s`, 850 pulses = fully open; `gripper_timeout_s` is the deadline of one open or close).
     """
 
     host: str = "192.168.1.185"
@@ -34,6 +36,9 @@ class XArmConfig:
     stale_after_s: float = 0.3
     settle_tol_rad: float = 5e-4
     settle_timeout_s: float = 3.0
+    gripper: str = "none"
+    gripper_speed_pulses_s: float = 1500.0
+    gripper_timeout_s: float = 5.0
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
@@ -44,6 +49,13 @@ class XArmConfig:
                 raise ValueError(f"XArmConfig.{name} must be > 0, got {v}")
         if not (math.isfinite(self.mode_switch_wait_s) and self.mode_switch_wait_s >= 0):
             raise ValueError(f"XArmConfig.mode_switch_wait_s must be >= 0, got {self.mode_switch_wait_s}")
+        if self.gripper not in ("none", "xarm_gripper"):
+            raise ValueError(f"XArmConfig.gripper must be 'none' or 'xarm_gripper', got {self.gripper!r}")
+        if not (math.isfinite(self.gripper_speed_pulses_s) and 0 < self.gripper_speed_pulses_s <= 5000):
+            raise ValueError(f"XArmConfig.gripper_speed_pulses_s must be in (0, 5000], got "
+                             f"{self.gripper_speed_pulses_s}")
+        if not (math.isfinite(self.gripper_timeout_s) and self.gripper_timeout_s > 0):
+            raise ValueError(f"XArmConfig.gripper_timeout_s must be > 0, got {self.gripper_timeout_s}")
         if self.servo_rate_hz > 250:
             raise ValueError(f"XArmConfig.servo_rate_hz must be <= 250 (the controller's servo-mode rate), got "
                              f"{self.servo_rate_hz}")

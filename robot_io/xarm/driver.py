@@ -13,35 +13,32 @@ How it keeps the arm safe on a real link:
   no reply for `stale_after_s` means the link is gone: the driver tries `set_state(4)` (stop) within 0.25 s and
   raises. In servo mode the controller executes only the last target, so a silent link leaves the arm holding it;
 - a controller error (collision, limit, e-stop) raises `ProtectiveStopError` with the SDK's own title; only
-  `recover()`, called by the user, clears it.
+  `recover()`, called by the user, clears it;
+- the xArm Gripper (`gripper: xarm_gripper` in the config, `robot_io.xarm.gripper`) is commanded between the arm
+  pieces where the planned gripper state changes (`robot_io.vendor_robot.VendorRobot.execute`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pybullet as p
 
 from robot_io.camera import Camera
-from robot_io.envelope import SafetyEnvelope
-from robot_io.errors import ConnectionLostError, NotConnectedError, ProtectiveStopError, RobotError, VendorError
-from robot_io.observation import Observation
-from robot_io.robot import ExecuteReport, Robot
+from robot_io.errors import ConnectionLostError, ProtectiveStopError, RobotError, VendorError
+from robot_io.gripper import Gripper
+from robot_io.robot import ExecuteReport
 from robot_io.trajectory import JointTrajectory
 from robot_io.vendor_call import VendorWorker, run_with_deadline
+from robot_io.vendor_robot import VendorRobot, servo_ticks
 from robot_io.xarm import codes
 from robot_io.xarm.config import XArmConfig
-from sim.scene import SceneSpec
-from sim.world import World
 
 log = logging.getLogger(__name__)
 CONTROL_PORT = 502
@@ -79,37 +76,30 @@ def _sdk_factory(host: str):
     return xarm_api(host, is_radian=True, do_not_open=True)
 
 
-class XArmRobot(Robot):
+class XArmRobot(VendorRobot):
     """An xArm over the SDK. `api_factory(host)` builds the unconnected SDK object (default:
-    `XArmAPI(host, is_radian=True, do_not_open=True)`); tests pass a stand-in. `cameras` are read on observe()."""
+    `XArmAPI(host, is_radian=True, do_not_open=True)`); tests pass a stand-in. `cameras` are connected with the arm
+    and read on observe(); `gripper` (default: the config's) is commanded where the planned gripper state changes."""
+
+    vendor = "xArm"
+    dofs = (5, 6, 7)
 
     def __init__(self, config: XArmConfig | None = None, *, cameras: Sequence[Camera] = (),
-                 api_factory: Callable[[str], Any] | None = None) -> None:
-        from robot_io.driver_config import robot_spec
-
-        self.config = config or XArmConfig.load()
-        self.robot_spec = robot_spec(self.config.robot, where="XArmConfig.robot")
-        if self.robot_spec.dof not in (5, 6, 7):
-            raise RobotError(f"XArmRobot drives 5-7 joint arms; '{self.robot_spec.name}' has {self.robot_spec.dof}")
-        self.cameras = tuple(cameras)
+                 gripper: Gripper | None = None, api_factory: Callable[[str], Any] | None = None) -> None:
+        super().__init__(config or XArmConfig.load(), cameras=cameras, gripper=gripper)
         self._api_factory = api_factory
-        self.envelope: SafetyEnvelope | None = None
         self._api = None
-        self._worker: VendorWorker | None = None
-        self._lost: str | None = None
-        self._abort = threading.Event()
         self._last_reply_s = 0.0
         self._latest_q: np.ndarray | None = None
-        self._fk_client: int | None = None
-        self._fk_world: World | None = None
-
-    def __repr__(self) -> str:
-        return f"XArmRobot({self.config.host}, connected={self.is_connected})"
 
     # ------------------------------------------------------------ link
-    @property
-    def is_connected(self) -> bool:
-        return self._api is not None and self._lost is None
+    def _link_open(self) -> bool:
+        return self._api is not None
+
+    def _make_gripper(self) -> Gripper | None:
+        from robot_io.xarm.gripper import gripper_from_config
+
+        return gripper_from_config(self.config, self._api, self._code_of, self.robot_spec.gripper_max_width_m)
 
     def connect(self) -> None:
         if self._api is not None:
@@ -134,45 +124,35 @@ class XArmRobot(Robot):
             worker.close()
             raise ConnectionLostError(f"xArm at {cfg.host}: the SDK reports no connection after connect()")
         self._api, self._worker, self._lost = api, worker, None
-        self._fk_client = p.connect(p.DIRECT)
-        self._fk_world = World.from_scene(self._fk_client, SceneSpec(robot=self.robot_spec))
-        self.envelope = SafetyEnvelope(self.robot_spec, lambda q: self._fk_world.fk(q).position, cfg.envelope)
-        st = self.state()
-        if st.error_code:
-            # Leave it for the user: enabling would not clear it, and clearing is recover()'s job alone.
-            log.error("%s", codes.controller_error(st.error_code, f"xArm at {cfg.host}"))
-        else:
-            self._checked("motion_enable", lambda: api.motion_enable(enable=True))
-            self._set_mode(MODE_POSITION)
+        self._open_kinematics()
+        try:
+            st = self.state()
+            if st.error_code:
+                # Leave it for the user: enabling would not clear it, and clearing is recover()'s job alone.
+                log.error("%s", codes.controller_error(st.error_code, f"xArm at {cfg.host}"))
+            else:
+                self._checked("motion_enable", lambda: api.motion_enable(enable=True))
+                self._set_mode(MODE_POSITION)
+            self._open_peripherals()
+        except BaseException:
+            self.disconnect()
+            raise
         log.info("connected to xArm at %s (%s)", cfg.host, self.robot_spec.name)
 
     def disconnect(self) -> None:
         self._abort.set()
+        self._close_peripherals()
         api, self._api = self._api, None
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.close()
         if api is not None and not run_with_deadline(api.disconnect, 2.0, "xarm-disconnect"):
             log.warning("xArm SDK disconnect() did not return within 2 s; left behind")
-        if self._fk_client is not None:
-            with contextlib.suppress(p.error):
-                p.disconnect(physicsClientId=self._fk_client)
-        self._fk_client, self._fk_world, self.envelope, self._lost = None, None, None, None
+        self._close_kinematics()
+        self._lost = None
         self._abort.clear()
 
     # ------------------------------------------------------------ calls
-    def _require(self) -> None:
-        if self._lost is not None:
-            raise ConnectionLostError(self._lost)
-        if self._api is None:
-            raise NotConnectedError(f"{self!r} is not connected; call connect() or use it as a context manager")
-
-    def _mark_lost(self, why: str) -> ConnectionLostError:
-        if self._lost is None:
-            self._lost = f"xArm at {self.config.host}: {why}"
-            log.error("%s", self._lost)
-        return ConnectionLostError(self._lost)
-
     def _checked(self, what: str, fn: Callable[[], Any], timeout_s: float | None = None) -> Any:
         """Run an SDK call on the worker with a deadline; check its code; return its value (or the code)."""
         self._require()
@@ -240,24 +220,23 @@ class XArmRobot(Robot):
         if st.error_code:
             raise codes.controller_error(st.error_code, f"xArm at {self.config.host}")
 
-    def observe(self) -> Observation:
+    def _joint_state(self) -> tuple[np.ndarray, float, None]:
         st = self.state()
-        frames = tuple(cam.read() for cam in self.cameras)
-        return Observation(frames=frames, joint_pos_rad=st.joint_pos_rad, gripper_width_m=0.0,
-                           T_world_tcp=self._fk_world.fk(st.joint_pos_rad).matrix(), stamp_s=st.stamp_s)
+        return st.joint_pos_rad, st.stamp_s, None
 
-    # ------------------------------------------------------------ motion
-    def execute(self, traj: JointTrajectory) -> ExecuteReport:
-        cfg = self.config
+    def _ready_joint_pos(self) -> np.ndarray:
         st = self.state()
         self._check_ready(st)
-        sent, notes = self.envelope.filter(traj, st.joint_pos_rad)
-        for note in notes:
-            log.info("safety envelope: %s", note)
+        return st.joint_pos_rad
+
+    # ------------------------------------------------------------ motion
+    def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
+        """Servo mode, then `_stream` on the worker while this thread watches for replies and the deadline."""
+        cfg = self.config
         self._set_mode(MODE_SERVO)
-        ticks = _servo_ticks(st.joint_pos_rad, sent, 1.0 / cfg.servo_rate_hz)
+        ticks = servo_ticks(q_start, seg, 1.0 / cfg.servo_rate_hz)
         self._abort.clear()
-        self._latest_q = st.joint_pos_rad
+        self._latest_q = q_start
         self._last_reply_s = time.monotonic()
         job = self._worker.submit(self._stream, ticks)
         # The stream waits at most one settle_timeout_s; this deadline catches a stream that never returns.
@@ -286,9 +265,7 @@ class XArmRobot(Robot):
             raise
         if reason == "timeout":
             self._try_stop()
-        final = self._latest_q
-        return ExecuteReport(sent=sent, notes=tuple(notes), completed=reason is None, stopped_reason=reason,
-                             final_joint_pos_rad=final)
+        return reason
 
     def _stream(self, ticks: np.ndarray) -> str:
         """On the worker: one servo_j target per tick (never a burst), then hold the last until settled."""
@@ -383,11 +360,3 @@ class XArmRobot(Robot):
         self._checked("motion_enable", lambda: api.motion_enable(enable=True))
         self._set_mode(MODE_POSITION)
 
-
-def _servo_ticks(q_now: np.ndarray, traj: JointTrajectory, period_s: float) -> np.ndarray:
-    """Joint targets every `period_s`, linearly interpolated through the waypoints (reached one per dt)."""
-    times = np.arange(0, traj.n_waypoints + 1) * traj.dt_s
-    knots = np.vstack([q_now[None, :], traj.joint_pos_rad])
-    n_ticks = max(1, math.ceil(traj.duration_s / period_s - 1e-9))
-    t = np.minimum(np.arange(1, n_ticks + 1) * period_s, traj.duration_s)
-    return np.stack([np.interp(t, times, knots[:, j]) for j in range(knots.shape[1])], axis=1)

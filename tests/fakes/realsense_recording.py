@@ -72,3 +72,16 @@ def write_recording(path: str | Path, depth_z16: Sequence[np.ndarray], rgb: Sequ
         sensor.close()
     del recorder                      # the file is finalised when the recorder goes away
     return path
+
+
+def record_scene(path: str | Path, scene, camera, n_frames: int = 20, seed: int = 0) -> Path:
+    """A recording of one true scene (sim.scene.SceneSpec) seen by one camera (sim.camera.CameraSpec): the scene is
+    rendered with the camera's sensor noise (tests.fakes.recon_scenes.shoot) and its frame repeated n_frames times,
+    depth in millimetres (z16; no return -> 0). What a static cell looks like to a RealSense while a run observes
+    it; the camera's pose goes into the RealSense config, as `antigrounding calibrate` would write it."""
+    from tests.fakes.recon_scenes import shoot
+
+    frame = shoot(scene, [camera], seed=seed).obs.frames[0]
+    depth = np.nan_to_num(frame.depth_m * 1000.0, nan=0.0)
+    z16 = np.clip(np.round(depth), 0, 65535).astype(np.uint16)
+    return write_recording(path, [z16] * n_frames, [frame.rgb] * n_frames, frame.K, frame.K)

@@ -16,6 +16,8 @@ What it implements, written from UR's public RTDE guide and ur_rtde's documented
   any other command stops the program with a clear text message, so a test cannot pass on an unemulated call.
 - Motion: movej as a synchronised trapezoid (leading-axis speed and acceleration), servoj as a
   lookahead-filtered, speed-limited tracker, stopj as a per-joint deceleration, at a 500 Hz control tick.
+- Standard digital outputs DO0-DO7 set over RTDE (standard_digital_output_mask + standard_digital_output, what
+  ur_rtde's RTDEIOInterface sends), reported back in actual_digital_output_bits and logged as events.
 - Safety: protective stop (on a servoj target jump faster than the joint speed limit allows, on command 31,
   or injected), RTDE input watchdog (rtde_set_watchdog ... "stop"), joint limits.
 
@@ -199,6 +201,7 @@ class Controller:
         self.received = {"servo_targets": 0, "movej_targets": 0, "non_finite": 0, "outside_limits": 0,
                          "max_servo_step_rad": 0.0}
         self.last_servo_target: np.ndarray | None = None
+        self.digital_out = 0                 # standard digital outputs DO0-DO7 (a gripper's valve, say)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -241,6 +244,11 @@ class Controller:
             for k, v in values.items():
                 self.inputs[k] = v
                 self.input_stamp[k] = t
+            mask = int(values.get("standard_digital_output_mask", 0) or 0)
+            if mask:   # the RTDE way to switch outputs (ur_rtde's RTDEIOInterface.setStandardDigitalOut)
+                bits = int(values.get("standard_digital_output", 0) or 0)
+                self.digital_out = (self.digital_out & ~mask) | (bits & mask)
+                self.event("digital_out", bits=self.digital_out, q=[round(v, 5) for v in self.arm.q.tolist()])
             off = self.script["off"] if self.script else 0
             cmd = values.get(f"input_int_register_{off}")
             names = [f"input_double_register_{i + off}" for i in range(6)]
@@ -405,7 +413,8 @@ class Controller:
                 "safety_status": SAFETY_PROTECTIVE_STOP if pstop else SAFETY_NORMAL,
                 "runtime_state": self.runtime_state, "robot_status_bits": status_bits,
                 "safety_status_bits": safety_bits, "speed_scaling": 1.0, "target_speed_fraction": 1.0,
-                "joint_mode": [253] * 6, "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0}
+                "joint_mode": [253] * 6, "actual_main_voltage": 48.0, "actual_robot_voltage": 48.0,
+                "actual_digital_output_bits": self.digital_out}
 
     def control_loop(self) -> None:
         next_t = time.monotonic()
@@ -425,7 +434,7 @@ class Controller:
             return {"q": self.arm.q.tolist(), "mode": self.arm.mode, "runtime_state": self.runtime_state,
                     "protective_stop": self.arm.protective_stop, "watchdog": self.watchdog is not None,
                     "speed": float(np.max(np.abs(self.arm.qd))), "received": dict(self.received),
-                    "events": list(self.events), "now": self.now()}
+                    "events": list(self.events), "now": self.now(), "digital_out": self.digital_out}
 
 
 # ---------------------------------------------------------------- sockets

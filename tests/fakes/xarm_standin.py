@@ -61,6 +61,9 @@ class XArmStandIn:
         self.position_moves: list[dict] = []
         self.calls: list[str] = []
         self._servo_calls = 0
+        # the xArm Gripper: 0 (closed) .. 850 (open) pulses, moved on the same connection
+        self.gripper_pulses, self.gripper_enabled, self.gripper_mode = 850.0, False, None
+        self.gripper_moves: list[dict] = []
         self._alive = True
         self._thread = threading.Thread(target=self._physics, daemon=True)
         self._thread.start()
@@ -147,6 +150,41 @@ class XArmStandIn:
     def get_state(self):
         code = self._enter("get_state")
         return (code if code is not None else 0), self.motion_state
+
+    def set_gripper_mode(self, mode, **kwargs):
+        code = self._enter("set_gripper_mode")
+        if code is not None:
+            return code
+        self.gripper_mode = int(mode)
+        return 0
+
+    def set_gripper_enable(self, enable, **kwargs):
+        code = self._enter("set_gripper_enable")
+        if code is not None:
+            return code
+        self.gripper_enabled = bool(enable)
+        return 0
+
+    def set_gripper_position(self, pos, wait=False, speed=None, auto_enable=False, timeout=None, **kwargs):
+        """Moves at `speed` pulses/s; with wait=True returns when the fingers stopped (the SDK polls the same)."""
+        code = self._enter("set_gripper_position")
+        if code is not None:
+            return code
+        if self.error_code:
+            return HAS_ERROR
+        if not (self.gripper_enabled or auto_enable):
+            return 0                       # the SDK answers 0 and the fingers do not move (the documented pitfall)
+        target = float(min(850.0, max(0.0, pos)))
+        self.gripper_moves.append({"target": target, "speed": speed, "wait": wait,
+                                   "q": self.joint_pos_rad.tolist(), "mode": self.mode})
+        if wait:
+            time.sleep(min(2.0, abs(target - self.gripper_pulses) / float(speed or 1500.0)))
+        self.gripper_pulses = target
+        return 0
+
+    def get_gripper_position(self, **kwargs):
+        code = self._enter("get_gripper_position")
+        return (code if code is not None else 0), self.gripper_pulses
 
     def set_mode(self, mode=0, detection_param=0):
         code = self._enter("set_mode")

