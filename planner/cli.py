@@ -164,7 +164,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # Benchmarks (bench.BENCHMARKS; listed here so that --help needs no import of bench).
 BENCH_NAMES = ("episodes", "reconstruction", "reconstruction-scenes", "identification", "scoring-pool", "render",
-               "malformed-inputs")
+               "batch-throughput", "malformed-inputs")
 
 
 def _add_pool_args(parser: argparse.ArgumentParser) -> None:

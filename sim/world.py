@@ -181,6 +181,8 @@ class World(KinematicQueries):
         self._command_arm(q)
 
     def gripper_width_m(self) -> float:
+        if not self.finger_idx:   # an arm without finger joints (a UR's flange): the width is what was commanded
+            return self._gripper_target_m
         pos = np.array([s[0] for s in p.getJointStates(self.robot_id, self.finger_idx, physicsClientId=self.client)])
         return float(self._finger_to_width(pos))
 
