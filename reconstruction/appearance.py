@@ -172,7 +172,7 @@ def model_surface_look(urdf: str, scale: float = 1.0, n_points: int = 6000) -> S
     root = ET.parse(path).getroot()
     named = {m.get("name", ""): c for m in root.findall("material")
              if (c := _urdf_colour(m, {})) is not None}
-    frames = _link_frames(root)
+    frames = _link_frames(root, path)
     links = {link.get("name"): link for link in root.findall("link")}
     parts: list[tuple[trimesh.Trimesh, np.ndarray | None]] = []
     for name, T_root_link in frames.items():

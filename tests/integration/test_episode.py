@@ -37,7 +37,8 @@ def test_cli_run_json_contract(tmp_path):
     steps = [r for r in records if r["type"] == "step"]
     assert len(steps) == 1 and records[-1]["type"] == "end"
     for rec in steps:
-        assert set(rec["timings_s"]) == {"observe", "reconstruct", "sample_rollout", "render", "score", "execute"}
+        assert set(rec["timings_s"]) == {"observe", "reconstruct", "sample_rollout", "render", "score", "execute",
+                                            "diagnose"}
         assert rec["chosen"] is not None and rec["execute"]["completed"]
         for path in rec["images"].values():
             assert os.path.getsize(os.path.join(run_dir, path)) > 1000
