@@ -205,11 +205,7 @@ def _render(text: str, values: Mapping[str, str]) -> str:
 def placeholder_values(request: ScoreRequest, view: ViewImage) -> dict[str, str]:
     """The text each placeholder expands to for this request and view."""
     return {
-        "instruction": request.instruction.strip(),
-        "subtask": request.subtask.strip() or "(none given)",
-        "view_name": view.name,
-        "width": str(view.width),
-        "height": str(view.height),
+        **_view_values(request.instruction, request.subtask, view),
         "candidate_ids": ", ".join(str(cid) for cid in request.candidate_ids),
         "n_candidates": str(len(request.candidate_ids)),
         "gripper_actions": _gripper_actions(request),
@@ -218,14 +214,13 @@ def placeholder_values(request: ScoreRequest, view: ViewImage) -> dict[str, str]
 
 def rotation_placeholder_values(request: RotationRequest, view: ViewImage) -> dict[str, str]:
     """The text each rotation-question placeholder expands to."""
-    return {
-        "instruction": request.instruction.strip(),
-        "subtask": request.subtask.strip() or "(none given)",
-        "view_name": view.name,
-        "width": str(view.width),
-        "height": str(view.height),
-        "held_object": request.held_object,
-    }
+    return {**_view_values(request.instruction, request.subtask, view), "held_object": request.held_object}
+
+
+def _view_values(instruction: str, subtask: str, view: ViewImage) -> dict[str, str]:
+    """The placeholders every question shares: the task and the picture."""
+    return {"instruction": instruction.strip(), "subtask": subtask.strip() or "(none given)",
+            "view_name": view.name, "width": str(view.width), "height": str(view.height)}
 
 
 def render_template(template: PromptTemplate, request: ScoreRequest | RotationRequest, view: ViewImage) -> Prompt:
