@@ -9,7 +9,8 @@ answers JSON validated against ``FAILURE_SCHEMA``:
 
 The prompt is a versioned template folder under configs/prompts/ whose name starts with "_" (``_failure-v1``)
 so the scoring prompt variants (``prompts.prompt_variants``) never list it. simjudge answers from the
-facts (``failure_simjudge``); the API backends send the picture and the text with their real clients.
+facts (``failure_simjudge``); the API backends send the picture and the text with their real clients, the
+transformers backend gives both to its local model.
 """
 
 from __future__ import annotations
@@ -256,15 +257,27 @@ def _ask_simjudge(backend: Any, question: FailureQuestion, agent: AgentConfig, p
     return answer_failure(question)
 
 
-# backend name -> how that backend is asked the failure question (its real client, the failure schema)
-ASKERS = {"anthropic": _ask_anthropic, "openai": _ask_openai, "simjudge": _ask_simjudge}
+def _ask_transformers(backend: Any, question: FailureQuestion, agent: AgentConfig, prompt: Prompt) -> str:
+    # A local model has no tool or schema mode: the template's own words ask for the JSON shape, and the
+    # strict parser judges what comes back.
+    from scoring.errors import AgentParamError
+
+    try:
+        backend.check_agent_params(agent.params)
+    except AgentParamError as err:
+        raise BackendError(f"agent {agent.name!r}: params.{err}") from None
+    return backend.generate(prompt, question.png, agent, label="the failure picture")
+
+
+# backend name -> how that backend is asked the failure question (its real client or model, the failure schema)
+ASKERS = {"anthropic": _ask_anthropic, "openai": _ask_openai, "simjudge": _ask_simjudge,
+          "transformers": _ask_transformers}
 
 
 def ask_failure(backend: Backend, question: FailureQuestion, agent: AgentConfig,
                 version: str = DEFAULT_FAILURE_PROMPT) -> tuple[str, FailureAnswer]:
     """Ask one agent with the prompt template `version`; returns (raw text, parsed answer). BackendError for a
-    backend that cannot be asked (the transformers backend is not wired for this question yet); AnswerError
-    for an unusable answer."""
+    backend that cannot be asked; AnswerError for an unusable answer."""
     asker = ASKERS.get(backend.name)
     if asker is None:
         raise BackendError(f"the {backend.name} backend is not asked the failure question "

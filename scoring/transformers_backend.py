@@ -404,19 +404,27 @@ class TransformersBackend(Backend):
     # --- answering ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _decode_image(view: ViewImage) -> Any:
+    def _decode_image(png: bytes, label: str) -> Any:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(io.BytesIO(view.png)) as image:
+            with Image.open(io.BytesIO(png)) as image:
                 return image.convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise BackendError(f"view {view.name!r}: the png bytes are not a decodable image: {err}") from None
+            raise BackendError(f"{label}: the png bytes are not a decodable image: {err}") from None
 
     def answer(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str:
         prompt, max_new_tokens = self._agent_settings(request, view, agent)
+        return self.generate(prompt, view.png, agent, max_new_tokens, label=f"view {view.name!r}")
+
+    def generate(self, prompt: Prompt, png: bytes, agent: AgentConfig, max_new_tokens: int | None = None,
+                 label: str = "image") -> str:
+        """The model's text for one picture and one prompt (system + user): every question this backend is
+        asked (scoring, rotation, failure) comes through here. `label` names the picture in errors."""
+        if max_new_tokens is None:
+            max_new_tokens = int(agent.params.get("max_new_tokens", self.max_new_tokens))
         ref = self._resolve(self._model_name(agent))
-        image = self._decode_image(view)
+        image = self._decode_image(png, label)
         loaded, just_loaded = self._load(ref)
         import torch
 
@@ -432,7 +440,7 @@ class TransformersBackend(Backend):
             inputs = processor(text=[text], images=[image], return_tensors="pt")
         except Exception as err:  # a template or processor failure is this call's failure, with the reason
             raise BackendError(
-                f"transformers model {ref.source!r}: cannot build the model input for view {view.name!r}: "
+                f"transformers model {ref.source!r}: cannot build the model input for {label}: "
                 f"{type(err).__name__}: {err}"
             ) from err
         # Floating tensors (pixel values) take the model's dtype; ids stay integers.
@@ -456,14 +464,14 @@ class TransformersBackend(Backend):
                 )
         except Exception as err:  # e.g. CUDA out of memory: fail this call, keep the backend usable
             raise BackendError(
-                f"transformers model {ref.source!r}: generate failed on view {view.name!r}: {type(err).__name__}: {err}"
+                f"transformers model {ref.source!r}: generate failed on {label}: {type(err).__name__}: {err}"
             ) from err
         generate_s = time.perf_counter() - start
         new_tokens = output[0, n_input:]
         if self.timeout_s is not None and generate_s >= self.timeout_s and new_tokens.shape[0] < max_new_tokens:
             # generate() stopped at max_time: the answer is cut off, so this call failed (not a parse error).
             raise BackendError(
-                f"transformers model {ref.source!r}: generation on view {view.name!r} stopped at timeout_s="
+                f"transformers model {ref.source!r}: generation on {label} stopped at timeout_s="
                 f"{self.timeout_s:g} s after {int(new_tokens.shape[0])} of at most {max_new_tokens} new tokens"
             )
         answer = processor.decode(new_tokens, skip_special_tokens=True)
@@ -476,9 +484,9 @@ class TransformersBackend(Backend):
             generate_s=generate_s,
         )
         logger.debug(
-            "transformers: agent %r view %r: %d input tokens (%d image), %d new tokens in %.2f s",
+            "transformers: agent %r, %s: %d input tokens (%d image), %d new tokens in %.2f s",
             agent.name,
-            view.name,
+            label,
             n_input,
             n_image,
             self.last_stats.new_tokens,

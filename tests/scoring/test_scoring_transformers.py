@@ -298,3 +298,22 @@ def test_the_builder_is_deterministic(tmp_path):
     second = build_tiny_vlm(tmp_path / "b", arch="llava", seed=0)
     assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
+
+
+def test_the_failure_question_reaches_the_local_model_with_its_picture(tiny_dirs):
+    from scoring.failure import FailureEvidence, FailureQuestion, ask_agents, ask_failure
+
+    evidence = FailureEvidence("keep", 1, 0, "red_block", "red_block", "red_block", None, False, False)
+    question = FailureQuestion("Put the red block on the blue block.", ("grasp the red block", "place it"), 1,
+                               png_bytes(), 640, 480, evidence, ("gripper ON (closed)",))
+    backend = TransformersBackend(model=str(tiny_dirs()), max_new_tokens=MAX_NEW_TOKENS)
+    # Random weights write no valid failure answer: the strict parser refuses it, as it would a VLM's prose.
+    with pytest.raises(AnswerError, match="failure answer"):
+        ask_failure(backend, question, agent())
+    stats = backend.last_stats
+    assert stats.image_tokens > 1 and stats.input_tokens > stats.image_tokens + 100   # picture and facts went in
+    (row,) = ask_agents([agent()], {"transformers": backend}, question)
+    assert "failure answer" in row["error"] and "not asked" not in row["error"]
+    with pytest.raises(BackendError, match="params.max_new_token"):
+        ask_failure(backend, question, agent(max_new_token=3))
+    backend.close()
