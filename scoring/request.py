@@ -161,6 +161,14 @@ class CandidateEvidence:
         return out
 
 
+def view_named(views: tuple[ViewImage, ...], name: str) -> ViewImage:
+    """The view with this name among a request's views (KeyError listing the names otherwise)."""
+    for view in views:
+        if view.name == name:
+            return view
+    raise KeyError(f"no view {name!r} in this request (views: {[v.name for v in views]})")
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
     """One scoring question: instruction, current subtask, candidate ids, the views showing them."""
@@ -219,10 +227,7 @@ class ScoreRequest:
 
     def view(self, name: str) -> ViewImage:
         """The view with this name (KeyError listing the names otherwise)."""
-        for view in self.views:
-            if view.name == name:
-                return view
-        raise KeyError(f"no view {name!r} in this request (views: {[v.name for v in self.views]})")
+        return view_named(self.views, name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary for the run log (images by hash)."""

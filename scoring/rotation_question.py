@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scoring.errors import AnswerError, RefusalError
-from scoring.request import ViewImage
+from scoring.request import ViewImage, view_named
 from scoring.schema import REFUSAL_MARKER, looks_like_refusal, validate_against_schema
 from scoring.scorer import CallSpec
 
@@ -129,10 +129,7 @@ class RotationRequest:
 
     def view(self, name: str) -> ViewImage:
         """The view with this name (the agent pool's actors look views up by name, as in a ScoreRequest)."""
-        for view in self.views:
-            if view.name == name:
-                return view
-        raise KeyError(f"no view {name!r} in this request (views: {[v.name for v in self.views]})")
+        return view_named(self.views, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
