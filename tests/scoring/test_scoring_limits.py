@@ -6,19 +6,7 @@ import time
 import pytest
 
 from scoring.limits import ConcurrencyLimit, LimitTimeout, RateLimiter
-
-
-class FakeTime:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.fakes.fake_time import FakeTime
 
 
 def test_concurrency_limit_counts_slots():

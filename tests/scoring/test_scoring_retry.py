@@ -10,21 +10,7 @@ from scoring.config import BackendSettings, ScoringConfig
 from scoring.errors import BackendError, TransientBackendError
 from scoring.retry import NO_RETRY, AttemptLog, RetryPolicy, call_with_retries
 from scoring.scorer import CallSpec, Scorer, SerialExecutor, run_call
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.fakes.fake_time import FakeTime
 
 
 def failing(errors, result="ok"):
@@ -43,7 +29,7 @@ def failing(errors, result="ok"):
 
 
 def test_succeeds_after_transient_failures_with_exponential_backoff():
-    t = FakeTime()
+    t = FakeTime(100.0)
     log = AttemptLog()
     policy = RetryPolicy(max_retries=3, backoff_s=1.0, max_backoff_s=3.0, jitter=0.0)
     fn = failing([TransientBackendError("429"), TransientBackendError("503"), TransientBackendError("reset")])
@@ -58,7 +44,7 @@ def test_succeeds_after_transient_failures_with_exponential_backoff():
 
 
 def test_retry_after_is_a_lower_bound_even_above_max_backoff():
-    t = FakeTime()
+    t = FakeTime(100.0)
     policy = RetryPolicy(max_retries=2, backoff_s=0.5, max_backoff_s=1.0, jitter=0.0)
     fn = failing([TransientBackendError("429", retry_after_s=7.0), TransientBackendError("429", retry_after_s=0.1)])
     call_with_retries(fn, policy, sleep=t.sleep, clock=t.clock)
@@ -67,7 +53,7 @@ def test_retry_after_is_a_lower_bound_even_above_max_backoff():
 
 @pytest.mark.parametrize("error", [BackendError("HTTP 400"), TimeoutError("read timed out"), ValueError("bad")])
 def test_other_errors_are_not_retried(error):
-    t = FakeTime()
+    t = FakeTime(100.0)
     log = AttemptLog()
     fn = failing([error])
     with pytest.raises(type(error)):
@@ -77,7 +63,7 @@ def test_other_errors_are_not_retried(error):
 
 
 def test_exhausted_retries_raise_the_last_transient_error():
-    t = FakeTime()
+    t = FakeTime(100.0)
     log = AttemptLog()
     fn = failing([TransientBackendError(f"503 #{i}") for i in range(5)])
     with pytest.raises(TransientBackendError, match="503 #2"):
@@ -86,7 +72,7 @@ def test_exhausted_retries_raise_the_last_transient_error():
 
 
 def test_no_retry_would_pass_the_deadline():
-    t = FakeTime()
+    t = FakeTime(100.0)
     log = AttemptLog()
     policy = RetryPolicy(max_retries=5, backoff_s=1.0, jitter=0.0)
     fn = failing([TransientBackendError("429", retry_after_s=10.0)])
