@@ -34,6 +34,20 @@ POLL_S = 1.0           # the progress bar's clock ticks at least this often
 PRELOAD = ["planner.episode"]   # what every episode imports (open3d, pybullet, the planner)
 
 
+def render_threads(workers: int, cores: int | None = None) -> int:
+    """Rendering threads per worker: the cores shared out. Mesa's llvmpipe (the EGL renderer of a machine
+    without a GPU, in the twin and the lab) starts one thread per core in every process, so N workers would
+    each render on all the cores at once."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def _init_worker(driver_pid: int, lp_threads: int) -> None:
+    """Pool worker initializer: llvmpipe's thread count (unless the user set one; the lab inherits it), and
+    the worker's end with the driver's."""
+    os.environ.setdefault("LP_NUM_THREADS", str(lp_threads))
+    _die_with_driver(driver_pid)
+
+
 def _die_with_driver(driver_pid: int) -> None:
     """Pool worker initializer: SIGKILL this worker as soon as the driver process ends (killed with -9 included).
 
@@ -77,23 +91,35 @@ def run_in_processes(pending: list[Episode], out_dir: str, options: EpisodeOptio
         os.environ.setdefault(key, value)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)   # no effect once this process's fork server runs (it has them)
-    not_finished: list[str] = []
-    with ProcessPoolExecutor(max_workers=min(parallel, len(pending)), mp_context=ctx,
-                             initializer=_die_with_driver, initargs=(os.getpid(),)) as pool:
+    workers = min(parallel, len(pending))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(os.getpid(), render_threads(workers))) as pool:
         futures = {pool.submit(run_episode, ep, out_dir, options): ep for ep in pending}
-        while futures:
-            done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            for fut in done:
-                ep = futures.pop(fut)
-                try:
-                    rec = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool): no line, rerun retries
-                    log.error("episode %s: its worker process died: %s", ep.key, exc)
-                    not_finished.append(ep.key)
-                    continue
-                finish(rec)
-            if bar is not None and not done:
-                bar.update()
+        # any exception out of a future is a dead worker (BrokenProcessPool): run_episode catches the episode's own
+        return _collect(futures, lambda fs: wait(fs, timeout=POLL_S, return_when=FIRST_COMPLETED)[0],
+                        lambda fut: fut.result(), (Exception,), "worker process", finish, bar)
+
+
+def _collect(handles: dict, wait_some: Callable[[list], set | list], result_of: Callable, died: tuple,
+             what: str, finish: Callable[[dict], None], bar: Progress | None) -> list[str]:
+    """Hand each episode's result line to finish() as it comes, ticking the bar while none does; returns the keys
+    of the episodes whose worker died (`died`: the exceptions that say so; nothing was written, a rerun retries).
+
+    handles: future or Ray ref -> its episode; wait_some(handles): the finished ones, after POLL_S at the most."""
+    not_finished: list[str] = []
+    while handles:
+        ready = wait_some(list(handles))
+        for handle in ready:
+            ep = handles.pop(handle)
+            try:
+                rec = result_of(handle)
+            except died as exc:
+                log.error("episode %s: its %s died: %s", ep.key, what, exc)
+                not_finished.append(ep.key)
+                continue
+            finish(rec)
+        if bar is not None and not ready:
+            bar.update()
     return not_finished
 
 
@@ -112,22 +138,9 @@ def run_on_ray(pending: list[Episode], out_dir: str, options: EpisodeOptions, pa
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_episode)
         refs = {remote.remote(ep, out_dir, options): ep for ep in pending}
-        not_finished: list[str] = []
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                ep = refs.pop(ref)
-                try:
-                    rec = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    # the worker died (killed, out of memory): nothing is written, so a rerun retries it
-                    log.error("episode %s: its Ray task died: %s", ep.key, exc)
-                    not_finished.append(ep.key)
-                    continue
-                finish(rec)
-            if bar is not None and not ready:
-                bar.update()
-        return not_finished
+        # a RayError: the worker died (killed, out of memory)
+        return _collect(refs, lambda rs: ray.wait(rs, num_returns=1, timeout=POLL_S)[0], ray.get,
+                        (ray.exceptions.RayError,), "Ray task", finish, bar)
     finally:
         if owns:
             ray.shutdown()

@@ -319,8 +319,9 @@ def check_flags(args: argparse.Namespace) -> None:
     """Every flag once, here at the edge, before anything starts (InputError: the flag, expected, got)."""
     for name in ("task", "scorer", "scoring_config", "ray_address", "subtask"):
         value = getattr(args, name, None)
-        if value is not None and (not value.strip() or len(value) > 4096 or "\0" in value):
-            _fail("--" + name.replace("_", "-"), "a non-empty value of at most 4096 characters", value)
+        for item in value if isinstance(value, list) else [value]:   # batch takes several scoring configs
+            if item is not None and (not item.strip() or len(item) > 4096 or "\0" in item):
+                _fail("--" + name.replace("_", "-"), "a non-empty value of at most 4096 characters", item)
     _integer_flag(args, "seed", 0, MAX_SEED)
     _integer_flag(args, "first_seed", 0, MAX_SEED)
     _integer_flag(args, "max_steps", 1, MAX_STEPS)

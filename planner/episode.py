@@ -10,7 +10,8 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,35 +88,62 @@ def run_task(task_path: str, seed: int = 0, scorer: str | None = None, out_dir: 
     try:
         with launch_any_lab(loaded.lab, seed, fast_render=fast_render,
                             log_path=os.path.join(runlog.path, "lab.log")) as lab:
-            planner = None
-            reconstructor = build_reconstructor(task)
-            try:
+            with run_errors() as end:
+                reconstructor = end.close_later(build_reconstructor(task))
                 with SimRobot(lab.host, lab.port, secret=lab.control_secret, robot=task.robot) as robot:
                     renderer = build_renderer(names=tuple(scorer_obj.config.views))
-                    planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
-                                         runlog, cfg, on_step=on_step)
+                    planner = end.close_later(MPCPlanner(task, robot, reconstructor, renderer, scorer_obj,
+                                                         runlog, cfg, on_step=on_step))
                     result = planner.run(max_steps)
-                    steps, stage, error = result.steps, result.stage_time_s, result.error
-            except RobotError as exc:
-                error = str(exc)
-            except Exception as exc:  # a bug: the run still gets its end record and report
-                log.exception("run failed")
-                error = f"internal error: {type(exc).__name__}: {exc}"
-            finally:
-                if planner is not None:
-                    planner.close()
-                reconstructor.close()
+                    steps, stage, end.error = result.steps, result.stage_time_s, result.error
+            error = end.error
             success, no_verdict = _lab_verdict(lab)
     except RobotError as exc:  # the lab did not start
         error = str(exc)
     finally:
         scorer_obj.close()
     elapsed = time.perf_counter() - start
-    runlog.append({"type": "end", "steps": steps, "lab_success": success, "no_verdict": no_verdict, "error": error,
-                   "time_s": elapsed, "stage_time_s": stage})
+    end_run(runlog, {"steps": steps, "lab_success": success, "no_verdict": no_verdict, "error": error,
+                     "time_s": elapsed, "stage_time_s": stage})
+    return RunOutcome(task.name, seed, success, steps, elapsed, scorer_name, runlog.path, stage, error, no_verdict)
+
+
+@dataclass
+class RunEnd:
+    """What ended a run (`error`: None when the planner ran to its own end) and what to close when it has."""
+
+    error: str | None = None
+    to_close: list = dataclasses.field(default_factory=list)
+
+    def close_later(self, obj):
+        self.to_close.append(obj)
+        return obj
+
+
+@contextmanager
+def run_errors(robot_label: str = "") -> Iterator[RunEnd]:
+    """The end of every episode, in the lab or on an arm: a robot that failed (RobotError: a lost link, a
+    protective stop) or a bug ends the run with `error` set instead of an exception, so that the run still gets
+    its end record, report and verdict; what was registered with close_later is closed in any case, last first.
+    robot_label: put in front of a robot's error (which arm said it)."""
+    end = RunEnd()
+    try:
+        yield end
+    except RobotError as exc:
+        end.error = f"{robot_label}{exc}"
+    except Exception as exc:  # a bug: the run still gets its end record and report
+        log.exception("run failed")
+        end.error = f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        for obj in reversed(end.to_close):
+            obj.close()
+
+
+def end_run(runlog: RunLog, record: dict) -> None:
+    """The run's end record, then the log closed and its report written."""
+    runlog.append({"type": "end", **record})
     runlog.close()
     write_report(runlog.path)
-    return RunOutcome(task.name, seed, success, steps, elapsed, scorer_name, runlog.path, stage, error, no_verdict)
 
 
 def _lab_verdict(lab) -> tuple[bool | None, str | None]:

@@ -17,14 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer
-from planner.episode import RunOutcome
+from planner.episode import RunOutcome, end_run, run_errors
 from planner.mpc import MPCConfig, MPCPlanner
-from planner.report import write_report
 from planner.reproduce import run_identity
 from planner.runlog import RunLog
 from planner.task import LoadedTask, load_task
 from robot_io.drivers import driver_entry, load_cameras, make_driver
-from robot_io.errors import RobotError
 
 log = logging.getLogger(__name__)
 NO_VERDICT = "a real arm: no lab holds the truth, so nothing judged success (see believed_success)"
@@ -63,31 +61,18 @@ def run_on_robot(task_path: str, robot_name: str, robot_config: str | None = Non
                                           "cameras": [c.name for c in cameras]},
                          "reproduce": run_identity(task, scorer_obj.config, seed, cfg, limit)})
     start = time.perf_counter()
-    steps, stage, error, believed = 0, {}, None, None
-    planner = None
-    reconstructor = None
-    try:
-        reconstructor = build_reconstructor(task)
+    steps, stage, believed = 0, {}, None
+    with run_errors(f"{robot!r}: ") as end:   # RobotError: connect failed, or the disconnect after a lost link
+        end.close_later(scorer_obj)
+        reconstructor = end.close_later(build_reconstructor(task))
         with robot:
             renderer = build_renderer(names=tuple(scorer_obj.config.views))
-            planner = MPCPlanner(task, robot, reconstructor, renderer, scorer_obj, runlog, cfg, on_step=on_step)
+            planner = end.close_later(MPCPlanner(task, robot, reconstructor, renderer, scorer_obj, runlog, cfg,
+                                                 on_step=on_step))
             result = planner.run(max_steps)
-            steps, stage, error, believed = result.steps, result.stage_time_s, result.error, result.believed_success
-    except RobotError as exc:           # connect failed, or the disconnect after a lost link
-        error = f"{robot!r}: {exc}"
-    except Exception as exc:  # a bug: the run still gets its end record and report
-        log.exception("run failed")
-        error = f"internal error: {type(exc).__name__}: {exc}"
-    finally:
-        if planner is not None:
-            planner.close()
-        if reconstructor is not None:
-            reconstructor.close()
-        scorer_obj.close()
+            steps, stage, end.error, believed = (result.steps, result.stage_time_s, result.error,
+                                                 result.believed_success)
     elapsed = time.perf_counter() - start
-    runlog.append({"type": "end", "steps": steps, "lab_success": None, "no_verdict": NO_VERDICT,
-                   "believed_success": believed, "error": error, "time_s": elapsed, "stage_time_s": stage,
-                   "robot_driver": robot_name})
-    runlog.close()
-    write_report(runlog.path)
-    return RunOutcome(task.name, seed, None, steps, elapsed, scorer_name, runlog.path, stage, error, NO_VERDICT)
+    end_run(runlog, {"steps": steps, "lab_success": None, "no_verdict": NO_VERDICT, "believed_success": believed,
+                     "error": end.error, "time_s": elapsed, "stage_time_s": stage, "robot_driver": robot_name})
+    return RunOutcome(task.name, seed, None, steps, elapsed, scorer_name, runlog.path, stage, end.error, NO_VERDICT)

@@ -72,3 +72,54 @@ def test_progress_eta():
     bar.update(_line(Episode("t", 0)))
     assert bar.eta_s() is not None and "5/10 episodes" in bar.line()
     assert os.linesep in bar.stream.text or "\n" in bar.stream.text
+
+
+def test_batch_flags_take_several_scoring_configs_and_reject_a_blank_one(tmp_path, capsys):
+    from planner.cli import main
+
+    # a blank second config: exit 2 with the flag named, before any lab starts (a list used to crash the check)
+    assert main(["batch", "--tasks", "stack_blocks", "--scoring-config", "default", " ", "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "--scoring-config" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_render_threads_share_the_cores_out_and_the_worker_sets_them(monkeypatch):
+    from planner.batch_pool import _init_worker, render_threads
+
+    assert [render_threads(w, cores=16) for w in (1, 2, 3, 16, 40)] == [16, 8, 5, 1, 1]
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    _init_worker(os.getpid(), 3)      # watches this (living) process: nothing happens to it
+    assert os.environ["LP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("LP_NUM_THREADS", "7")
+    _init_worker(os.getpid(), 3)      # the user's setting wins
+    assert os.environ["LP_NUM_THREADS"] == "7"
+
+
+class _Closable:
+    def __init__(self, name, closed):
+        self.name, self.closed = name, closed
+
+    def close(self):
+        self.closed.append(self.name)
+
+
+@pytest.mark.parametrize("raised, error", [
+    (None, None),
+    ("robot", "arm-1: protective stop"),
+    ("bug", "internal error: KeyError: 'x'"),
+])
+def test_run_errors_end_the_run_with_the_error_and_close_last_first(raised, error):
+    from planner.episode import run_errors
+    from robot_io.errors import RobotError
+
+    closed: list[str] = []
+    with run_errors("arm-1: ") as end:
+        end.close_later(_Closable("scorer", closed))
+        end.close_later(_Closable("planner", closed))
+        if raised == "robot":
+            raise RobotError("protective stop")
+        if raised == "bug":
+            raise KeyError("x")
+    assert end.error == error
+    assert closed == ["planner", "scorer"]
