@@ -32,14 +32,9 @@ safety envelope keeps its own configured limits, as with any lab that announces 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import queue
-import socket
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -48,8 +43,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_io.lab_auth import LabAuthError, LabSecrets
-from robot_io.lab_server import LabServer
+from robot_io.lab_auth import LabSecrets
+from robot_io.lab_server import LabServer, run_lab_process
 from robot_io.labspec import LabSpecError
 from robot_io.libero.cameras import T_world_camera_cv, depth_buffer_to_m, flip_rows, intrinsics
 from robot_io.libero.controller import CONTROL_PERIOD_S, arm_action, gripper_action, resample
@@ -287,50 +282,16 @@ class LiberoLab(SimLab):
         log.info("trajectory %d: %s after %.2f s wall, %d control steps", ex.exec_id,
                  "completed" if completed else f"stopped ({reason})", time.monotonic() - t0, len(samples))
 
-    def serve(self, server: socket.socket) -> None:
-        acceptor = threading.Thread(target=self._accept_loop, args=(server,), name="accept", daemon=True)
-        acceptor.start()
-        try:
-            while not self._shutdown.is_set():
-                self._serve_jobs(0.1)
-        finally:
-            self._shutdown.set()
-            acceptor.join(timeout=2.0)
-            server.close()
-            self.env.close()
-            log.info("LIBERO lab shut down after %d control steps", self.control_steps)
+    def _close_engine(self) -> None:
+        self.env.close()
+        log.info("LIBERO lab shut down after %d control steps", self.control_steps)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m robot_io.libero.lab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="LiberoLabSpec JSON file")
-    parser.add_argument("--seed", type=int, default=None, help="index of the official initial state")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--secret-fd", type=int, required=True,
-                        help="inherited file descriptor carrying the session secrets (robot_io.lab_auth)")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s liberolab[%(process)d] %(levelname)s %(message)s")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    sys.stdout.flush()
-    port_fd = os.dup(1)
-    os.dup2(2, 1)     # LIBERO prints to stdout; only the port line may go there
-    try:
-        secrets = LabSecrets.read_fd(args.secret_fd)
-        spec = LiberoLabSpec.from_json_file(args.spec)
-        lab = LiberoLab(spec, spec.seed if args.seed is None else args.seed, secrets)
-    except (OSError, LabSpecError, LabAuthError, ValueError) as e:
-        log.error("cannot start the LIBERO lab: %s", e)  # noqa: TRY400
-        return 2
-    server = socket.create_server((args.host, args.port))
-    port = server.getsockname()[1]
-    os.write(port_fd, (json.dumps({"port": port}) + "\n").encode())
-    os.close(port_fd)
-    log.info("listening on %s:%d", args.host, port)
-    lab.serve(server)
-    return 0
+    # LIBERO prints to stdout; run_lab_process keeps it for the port line alone
+    return run_lab_process(argv, "python -m robot_io.libero.lab", __doc__.split("\n\n")[0], "liberolab",
+                           LiberoLabSpec.from_json_file, LiberoLab, (LabSpecError, ValueError))
 
 
 if __name__ == "__main__":
