@@ -212,8 +212,12 @@ class LiberoLab(SimLab):
                     grasped = name
             except (AttributeError, TypeError, ValueError):
                 break
-        return {"objects": self._object_poses(), "initial_objects": self.initial_poses,
-                "success": bool(self.env._check_success()), "grasped": grasped,
+        objects, success = self._object_poses(), bool(self.env._check_success())
+        # the truth at each evaluation, in lab.log: why an episode failed, read after the run
+        log.info("evaluate: success %s, grasped %s, gripper %.1f mm, tcp %s, objects %s", success, grasped,
+                 1000 * self._gripper_width(), np.round(self._tcp()[:3, 3], 3).tolist(),
+                 {n: np.round(o["xyz"], 3).tolist() for n, o in objects.items()})
+        return {"objects": objects, "initial_objects": self.initial_poses, "success": success, "grasped": grasped,
                 "joint_pos_rad": self._joint_pos().tolist(), "gripper_width_m": self._gripper_width(),
                 "tcp_pose": _pose_dict(self._tcp()), "seed": self.seed, "control_steps": self.control_steps,
                 "suite": self.spec.suite, "task_id": self.spec.task_id}
