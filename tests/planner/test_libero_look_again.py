@@ -64,3 +64,49 @@ def test_outline_of_an_l_is_not(tmp_path):
     assert not outline_symmetric(ell, Pose((0.0, 0.0, 0.0)))
     on_its_side = Rotation.from_euler("x", 90, degrees=True).as_quat()   # from above: a 10 x 3 cm bar
     assert outline_symmetric(ell, Pose((0.0, 0.0, 0.0), tuple(on_its_side)))
+
+
+def _tracker():
+    from planner.twin_tracker import TwinTracker
+
+    tracker = TwinTracker.__new__(TwinTracker)     # only the memory of poses; no PyBullet world needed here
+    tracker.held, tracker._trusted = None, {}
+    return tracker
+
+
+def _estimate(xyz, held=False):
+    from types import SimpleNamespace
+
+    from reconstruction.estimate import EstimatedObject
+
+    return SimpleNamespace(objects={"basket": EstimatedObject("basket", Pose(xyz), 0.8, True, 500, held=held)})
+
+
+def test_a_doubtful_estimate_does_not_replace_a_trusted_pose():
+    tracker = _tracker()
+    assert tracker._keep_trusted({"basket": {"status": "ok"}}, _estimate((0.60, 0.27, 0.0))) == {}
+    # the arm hovers over the basket: a doubtful fit 10 cm off keeps the trusted pose
+    entry = {"status": "low_confidence"}
+    kept = tracker._keep_trusted({"basket": entry}, _estimate((0.60, 0.37, 0.0)))
+    assert kept["basket"].xyz == pytest.approx((0.60, 0.27, 0.0))
+    assert entry["trusted_before"]
+    # a doubtful fit where the trusted one was changes nothing; a trusted one elsewhere moves it
+    assert tracker._keep_trusted({"basket": {"status": "low_confidence"}}, _estimate((0.605, 0.27, 0.0))) == {}
+    assert tracker._keep_trusted({"basket": {"status": "ok"}}, _estimate((0.50, 0.10, 0.0))) == {}
+    assert tracker._trusted["basket"].xyz == pytest.approx((0.50, 0.10, 0.0))
+
+
+def test_the_object_in_the_hand_is_exempt():
+    tracker = _tracker()
+    tracker._keep_trusted({"basket": {"status": "ok"}}, _estimate((0.60, 0.27, 0.0)))
+    # seen between the fingers: it moves by design, and its earlier pose is forgotten
+    assert tracker._keep_trusted({"basket": {"status": "low_confidence"}}, _estimate((0.3, 0.0, 0.2), True)) == {}
+    assert "basket" not in tracker._trusted
+    assert tracker._keep_trusted({"basket": {"status": "low_confidence"}}, _estimate((0.6, 0.4, 0.0))) == {}
+
+
+def test_low_confidence_with_an_earlier_trusted_pose_goes_ahead():
+    look = LookAgain(max_looks=2)
+    recon = _recon("low_confidence", trusted_before=True)
+    assert look.check("can", recon, gripper_closed=False) is None
+    assert "earlier trusted pose" in recon["note"]
