@@ -17,7 +17,8 @@ heartbeat, shutdown, evaluate), so `SimRobot` drives it without knowing which la
   JOINT_POSITION controller (kp 300, output_max 0.5 rad) through LIBERO's own env.step; the gripper is binary
   (open only for a commanded width of at least 95% of the opening, the project's rule).
   env.step's reward and `done` are dropped here: they are LIBERO's success check.
-- evaluate (evaluation code only): LIBERO's check_success on the live state, object poses, the grasped object.
+- evaluate (evaluation code only): LIBERO's check_success on the live state, object poses, the grasped object;
+  each evaluation also goes to the lab's log, so a failed episode's end state can be read afterwards.
 The engine/handler threading, the watchdog and the request handling are the sim lab's (`SimLab`), and so is
 the front door (`robot_io.lab_server`): the session secrets arrive on the inherited pipe FD (`--secret-fd`,
 written by `launch_libero_lab` through `robot_io.sim_robot.spawn_lab`) and every connection authenticates
