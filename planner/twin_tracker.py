@@ -177,6 +177,9 @@ class TwinTracker:
         if self.held is None:
             return dataclasses.replace(scene, grasped=None)
         name, pose = self.held.name, self.held.pose(T_world_tcp)
+        # where it was last carried: once let go and hidden (in a basket, behind its wall), the twin drops it from
+        # there, not from where it stood before the grasp
+        self._last_seen[name] = pose
         objects = tuple(dataclasses.replace(o, pose=pose) if o.name == name else o for o in scene.objects)
         if name not in {o.name for o in objects}:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
