@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
 LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again at an object it does not trust
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
-KEEP_TRUSTED_M = 0.02        # a doubtful estimate this far from the object's last trusted pose does not replace it
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
 
@@ -51,11 +50,6 @@ class LookAgain:
             recon["note"] = (f"'{target}': position trusted; only a turn that keeps its outline (seen from above) "
                              "is ambiguous")
             return None
-        if status == "low_confidence" and entry.get("trusted_before"):
-            # the twin keeps the pose it trusted at an earlier step (TwinTracker._keep_trusted)
-            self.looks = 0
-            recon["note"] = f"'{target}': doubtful now, its earlier trusted pose is used"
-            return None
         self.looks += 1
         if self.looks <= self.max_looks:
             return f"look again: the pose of '{target}' is not trusted ({status})"
@@ -78,7 +72,6 @@ class TwinTracker:
         self.world: World | None = None
         self.held: Held | None = None
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
-        self._trusted: dict[str, Pose] = {}           # where each was last found with status 'ok' (not in hand)
 
     def close(self) -> None:
         if self.world is not None:
@@ -102,13 +95,7 @@ class TwinTracker:
         if at_hand:
             scene = dataclasses.replace(scene, objects=tuple(o for o in scene.objects if o.name not in at_hand))
         report = estimate.report()
-        kept = self._keep_trusted(report["objects"], estimate)
-        if kept:
-            scene = dataclasses.replace(scene, objects=tuple(
-                dataclasses.replace(o, pose=kept[o.name]) if o.name in kept else o for o in scene.objects))
-        self._last_seen.update({n: kept.get(n, o.pose) for n, o in estimate.objects.items() if o.found})
-        self._last_seen.update({n: pose for n, pose in self._trusted.items() if n not in estimate.objects
-                                or not estimate.objects[n].found})
+        self._last_seen.update({n: o.pose for n, o in estimate.objects.items() if o.found})
         present = {o.name for o in scene.objects}
         stale = [n for n in self.models if n not in present and n in self._last_seen]
         # not found this step (occluded, or a poor match): keep it where it was last seen
@@ -124,32 +111,10 @@ class TwinTracker:
         summary = {
             "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
             "n_unknown": len(estimate.clutter), "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
-            "held": self.held_name, "last_seen_pose_used": stale, "trusted_pose_kept": sorted(kept),
+            "held": self.held_name, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }
         return self.world, summary
-
-    def _keep_trusted(self, objects: dict, estimate: SceneEstimate) -> dict[str, Pose]:
-        """Remember each object's last trusted pose (status 'ok', not in the hand) and return, per object whose
-        estimate this step is doubtful (low confidence) and over KEEP_TRUSTED_M from it, that trusted pose. An
-        object the arm hovers over is partly hidden, and its doubtful fit can land a basket 10 cm off, where the
-        placement then aims; a low-confidence estimate never outranks a trusted one. The object in the hand (and
-        so one just let go) is exempt: it moves by design."""
-        in_hand = {self.held_name} | {n for n, o in estimate.objects.items() if o.found and o.held}
-        for name in in_hand:
-            self._trusted.pop(name, None)
-        kept = {}
-        for name, entry in objects.items():
-            est = estimate.objects.get(name)
-            if est is None or not est.found or name in in_hand:
-                continue
-            if entry.get("status") == "ok":
-                self._trusted[name] = est.pose
-            elif name in self._trusted:
-                entry["trusted_before"] = True
-                if np.linalg.norm(est.pose.position - self._trusted[name].position) > KEEP_TRUSTED_M:
-                    kept[name] = self._trusted[name]
-        return kept
 
     def _mark_turn_only(self, objects: dict, estimate: SceneEstimate) -> None:
         """Flag `turn_only` on a low-confidence object whose fit alone is confident (the doubt is the ambiguity
