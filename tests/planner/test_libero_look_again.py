@@ -65,3 +65,24 @@ def test_outline_of_an_l_is_not(tmp_path):
     on_its_side = Rotation.from_euler("x", 90, degrees=True).as_quat()   # from above: a 10 x 3 cm bar
     assert outline_symmetric(ell, Pose((0.0, 0.0, 0.0), tuple(on_its_side)))
 
+
+
+def test_a_held_object_is_last_seen_where_the_hand_carries_it(monkeypatch):
+    """Once let go and hidden (in a basket, behind its wall) it is dropped in the twin from where it was carried,
+    not from where it stood before the grasp."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from planner.twin_tracker import TwinTracker
+    from sim.grasp import Held
+
+    tracker = TwinTracker.__new__(TwinTracker)     # only the memory of poses; no PyBullet world needed here
+    tracker.robot = SimpleNamespace(gripper_max_width_m=0.078)
+    tracker.held = Held("bottle", Pose((0.0, 0.0, -0.01)))
+    tracker._last_seen = {"bottle": Pose((0.48, -0.22, 0.02))}
+    tracker.models = {"bottle": SimpleNamespace(at=lambda pose: SimpleNamespace(name="bottle", pose=pose))}
+    # a scene stand-in: dataclasses.replace on it just sets the fields
+    monkeypatch.setattr(dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
+    tracker._carry_held(SimpleNamespace(objects=()), SimpleNamespace(objects={}), Pose((0.61, 0.27, 0.21)), 0.035)
+    assert tracker.held is not None and tracker.held.name == "bottle"
+    assert tracker._last_seen["bottle"].xyz == pytest.approx((0.61, 0.27, 0.20))
