@@ -5,7 +5,8 @@ planner's predicates, and the named objects with their models (converted from LI
 by `make libero`). The truth (initial states, physics, LIBERO's check_success) stays in the LIBERO lab process.
 
 BDDL goal -> planner predicate:
-    (In a B_contain_region)      -> inside: [a, B]          (a region whose target is object B)
+    (In a B_contain_region)      -> inside: [a, B]          (a region whose target is object B; In a drawer's
+                                                             region, e.g. cabinet_top_region, is refused)
     (On a b)                     -> on_top: [a, b]
     (On a B_some_region)         -> on_top: [a, B]          (a region on an object or fixture B: its top)
     (And p q ...)                -> all: [...]
@@ -105,6 +106,12 @@ def translate_goal(problem: BddlProblem, expr: Any = None, where: str = "goal") 
         if place in movable:
             return {"inside" if head == "in" else "on_top": [obj, place]}
         region = _region(problem, place)
+        if region is not None and region[0] in movable and head == "in" and not region[1].endswith("contain_region"):
+            # a cabinet's top_region / middle_region / bottom_region is the inside of a drawer: the twin's
+            # rigid cabinet has no drawer to open, and "inside the cabinet's box" would be a different goal
+            raise UnsupportedGoalError(
+                f"{where}: ({expr[0]} {obj} {place}): '{region[1]}' of {region[0]} is a drawer or compartment of an "
+                "articulated fixture; the twin's fixtures have no joints (no drawer to open)")
         if region is not None and region[0] in movable:
             return {"inside" if head == "in" else "on_top": [obj, region[0]]}
         raise UnsupportedGoalError(

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 HAND_CLEAR_RADIUS_M = 0.08   # unknown clusters centred this close to the TCP are taken as hand/held parts
 LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again at an object it does not trust
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
+OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
+OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
 
 
 class LookAgain:
@@ -36,9 +38,17 @@ class LookAgain:
         """The hold reason when this step should only look again, else None. target: the object the current
         subtask grasps (None: none); recon: the twin's summary (per object 'status'). A 'going ahead' note is
         put in recon when the looks are spent."""
-        status = recon.get("objects", {}).get(target, {}).get("status") if target else None
+        entry = recon.get("objects", {}).get(target, {}) if target else {}
+        status = entry.get("status")
         if status not in UNTRUSTED or gripper_closed:
             self.looks = 0
+            return None
+        if status == "low_confidence" and entry.get("turn_only"):
+            # only a turn that leaves the outline as it is can be in doubt: the grasps (across the outline) are
+            # the same either way, so looking again would change nothing
+            self.looks = 0
+            recon["note"] = (f"'{target}': position trusted; only a turn that keeps its outline (seen from above) "
+                             "is ambiguous")
             return None
         self.looks += 1
         if self.looks <= self.max_looks:
@@ -84,6 +94,7 @@ class TwinTracker:
                    if np.linalg.norm(u.pose.position - T_world_tcp.position) < HAND_CLEAR_RADIUS_M}
         if at_hand:
             scene = dataclasses.replace(scene, objects=tuple(o for o in scene.objects if o.name not in at_hand))
+        report = estimate.report()
         self._last_seen.update({n: o.pose for n, o in estimate.objects.items() if o.found})
         present = {o.name for o in scene.objects}
         stale = [n for n in self.models if n not in present and n in self._last_seen]
@@ -96,13 +107,31 @@ class TwinTracker:
         else:
             self.world.update_scene(scene)
         self.world.step(self.settle_steps)
-        report = estimate.report()
+        self._mark_turn_only(report["objects"], estimate)
         summary = {
             "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
             "n_unknown": len(estimate.clutter), "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
-            "held": self.held_name, "last_seen_pose_used": stale, "timings_s": getattr(estimate, "timings_s", {}),
+            "held": self.held_name, "last_seen_pose_used": stale,
+            "timings_s": getattr(estimate, "timings_s", {}),
         }
         return self.world, summary
+
+    def _mark_turn_only(self, objects: dict, estimate: SceneEstimate) -> None:
+        """Flag `turn_only` on a low-confidence object whose fit alone is confident (the doubt is the ambiguity
+        factor: a clearly different pose explains the points nearly as well) and whose outline seen from above
+        is the same turned half-way round: a rival that fits as well as the winner then turns it about the
+        vertical or flips it (a scanned can is not exactly a solid of revolution, a printed carton not exactly
+        a box, so their declared symmetry is 'none' and such turns rank nearly as high)."""
+        cfg = getattr(self.reconstructor, "config", None)
+        if cfg is None:
+            return
+        for name, entry in objects.items():
+            est = estimate.objects.get(name)
+            if entry.get("status") != "low_confidence" or est is None or not est.found or name not in self.models:
+                continue
+            fit_confidence = est.fitness * min(1.0, est.coverage / cfg.full_coverage)
+            if fit_confidence >= cfg.low_confidence and outline_symmetric(self.models[name], est.pose):
+                entry["turn_only"] = True
 
     def _carry_held(self, scene: SceneSpec, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float) -> SceneSpec:
         """Decide which object the gripper holds and pin it to the hand (rigid grasp) in the twin."""
@@ -113,8 +142,27 @@ class TwinTracker:
         if self.held is None:
             return dataclasses.replace(scene, grasped=None)
         name, pose = self.held.name, self.held.pose(T_world_tcp)
+        # where it was last carried: once let go and hidden (in a basket, behind its wall), the twin drops it from
+        # there, not from where it stood before the grasp
+        self._last_seen[name] = pose
         objects = tuple(dataclasses.replace(o, pose=pose) if o.name == name else o for o in scene.objects)
         if name not in {o.name for o in objects}:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
+
+
+def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:
+    """Whether the model at `pose`, seen from straight above, looks the same turned half-way round its centre (a
+    can, a carton, a box lying flat): the largest radius from the centre in each of OUTLINE_BINS directions and
+    in the opposite one differ by less than max_spread of their mean."""
+    pts = model.geometry.points @ pose.rotation().T
+    xy = pts[:, :2] - 0.5 * (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0))
+    radius = np.linalg.norm(xy, axis=1)
+    bins = ((np.arctan2(xy[:, 1], xy[:, 0]) + np.pi) / (2 * np.pi) * OUTLINE_BINS).astype(int) % OUTLINE_BINS
+    outline = np.zeros(OUTLINE_BINS)
+    np.maximum.at(outline, bins, radius)
+    if np.any(outline <= 0.0):
+        return False
+    opposite = np.roll(outline, OUTLINE_BINS // 2)
+    return bool(np.max(np.abs(outline - opposite)) / outline.mean() < max_spread)

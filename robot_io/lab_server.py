@@ -1,18 +1,25 @@
 """The sim lab's front door: connections, their cap and frame bounds, authentication, and which role may ask what.
 
-`LabServer` accepts connections on a thread and serves each on its own thread. A connection proves it holds
-a session secret (`robot_io.lab_auth`) before anything else; until then it may only send small frames and
-must do so within AUTH_TIMEOUT_S. The *control* role is held by one connection at a time. Requests are
-dispatched to `_op_<name>` methods of the subclass (`robot_io.simlab.SimLab`), which owns the world.
+`LabServer` accepts connections on a thread and serves each on its own thread; `serve` runs the engine's
+jobs on the calling thread until a shutdown request. `run_lab_process` is a lab process's entry point (the
+sim lab and the LIBERO lab share it): arguments, logging, the one `{"port": P}` line on stdout, `serve`.
+A connection proves it holds a session secret (`robot_io.lab_auth`) before anything else; until then it may
+only send small frames and must do so within AUTH_TIMEOUT_S. The *control* role is held by one connection at
+a time. Requests are dispatched to `_op_<name>` methods of the subclass (`robot_io.simlab.SimLab`), which
+owns the world.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +69,26 @@ class LabServer:
 
     def _conn_closed(self, conn: Conn) -> None:
         """Called when a connection ends (the subclass stops a motion its controller left)."""
+
+    def _serve_jobs(self, wait_s: float) -> None:
+        """Run the engine's queued jobs for up to wait_s (the subclass owns the engine)."""
+        raise NotImplementedError
+
+    def _close_engine(self) -> None:
+        """Release the engine after the last job (the subclass's physics client or environment)."""
+
+    def serve(self, server: socket.socket) -> None:
+        """Serve until a shutdown request: accept connections on a thread, run the engine's jobs on this one."""
+        acceptor = threading.Thread(target=self._accept_loop, args=(server,), name="accept", daemon=True)
+        acceptor.start()
+        try:
+            while not self._shutdown.is_set():
+                self._serve_jobs(0.1)
+        finally:
+            self._shutdown.set()
+            acceptor.join(timeout=2.0)
+            server.close()
+            self._close_engine()
 
     def _accept_loop(self, server: socket.socket) -> None:
         server.settimeout(0.2)
@@ -166,3 +193,41 @@ class LabServer:
         conn.sock.settimeout(None if role == "control" else EVAL_IDLE_TIMEOUT_S)
         log.info("%s authenticated for %s", conn.peer, role)
         return {"role": role, "mac": lab_auth.lab_proof(secret, role, nonce, client_nonce)}
+
+
+def run_lab_process(argv: list[str] | None, prog: str, description: str, tag: str,
+                    load_spec: Callable[[str], Any], make_lab: Callable[[Any, int, LabSecrets], LabServer],
+                    startup_errors: tuple[type[Exception], ...]) -> int:
+    """A lab process's main: --spec, --seed, --port, --host, --secret-fd, --log-level. The lab is
+    make_lab(load_spec(--spec), --seed or the spec's .seed, secrets); any of startup_errors: logged, exit 2.
+    stdout carries exactly one line, {"port": P}: engines print from C (PyBullet's EGL plugin, robosuite),
+    so fd 1 is pointed at stderr and a private copy of the real stdout is kept for that line."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--spec", required=True, help="the lab's spec JSON file")
+    parser.add_argument("--seed", type=int, default=None, help="randomisation seed or initial state (default: "
+                        "the spec's)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--secret-fd", type=int, required=True,
+                        help="inherited file descriptor carrying the session secrets (robot_io.lab_auth)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s {tag}[%(process)d] %(levelname)s %(message)s")
+    sys.stdout.flush()
+    port_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        secrets = LabSecrets.read_fd(args.secret_fd)
+        spec = load_spec(args.spec)
+        lab = make_lab(spec, spec.seed if args.seed is None else args.seed, secrets)
+    except (OSError, lab_auth.LabAuthError, *startup_errors) as e:
+        log.error("cannot start the lab: %s", e)  # noqa: TRY400 - a bad spec needs no traceback
+        return 2
+    server = socket.create_server((args.host, args.port))
+    port = server.getsockname()[1]
+    os.write(port_fd, (json.dumps({"port": port}) + "\n").encode())
+    os.close(port_fd)
+    log.info("listening on %s:%d", args.host, port)
+    lab.serve(server)
+    return 0

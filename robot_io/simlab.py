@@ -44,14 +44,8 @@ Logs go to stderr; C-level prints from PyBullet/EGL are redirected there too so 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
 import queue
-import socket
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -61,10 +55,10 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from robot_io.lab_auth import LabAuthError, LabSecrets
+from robot_io.lab_auth import LabSecrets
 from robot_io.lab_layout import MIN_GAP_M, randomize_scene  # noqa: F401 - re-exported: the lab's layout
 from robot_io.lab_limits import LimitViolation, RuntimeMonitor, TcpKinematics, check_command
-from robot_io.lab_server import Conn, LabServer
+from robot_io.lab_server import Conn, LabServer, run_lab_process
 from robot_io.labspec import LabSpec, LabSpecError
 from robot_io.observation import CameraFrame, JointStateTrace, Observation
 from robot_io.trajectory import JointTrajectory
@@ -175,20 +169,10 @@ class SimLab(LabServer):
             self._q_cache, self._g_cache = q, g
 
     # ------------------------------------------------------------ serving
-    def serve(self, server: socket.socket) -> None:
-        """Serve until a shutdown request: accept connections on a thread, run the engine loop here."""
-        acceptor = threading.Thread(target=self._accept_loop, args=(server,), name="accept", daemon=True)
-        acceptor.start()
-        try:
-            while not self._shutdown.is_set():
-                self._serve_jobs(0.1)
-        finally:
-            self._shutdown.set()
-            acceptor.join(timeout=2.0)
-            server.close()
-            self._kin.close()
-            p.disconnect(physicsClientId=self.client)
-            log.info("lab shut down")
+    def _close_engine(self) -> None:
+        self._kin.close()
+        p.disconnect(physicsClientId=self.client)
+        log.info("lab shut down")
 
     def _conn_closed(self, conn: Conn) -> None:
         ex = self._exec
@@ -444,37 +428,8 @@ class SimLab(LabServer):
 
 # ---------------------------------------------------------------- process entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m robot_io.simlab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="LabSpec JSON file (LabSpec.to_dict())")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="randomisation seed (default: the spec's seed)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--secret-fd", type=int, required=True,
-                        help="inherited file descriptor carrying the session secrets (robot_io.lab_auth)")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s simlab[%(process)d] %(levelname)s %(message)s")
-    # stdout carries exactly one line, {"port": P}. PyBullet and its EGL plugin print from C, so point fd 1
-    # at stderr and keep a private copy of the real stdout for that line.
-    sys.stdout.flush()
-    port_fd = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        secrets = LabSecrets.read_fd(args.secret_fd)
-        spec = LabSpec.from_json_file(args.spec)
-        lab = SimLab(spec, spec.seed if args.seed is None else args.seed, secrets)
-    except (OSError, LabSpecError, SpecError, LabAuthError) as e:
-        log.error("cannot start the lab: %s", e)  # noqa: TRY400 - a bad spec needs no traceback
-        return 2
-    server = socket.create_server((args.host, args.port))
-    port = server.getsockname()[1]
-    os.write(port_fd, (json.dumps({"port": port}) + "\n").encode())
-    os.close(port_fd)
-    log.info("listening on %s:%d", args.host, port)
-    lab.serve(server)
-    return 0
+    return run_lab_process(argv, "python -m robot_io.simlab", __doc__.split("\n\n")[0], "simlab",
+                           LabSpec.from_json_file, SimLab, (LabSpecError, SpecError))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ heartbeat, shutdown, evaluate), so `SimRobot` drives it without knowing which la
   JOINT_POSITION controller (kp 300, output_max 0.5 rad) through LIBERO's own env.step; the gripper is binary
   (open only for a commanded width of at least 95% of the opening, the project's rule).
   env.step's reward and `done` are dropped here: they are LIBERO's success check.
-- evaluate (evaluation code only): LIBERO's check_success on the live state, object poses, the grasped object.
+- evaluate (evaluation code only): LIBERO's check_success on the live state, object poses, the grasped object;
+  each evaluation also goes to the lab's log, so a failed episode's end state can be read afterwards.
 The engine/handler threading, the watchdog and the request handling are the sim lab's (`SimLab`), and so is
 the front door (`robot_io.lab_server`): the session secrets arrive on the inherited pipe FD (`--secret-fd`,
 written by `launch_libero_lab` through `robot_io.sim_robot.spawn_lab`) and every connection authenticates
@@ -32,14 +33,9 @@ safety envelope keeps its own configured limits, as with any lab that announces 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import queue
-import socket
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -48,8 +44,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_io.lab_auth import LabAuthError, LabSecrets
-from robot_io.lab_server import LabServer
+from robot_io.lab_auth import LabSecrets
+from robot_io.lab_server import LabServer, run_lab_process
 from robot_io.labspec import LabSpecError
 from robot_io.libero.cameras import T_world_camera_cv, depth_buffer_to_m, flip_rows, intrinsics
 from robot_io.libero.controller import CONTROL_PERIOD_S, arm_action, gripper_action, resample
@@ -217,8 +213,12 @@ class LiberoLab(SimLab):
                     grasped = name
             except (AttributeError, TypeError, ValueError):
                 break
-        return {"objects": self._object_poses(), "initial_objects": self.initial_poses,
-                "success": bool(self.env._check_success()), "grasped": grasped,
+        objects, success = self._object_poses(), bool(self.env._check_success())
+        # the truth at each evaluation, in lab.log: why an episode failed, read after the run
+        log.info("evaluate: success %s, grasped %s, gripper %.1f mm, tcp %s, objects %s", success, grasped,
+                 1000 * self._gripper_width(), np.round(self._tcp()[:3, 3], 3).tolist(),
+                 {n: np.round(o["xyz"], 3).tolist() for n, o in objects.items()})
+        return {"objects": objects, "initial_objects": self.initial_poses, "success": success, "grasped": grasped,
                 "joint_pos_rad": self._joint_pos().tolist(), "gripper_width_m": self._gripper_width(),
                 "tcp_pose": _pose_dict(self._tcp()), "seed": self.seed, "control_steps": self.control_steps,
                 "suite": self.spec.suite, "task_id": self.spec.task_id}
@@ -287,50 +287,16 @@ class LiberoLab(SimLab):
         log.info("trajectory %d: %s after %.2f s wall, %d control steps", ex.exec_id,
                  "completed" if completed else f"stopped ({reason})", time.monotonic() - t0, len(samples))
 
-    def serve(self, server: socket.socket) -> None:
-        acceptor = threading.Thread(target=self._accept_loop, args=(server,), name="accept", daemon=True)
-        acceptor.start()
-        try:
-            while not self._shutdown.is_set():
-                self._serve_jobs(0.1)
-        finally:
-            self._shutdown.set()
-            acceptor.join(timeout=2.0)
-            server.close()
-            self.env.close()
-            log.info("LIBERO lab shut down after %d control steps", self.control_steps)
+    def _close_engine(self) -> None:
+        self.env.close()
+        log.info("LIBERO lab shut down after %d control steps", self.control_steps)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m robot_io.libero.lab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="LiberoLabSpec JSON file")
-    parser.add_argument("--seed", type=int, default=None, help="index of the official initial state")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--secret-fd", type=int, required=True,
-                        help="inherited file descriptor carrying the session secrets (robot_io.lab_auth)")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s liberolab[%(process)d] %(levelname)s %(message)s")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    sys.stdout.flush()
-    port_fd = os.dup(1)
-    os.dup2(2, 1)     # LIBERO prints to stdout; only the port line may go there
-    try:
-        secrets = LabSecrets.read_fd(args.secret_fd)
-        spec = LiberoLabSpec.from_json_file(args.spec)
-        lab = LiberoLab(spec, spec.seed if args.seed is None else args.seed, secrets)
-    except (OSError, LabSpecError, LabAuthError, ValueError) as e:
-        log.error("cannot start the LIBERO lab: %s", e)  # noqa: TRY400
-        return 2
-    server = socket.create_server((args.host, args.port))
-    port = server.getsockname()[1]
-    os.write(port_fd, (json.dumps({"port": port}) + "\n").encode())
-    os.close(port_fd)
-    log.info("listening on %s:%d", args.host, port)
-    lab.serve(server)
-    return 0
+    # LIBERO prints to stdout; run_lab_process keeps it for the port line alone
+    return run_lab_process(argv, "python -m robot_io.libero.lab", __doc__.split("\n\n")[0], "liberolab",
+                           LiberoLabSpec.from_json_file, LiberoLab, (LabSpecError, ValueError))
 
 
 if __name__ == "__main__":

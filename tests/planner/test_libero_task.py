@@ -115,19 +115,25 @@ def test_on_objects_regions_and_conjunctions():
     assert translate_goal(_goal_problem("(And (On akita_black_bowl_1 flat_stove_1_cook_region))")) == {
         "on_top": ["akita_black_bowl_1", "flat_stove_1"]}
     two = translate_goal(_goal_problem(
-        "(And (On cream_cheese_1 akita_black_bowl_1) (In akita_black_bowl_1 wooden_cabinet_1_top_region))"))
+        "(And (On cream_cheese_1 akita_black_bowl_1) (On akita_black_bowl_1 wooden_cabinet_1_top_side))"))
     assert two == {"all": [{"on_top": ["cream_cheese_1", "akita_black_bowl_1"]},
-                           {"inside": ["akita_black_bowl_1", "wooden_cabinet_1"]}]}
+                           {"on_top": ["akita_black_bowl_1", "wooden_cabinet_1"]}]}
     assert len(subtasks_for(two)) == 4
     # a fixture's own site, not listed in (:regions)
-    assert translate_goal(_goal_problem("(And (In cream_cheese_1 wooden_cabinet_1_middle_region))")) == {
-        "inside": ["cream_cheese_1", "wooden_cabinet_1"]}
+    assert translate_goal(_goal_problem("(And (On cream_cheese_1 flat_stove_1_burner_region))")) == {
+        "on_top": ["cream_cheese_1", "flat_stove_1"]}
+    # a compartment (contain_region) of a rigid object is its inside, listed or not
+    assert translate_goal(_goal_problem("(And (In cream_cheese_1 plate_1_back_contain_region))")) == {
+        "inside": ["cream_cheese_1", "plate_1"]}
 
 
 @pytest.mark.parametrize("goal, why", [
     ("(And (Open wooden_cabinet_1_top_region))", "articulated"),
     ("(And (Turnon flat_stove_1))", "articulated"),
     ("(And (On plate_1 main_table_stove_front_region))", "region of the main_table"),
+    # a cabinet's top/middle/bottom region is a drawer's inside: the twin's cabinet has none to open
+    ("(And (In akita_black_bowl_1 wooden_cabinet_1_top_region))", "drawer or compartment of an articulated"),
+    ("(And (In cream_cheese_1 wooden_cabinet_1_middle_region))", "drawer or compartment of an articulated"),
 ])
 def test_goals_without_a_planner_predicate_are_refused(goal, why):
     with pytest.raises(UnsupportedGoalError, match=why):
