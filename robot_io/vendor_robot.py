@@ -96,7 +96,14 @@ class VendorRobot(Robot):
         try:
             return self._worker.call(what, fn, *args, timeout_s=timeout_s or self.config.call_timeout_s)
         except ConnectionLostError as e:
+            fn = args = None
             raise self._mark_lost(str(e)) from None
+        except BaseException:
+            # This frame stays in the error's traceback for as long as the caller keeps the error: it must not hold
+            # the vendor client (a bound method in `fn`), or the client outlives disconnect() and keeps the
+            # controller's single connection (franka-sim never answered the next connect).
+            fn = args = None
+            raise
 
     # ------------------------------------------------------------ link bookkeeping
     @property

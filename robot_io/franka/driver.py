@@ -35,6 +35,7 @@ from robot_io.vendor_robot import VendorRobot
 log = logging.getLogger(__name__)
 _FCI_PORT = 1337
 _POLL_S = 0.01
+_CONNECT_S = 15.0
 
 
 def _import_franky():
@@ -82,19 +83,29 @@ class FrankaRobot(VendorRobot):
                 f"cable to the Control box's shop-floor port, the IP, and that FCI is activated in Desk."
             ) from None
         rt = franky.RealtimeConfig.Enforce if cfg.realtime else franky.RealtimeConfig.Ignore
+        worker = VendorWorker(f"franka@{cfg.host}")
         try:
-            self._robot = franky.Robot(cfg.host, relative_dynamics_factor=cfg.relative_dynamics_factor,
-                                       realtime_config=rt)
+            # libfranka's connect waits without end while another client holds the FCI (it serves one at a time)
+            self._robot = worker.call("connect", lambda: franky.Robot(
+                cfg.host, relative_dynamics_factor=cfg.relative_dynamics_factor, realtime_config=rt),
+                timeout_s=max(_CONNECT_S, cfg.call_timeout_s))
+        except ConnectionLostError:
+            worker.close()
+            raise ConnectionLostError(f"Franka at {cfg.host}: libfranka's connect did not return within "
+                                      f"{max(_CONNECT_S, cfg.call_timeout_s):.0f} s; another client (Desk's "
+                                      f"single-point-of-control, another program) may hold the FCI") from None
         except franky.RealtimeException as e:
+            worker.close()
             raise RobotError(f"{e}: libfranka needs a real-time (PREEMPT_RT) kernel for its 1 kHz loop; without "
                              f"one expect communication_constraints_violation reflexes. See docs/real_arms.md "
                              f"('Franka: real-time kernel').") from None
         except franky.Exception as e:
+            worker.close()
             raise ConnectionLostError(f"Franka at {cfg.host}: {e} (the PyPI franky wheel talks to robot server "
                                       f"version 10 (FR3 system image); an older Panda needs franky built against "
                                       f"its libfranka)") from None
         self._lost, self._fresh = None, FreshState()
-        self._worker = VendorWorker(f"franka@{cfg.host}")
+        self._worker = worker
         self._open_kinematics()
         try:
             self._open_peripherals()
