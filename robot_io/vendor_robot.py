@@ -6,8 +6,9 @@ cameras and the gripper a driver carries, and `execute()` itself: envelope first
 where the planned gripper state changes (open / closed), each arm piece handed to the driver's own
 `_move_segment` and each gripper change to the gripper, one after the other, as the twin simulated them.
 
-A driver supplies the vendor calls: `_link_open`, `_joint_state` (joints, controller stamp, measured torques),
-`_ready_joint_pos` (state, refusing a protective stop / reflex), `_move_segment`, `_make_gripper` and `_call`.
+A driver supplies the vendor calls: `_link_open`, `state` (a fresh state with `joint_pos_rad` and `stamp_s`) and
+`_check_ready` (refusing a protective stop / reflex) -- or its own `_joint_state`, `_ready_joint_pos` and
+`check_ready` --, `_move_segment`, `_make_gripper` and `_call`.
 """
 
 from __future__ import annotations
@@ -73,13 +74,29 @@ class VendorRobot(Robot):
     def _link_open(self) -> bool:
         """True while the vendor client objects exist (between a successful connect and disconnect)."""
 
-    @abstractmethod
+    def state(self) -> Any:
+        """The latest fresh controller state with `joint_pos_rad` and `stamp_s` (the UR and xArm drivers' own
+        types); raises ConnectionLostError on a stale link. A driver either gives this and `_check_ready`, or
+        overrides `_joint_state`, `_ready_joint_pos` and `check_ready` itself (Franka)."""
+        raise NotImplementedError(f"{type(self).__name__} reads its state through _joint_state")
+
+    def _check_ready(self, st: Any) -> None:
+        """Raise ProtectiveStopError / VendorError if state st says the arm cannot move now."""
+
+    def check_ready(self) -> None:
+        """Raise if the arm cannot move now (a protective stop, reflex or controller error)."""
+        self._check_ready(self.state())
+
     def _joint_state(self) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(joint_pos_rad, controller stamp in s, measured joint torques or None); raises on a stale link."""
+        st = self.state()
+        return st.joint_pos_rad, st.stamp_s, None
 
-    @abstractmethod
     def _ready_joint_pos(self) -> np.ndarray:
         """The current joints, after refusing a protective stop, reflex or controller error."""
+        st = self.state()
+        self._check_ready(st)
+        return st.joint_pos_rad
 
     @abstractmethod
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _FCI_PORT = 1337
 _POLL_S = 0.01
 _CONNECT_S = 15.0
+_STILL_POLLS = 5
+_SETTLE_GAIN = 0.5
 
 
 def _import_franky():
@@ -204,26 +206,42 @@ class FrankaRobot(VendorRobot):
             raise
         return reason
 
+    def _still_joint_pos(self, timeout_s: float) -> np.ndarray:
+        """The joints once the arm has come to rest (every |dq| <= settle_still_rad_s over _STILL_POLLS polls in a
+        row), or as they are when timeout_s runs out. libfranka reports a motion done when its generator ends; the
+        arm is still closing its tracking lag then (tens of mrad when the controller runs slower than real time)."""
+        deadline = time.monotonic() + timeout_s
+        still = 0
+        while True:
+            st = self._state()
+            still = still + 1 if np.max(np.abs(st.dq)) <= self.config.settle_still_rad_s else 0
+            if still >= _STILL_POLLS or time.monotonic() > deadline:
+                return np.array(st.q, dtype=float)
+            time.sleep(_POLL_S)
+
     def _settle(self, goal: np.ndarray) -> str | None:
+        """Wait for the arm to rest; while it rests further than settle_tol_rad from the goal (a joint controller's
+        steady offset: gravity model error, friction), aim past the goal by the offset and rest again."""
         cfg, fr = self.config, self._franky
         lower = np.asarray(self.robot_spec.joint_lower_rad)
         upper = np.asarray(self.robot_spec.joint_upper_rad)
         target = goal.copy()
-        for _ in range(cfg.settle_corrections + 1):
-            deadline = time.monotonic() + cfg.settle_timeout_s / (cfg.settle_corrections + 1)
-            while time.monotonic() < deadline:
-                err = goal - self.joint_pos_rad()
-                if np.max(np.abs(err)) <= cfg.settle_tol_rad:
-                    return None
-                time.sleep(_POLL_S)
-            # A steady offset remains: aim past the goal by the offset (bounded, inside the limits).
-            target = np.clip(target + err, goal - cfg.settle_max_offset_rad, goal + cfg.settle_max_offset_rad)
+        for attempt in range(cfg.settle_corrections + 1):
+            # judged at rest only: an error read on the way in is lag, not offset, and aiming past it overshoots
+            err = goal - self._still_joint_pos(cfg.settle_timeout_s)
+            log.debug("settle %d: error %s mrad, target - goal %s mrad", attempt, np.round(-err * 1e3, 3),
+                      np.round((target - goal) * 1e3, 3))
+            if np.max(np.abs(err)) <= cfg.settle_tol_rad:
+                return None
+            if attempt == cfg.settle_corrections:
+                break
+            target = np.clip(target + _SETTLE_GAIN * err, goal - cfg.settle_max_offset_rad,
+                             goal + cfg.settle_max_offset_rad)
             target = np.clip(target, lower, upper)
             reason = self._run(fr.JointWaypointMotion([fr.JointWaypoint(fr.JointState(target))]), 5.0)
             if reason is not None:
                 return reason
-        err = float(np.max(np.abs(goal - self.joint_pos_rad())))
-        return None if err <= cfg.settle_tol_rad else f"settled {err * 1e3:.2f} mrad from the last waypoint"
+        return f"settled {np.max(np.abs(err)) * 1e3:.2f} mrad from the last waypoint"
 
     def _try_stop(self) -> None:
         if self._worker is None or self._worker.wedged is not None:

@@ -177,10 +177,6 @@ class URRobot(VendorRobot):
         finally:
             run_with_deadline(db.disconnect, 2.0, "ur-dashboard-disconnect")
 
-    def check_ready(self) -> None:
-        """Raise ProtectiveStopError / VendorError if the arm cannot move now (stop active, script not running)."""
-        self._check_ready(self.state())
-
     def _arm_watchdog(self) -> None:
         """Arm the RTDE input watchdog at its idle frequency (motions raise it: `_stream`), and kick it while idle.
 
@@ -262,15 +258,6 @@ class URRobot(VendorRobot):
         if not st.program_running:
             raise VendorError("the ur_rtde control script is not running on the controller (stopped by the RTDE "
                               "watchdog, the pendant or the Dashboard); call recover() to re-upload it")
-
-    def _joint_state(self) -> tuple[np.ndarray, float, None]:
-        st = self.state()
-        return st.joint_pos_rad, st.stamp_s, None
-
-    def _ready_joint_pos(self) -> np.ndarray:
-        st = self.state()
-        self._check_ready(st)
-        return st.joint_pos_rad
 
     # ------------------------------------------------------------ motion
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:

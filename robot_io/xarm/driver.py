@@ -212,22 +212,9 @@ class XArmRobot(VendorRobot):
         return XArmState(joint_pos_rad=q, error_code=int(err), warn_code=int(warn), motion_state=int(motion_state),
                          stamp_s=now)
 
-    def check_ready(self) -> None:
-        """Raise ProtectiveStopError if the controller holds an error (collision, limit, e-stop)."""
-        self._check_ready(self.state())
-
     def _check_ready(self, st: XArmState) -> None:
         if st.error_code:
             raise codes.controller_error(st.error_code, f"xArm at {self.config.host}")
-
-    def _joint_state(self) -> tuple[np.ndarray, float, None]:
-        st = self.state()
-        return st.joint_pos_rad, st.stamp_s, None
-
-    def _ready_joint_pos(self) -> np.ndarray:
-        st = self.state()
-        self._check_ready(st)
-        return st.joint_pos_rad
 
     # ------------------------------------------------------------ motion
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
