@@ -177,7 +177,17 @@ class FrankaRobot(VendorRobot):
         """Start `motion` asynchronously and supervise it; the stop reason, or None when it finished."""
         fr = self._franky
         self._stop_requested = False
-        self._call("move", lambda: self._robot.move(motion, asynchronous=True))
+        try:
+            self._call("move", lambda: self._robot.move(motion, asynchronous=True))
+        except fr.ControlException as e:
+            if "preempted" not in str(e).lower():
+                raise ProtectiveStopError(f"Franka refused the motion: {e}. Inspect the cause, then call recover() "
+                                          f"(franky recover_from_errors)") from None
+            # seen against franky-sim under load: the move right after a finished one raised "Move command
+            # preempted" (the earlier motion's ending, reported late) and did not start; the target is absolute,
+            # so sending it again is safe
+            log.warning("franky: %s on starting a motion; sending it again", e)
+            self._call("move", lambda: self._robot.move(motion, asynchronous=True))
         deadline = time.monotonic() + budget_s
         while True:
             time.sleep(_POLL_S)

@@ -6,8 +6,9 @@ printed with the table):
     python tests/robot_io/final_error_trials.py --trials 5 [--robot franka|ur|both]
 
 Each trial executes one planned joint path there and back (the driver tests' path: every joint moves 0.15-0.4
-rad) through the real vendor client, with the shipped config (robot_io/franka/fr3.yaml; robot_io/ur/ur5e.yaml
-with the CI staleness/watchdog timing of tests/robot_io/test_ur_driver.py) and prints per leg: whether the driver
+rad) through the real vendor client, with the shipped config and the driver tests' overrides (Franka: settle
+tolerance 1 mrad, staleness 0.5 s, SIM_SETTLE in tests/robot_io/test_franka_driver.py; UR: the CI staleness and
+watchdog timing of tests/robot_io/test_ur_driver.py) and prints per leg: whether the driver
 reported the path completed, its final joint error as the driver read it, and the controller's own joint error
 measured `--hold-s` later (the arm holding still: does it stay there?), in mrad.
 """
@@ -49,8 +50,10 @@ def franka_trial(hold_s: float) -> list[tuple]:
 
     sim = FrankySimProcess()
     try:
+        from tests.robot_io.test_franka_driver import SIM_SETTLE
+
         cfg = FrankaConfig.load(host=sim.host, realtime=False, relative_dynamics_factor=0.2, gripper="none",
-                                stale_after_s=0.5)   # as the UR: 100 ms trips on a loaded shared machine
+                                **SIM_SETTLE)
         with FrankaRobot(cfg) as robot:
             return _legs(robot, FRANKA_DELTA, 20, 0.05, lambda: np.array(sim.state()["q"]), hold_s)
     finally:
