@@ -27,7 +27,7 @@ import pybullet as p
 
 from robot_io.camera import Camera
 from robot_io.envelope import SafetyEnvelope, require_unchanged
-from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError
+from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, VendorError
 from robot_io.gripper import Gripper, NoGripper, wants_closed
 from robot_io.observation import Observation
 from robot_io.robot import ExecuteReport, Robot
@@ -102,6 +102,26 @@ class VendorRobot(Robot):
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
         """Run the arm through seg's waypoints (already through the envelope) from q_start; None when it arrived,
         else why it stopped. Raises on a lost link or a protective stop (after commanding the arm to stop)."""
+
+    def _await_joints(self, q_goal: np.ndarray, q_from: np.ndarray, what: str, poll_s: float,
+                      on_timeout: Callable[[], None] | None = None) -> Any:
+        """Poll the state until every joint is within settle_tol_rad of q_goal (a position-mode move at the config's
+        move_speed_rad_s / move_accel_rad_s2); the state then. Raises what `_check_ready` raises, and VendorError
+        (after on_timeout) when twice the move's trapezoid time plus 2 s has passed."""
+        cfg = self.config
+        dist = float(np.max(np.abs(q_goal - q_from)))
+        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
+        deadline = time.monotonic() + budget_s
+        while True:
+            time.sleep(poll_s)
+            st = self.state()
+            self._check_ready(st)
+            if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
+                return st
+            if time.monotonic() > deadline:
+                if on_timeout is not None:
+                    on_timeout()
+                raise VendorError(f"{what} did not reach its target within {budget_s:.1f} s")
 
     def _make_gripper(self) -> Gripper | None:
         """The gripper the config names, built once the arm's link is open (None: none configured)."""

@@ -376,19 +376,8 @@ class URRobot(VendorRobot):
         if not self._call("moveJ", self._rc.moveJ, q_goal.tolist(), cfg.move_speed_rad_s, cfg.move_accel_rad_s2,
                           True):
             raise VendorError("ur_rtde moveJ was refused by the controller")
-        dist = float(np.max(np.abs(q_goal - st.joint_pos_rad)))
-        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
-        deadline = time.monotonic() + budget_s
         try:
-            while True:
-                time.sleep(_SUPERVISE_PERIOD_S)
-                st = self.state()
-                self._check_ready(st)
-                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
-                    break
-                if time.monotonic() > deadline:
-                    self._try_stop()
-                    raise VendorError(f"moveJ did not reach its target within {budget_s:.1f} s")
+            st = self._await_joints(q_goal, st.joint_pos_rad, "moveJ", _SUPERVISE_PERIOD_S, on_timeout=self._try_stop)
         except ConnectionLostError:
             self._try_stop()
             raise

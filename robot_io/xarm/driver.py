@@ -315,18 +315,8 @@ class XArmRobot(VendorRobot):
         self._checked("set_servo_angle", lambda: api.set_servo_angle(
             angle=q_goal.tolist(), speed=cfg.move_speed_rad_s, mvacc=cfg.move_accel_rad_s2, is_radian=True,
             wait=False))
-        dist = float(np.max(np.abs(q_goal - st.joint_pos_rad)))
-        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
-        deadline = time.monotonic() + budget_s
         try:
-            while True:
-                time.sleep(_POLL_S)
-                st = self.state()
-                self._check_ready(st)
-                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
-                    break
-                if time.monotonic() > deadline:
-                    raise VendorError(f"set_servo_angle did not reach its target within {budget_s:.1f} s")
+            st = self._await_joints(q_goal, st.joint_pos_rad, "set_servo_angle", _POLL_S)
         except BaseException:
             self._try_stop()
             raise
