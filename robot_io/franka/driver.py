@@ -188,7 +188,9 @@ class FrankaRobot(VendorRobot):
             # so sending it again is safe
             log.warning("franky: %s on starting a motion; sending it again", e)
             self._call("move", lambda: self._robot.move(motion, asynchronous=True))
-        deadline = time.monotonic() + budget_s
+        # the budget runs on libfranka's robot time: a controller (or simulator) behind real time stretches the
+        # motion in wall time, not in its own; a stopped clock is caught by _state() as a lost link
+        t_start = self._state().time.to_sec()
         while True:
             time.sleep(_POLL_S)
             try:
@@ -198,10 +200,10 @@ class FrankaRobot(VendorRobot):
                     return "stop"
                 raise ProtectiveStopError(f"Franka reflex/control error: {e}. Inspect the cause, then call "
                                           f"recover() (franky recover_from_errors)") from None
-            self._state()
+            st = self._state()
             if not moving:
                 return "stop" if self._stop_requested else None
-            if time.monotonic() > deadline:
+            if st.time.to_sec() - t_start > budget_s:
                 self._try_stop()
                 return "timeout"
 
@@ -248,7 +250,9 @@ class FrankaRobot(VendorRobot):
             target = np.clip(target + _SETTLE_GAIN * err, goal - cfg.settle_max_offset_rad,
                              goal + cfg.settle_max_offset_rad)
             target = np.clip(target, lower, upper)
-            reason = self._run(fr.JointWaypointMotion([fr.JointWaypoint(fr.JointState(target))]), 5.0)
+            # a few mrad: short, but a simulator behind real time (0.3x under load here) stretches it
+            reason = self._run(fr.JointWaypointMotion([fr.JointWaypoint(fr.JointState(target))]),
+                               5.0 + cfg.settle_timeout_s)
             if reason is not None:
                 return reason
         return f"settled {np.max(np.abs(err)) * 1e3:.2f} mrad from the last waypoint"
