@@ -6,6 +6,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+FRANKA_SIM_VENV ?= .venv-franka-sim
 TASK ?= stack_blocks
 SEED ?= 0
 # shared object the wheels load : Debian package that provides it
@@ -13,7 +14,7 @@ SEED ?= 0
 SYSTEM_LIBS := libusb-1.0.so.0:libusb-1.0-0 libgomp.so.1:libgomp1 libEGL.so.1:libegl1 \
                libEGL_mesa.so.0:libegl-mesa0 libGL.so.1:libgl1
 
-.PHONY: system-deps install demo test lint bench clean
+.PHONY: system-deps install demo test lint bench clean franka-sim
 
 # Checks before anything is created: the libraries are installed with apt-get when running as root and
 # missing; otherwise make stops here with the exact command to run.
@@ -55,8 +56,10 @@ install: system-deps $(BIN)/antigrounding
 demo: install
 	$(BIN)/antigrounding run --task $(TASK) --seed $(SEED)
 
-test: system-deps $(VENV)/.test-deps
-	$(BIN)/python -m pytest -p no:dash
+# FRANKA_SIM_PYTHON / FR3_MJCF switch on the franka-sim reflex test (tests/robot_io/test_franka_driver.py)
+test: system-deps $(VENV)/.test-deps $(FRANKA_SIM_VENV)/.installed
+	FRANKA_SIM_PYTHON=$(CURDIR)/$(FRANKA_SIM_VENV)/bin/python FR3_MJCF=$(CURDIR)/$(FRANKA_SIM_VENV)/fr3/fr3.xml \
+		$(BIN)/python -m pytest -p no:dash
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
@@ -65,7 +68,20 @@ bench: install
 	$(BIN)/antigrounding bench --seeds 10
 
 clean:
-	rm -rf $(VENV) runs *.egg-info build
+	rm -rf $(VENV) $(FRANKA_SIM_VENV) runs *.egg-info build
+
+# franka-sim (Franka's FCI simulator with the FCI's motion limits, for the real-reflex test) in its own virtual
+# environment: it pins numpy 1.26 and mujoco < 3.3. Its FR3 model is franky-sim's fr3.xml with its meshes, copied from
+# the test venv into $(FRANKA_SIM_VENV)/fr3 (franka-sim would download one at run time). The venv ignores itself in git.
+franka-sim: $(FRANKA_SIM_VENV)/.installed
+
+$(FRANKA_SIM_VENV)/.installed: tests/fakes/franka_sim_requirements.txt | $(VENV)/.test-deps
+	$(PYTHON) -m venv $(FRANKA_SIM_VENV)
+	echo '*' > $(FRANKA_SIM_VENV)/.gitignore
+	$(FRANKA_SIM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/fakes/franka_sim_requirements.txt
+	$(BIN)/python tests/fakes/franka_sim_process.py $(FRANKA_SIM_VENV)/fr3
+	touch $@
 
 # LIBERO (robosuite on MuJoCo) as a second, independent lab: its own virtual environment (LIBERO pins its own
 # robosuite/MuJoCo/numpy) and its object models converted to OBJ + URDF for the planner's twin. Both folders are

@@ -52,6 +52,31 @@ def robot_spec(name_or_path: str, where: str = "robot") -> RobotSpec:
                                 hint=e.hint) from None
 
 
+def require_range(cfg: Any, name: str, lo: float | None = 0.0, hi: float | None = None, *, lo_open: bool = True,
+                  hi_open: bool = False, note: str = "") -> None:
+    """Raise ValueError unless cfg.<name> is finite and within the bounds (open or closed; None: unbounded), in the
+    words `load_driver_config` turns into file / field / expected / got: "URConfig.servo_gain must be in [100,
+    2000] (UR's range), got 5". The default is "> 0"."""
+    v = getattr(cfg, name)
+    ok = math.isfinite(v) and (lo is None or (v > lo if lo_open else v >= lo)) \
+        and (hi is None or (v < hi if hi_open else v <= hi))
+    if ok:
+        return
+    if hi is None:
+        expected = f"{'>' if lo_open else '>='} {lo:g}"
+    elif lo is None:
+        expected = f"{'<' if hi_open else '<='} {hi:g}"
+    else:
+        expected = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    raise ValueError(f"{type(cfg).__name__}.{name} must be {expected}{' ' + note if note else ''}, got {v}")
+
+
+def require_positive(cfg: Any, *names: str) -> None:
+    """require_range(cfg, name) (finite and > 0) for each name."""
+    for name in names:
+        require_range(cfg, name)
+
+
 def load_driver_config(cls: type[T], source: str | os.PathLike | dict | None, **overrides: Any) -> T:
     """Build the frozen dataclass `cls` from a YAML file path or a mapping, then apply non-None overrides."""
     return _load(cls, source, None, overrides)

@@ -55,6 +55,7 @@ class VendorWorker:
         if self.wedged is not None:
             raise ConnectionLostError(f"{self.name}: an earlier call ({self.wedged}) never returned; reconnect")
         fut = self.submit(fn, *args)
+        fn = args = None   # this frame ends up in a raised error's traceback: it must not hold the client
         try:
             return fut.result(timeout=timeout_s)
         except TimeoutError:
@@ -91,6 +92,10 @@ class VendorWorker:
                 fut.set_result(fn(*args))
             except BaseException as e:  # noqa: BLE001 - handed to the caller through the future
                 fut.set_exception(e)
+            # A raised exception's traceback holds this frame: were `fn` (a bound method of the vendor client) left
+            # in it, the client would outlive disconnect for as long as the caller keeps the error, holding the
+            # controller's single connection (franka-sim then never answered the next connect).
+            item = fut = fn = args = None
             last_job = time.monotonic()
 
 

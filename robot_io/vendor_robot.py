@@ -6,8 +6,9 @@ cameras and the gripper a driver carries, and `execute()` itself: envelope first
 where the planned gripper state changes (open / closed), each arm piece handed to the driver's own
 `_move_segment` and each gripper change to the gripper, one after the other, as the twin simulated them.
 
-A driver supplies the vendor calls: `_link_open`, `_joint_state` (joints, controller stamp, measured torques),
-`_ready_joint_pos` (state, refusing a protective stop / reflex), `_move_segment`, `_make_gripper` and `_call`.
+A driver supplies the vendor calls: `_link_open`, `state` (a fresh state with `joint_pos_rad` and `stamp_s`) and
+`_check_ready` (refusing a protective stop / reflex) -- or its own `_joint_state`, `_ready_joint_pos` and
+`check_ready` --, `_move_segment`, `_make_gripper` and `_call`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pybullet as p
 
 from robot_io.camera import Camera
 from robot_io.envelope import SafetyEnvelope, require_unchanged
-from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError
+from robot_io.errors import ConnectionLostError, NotConnectedError, RobotError, VendorError
 from robot_io.gripper import Gripper, NoGripper, wants_closed
 from robot_io.observation import Observation
 from robot_io.robot import ExecuteReport, Robot
@@ -73,18 +74,54 @@ class VendorRobot(Robot):
     def _link_open(self) -> bool:
         """True while the vendor client objects exist (between a successful connect and disconnect)."""
 
-    @abstractmethod
+    def state(self) -> Any:
+        """The latest fresh controller state with `joint_pos_rad` and `stamp_s` (the UR and xArm drivers' own
+        types); raises ConnectionLostError on a stale link. A driver either gives this and `_check_ready`, or
+        overrides `_joint_state`, `_ready_joint_pos` and `check_ready` itself (Franka)."""
+        raise NotImplementedError(f"{type(self).__name__} reads its state through _joint_state")
+
+    def _check_ready(self, st: Any) -> None:
+        """Raise ProtectiveStopError / VendorError if state st says the arm cannot move now."""
+
+    def check_ready(self) -> None:
+        """Raise if the arm cannot move now (a protective stop, reflex or controller error)."""
+        self._check_ready(self.state())
+
     def _joint_state(self) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(joint_pos_rad, controller stamp in s, measured joint torques or None); raises on a stale link."""
+        st = self.state()
+        return st.joint_pos_rad, st.stamp_s, None
 
-    @abstractmethod
     def _ready_joint_pos(self) -> np.ndarray:
         """The current joints, after refusing a protective stop, reflex or controller error."""
+        st = self.state()
+        self._check_ready(st)
+        return st.joint_pos_rad
 
     @abstractmethod
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
         """Run the arm through seg's waypoints (already through the envelope) from q_start; None when it arrived,
         else why it stopped. Raises on a lost link or a protective stop (after commanding the arm to stop)."""
+
+    def _await_joints(self, q_goal: np.ndarray, q_from: np.ndarray, what: str, poll_s: float,
+                      on_timeout: Callable[[], None] | None = None) -> Any:
+        """Poll the state until every joint is within settle_tol_rad of q_goal (a position-mode move at the config's
+        move_speed_rad_s / move_accel_rad_s2); the state then. Raises what `_check_ready` raises, and VendorError
+        (after on_timeout) when twice the move's trapezoid time plus 2 s has passed."""
+        cfg = self.config
+        dist = float(np.max(np.abs(q_goal - q_from)))
+        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
+        deadline = time.monotonic() + budget_s
+        while True:
+            time.sleep(poll_s)
+            st = self.state()
+            self._check_ready(st)
+            if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
+                return st
+            if time.monotonic() > deadline:
+                if on_timeout is not None:
+                    on_timeout()
+                raise VendorError(f"{what} did not reach its target within {budget_s:.1f} s")
 
     def _make_gripper(self) -> Gripper | None:
         """The gripper the config names, built once the arm's link is open (None: none configured)."""
@@ -96,7 +133,14 @@ class VendorRobot(Robot):
         try:
             return self._worker.call(what, fn, *args, timeout_s=timeout_s or self.config.call_timeout_s)
         except ConnectionLostError as e:
+            fn = args = None
             raise self._mark_lost(str(e)) from None
+        except BaseException:
+            # This frame stays in the error's traceback for as long as the caller keeps the error: it must not hold
+            # the vendor client (a bound method in `fn`), or the client outlives disconnect() and keeps the
+            # controller's single connection (franka-sim never answered the next connect).
+            fn = args = None
+            raise
 
     # ------------------------------------------------------------ link bookkeeping
     @property

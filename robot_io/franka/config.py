@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_io.driver_config import load_driver_config
+from robot_io.driver_config import load_driver_config, require_positive, require_range
 from robot_io.envelope import EnvelopeConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("fr3.yaml")
@@ -31,6 +30,7 @@ class FrankaConfig:
     settle_timeout_s: float = 3.0
     settle_corrections: int = 3
     settle_max_offset_rad: float = 0.005
+    settle_still_rad_s: float = 0.0005
     gripper: str = "franka_hand"
     gripper_speed_mps: float = 0.05
     gripper_force_n: float = 20.0
@@ -38,23 +38,14 @@ class FrankaConfig:
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.relative_dynamics_factor) and 0 < self.relative_dynamics_factor <= 1):
-            raise ValueError(f"FrankaConfig.relative_dynamics_factor must be in (0, 1], got "
-                             f"{self.relative_dynamics_factor}")
-        for name in ("call_timeout_s", "stale_after_s", "settle_tol_rad", "settle_timeout_s", "settle_max_offset_rad"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"FrankaConfig.{name} must be > 0, got {v}")
+        require_range(self, "relative_dynamics_factor", 0, 1)
+        require_positive(self, "call_timeout_s", "stale_after_s", "settle_tol_rad", "settle_timeout_s",
+                         "settle_max_offset_rad", "settle_still_rad_s")
         if self.gripper not in ("none", "franka_hand"):
             raise ValueError(f"FrankaConfig.gripper must be 'franka_hand' or 'none', got {self.gripper!r}")
-        if not (math.isfinite(self.gripper_speed_mps) and 0 < self.gripper_speed_mps <= 0.2):
-            raise ValueError(f"FrankaConfig.gripper_speed_mps must be in (0, 0.2] (the Hand's range), got "
-                             f"{self.gripper_speed_mps}")
-        if not (math.isfinite(self.gripper_force_n) and 0 < self.gripper_force_n <= 140):
-            raise ValueError(f"FrankaConfig.gripper_force_n must be in (0, 140] N (the Hand's range), got "
-                             f"{self.gripper_force_n}")
-        if not (math.isfinite(self.gripper_timeout_s) and self.gripper_timeout_s > 0):
-            raise ValueError(f"FrankaConfig.gripper_timeout_s must be > 0, got {self.gripper_timeout_s}")
+        require_range(self, "gripper_speed_mps", 0, 0.2, note="(the Hand's range)")
+        require_range(self, "gripper_force_n", 0, 140, note="N (the Hand's range)")
+        require_positive(self, "gripper_timeout_s")
         if self.settle_corrections < 0:
             raise ValueError(f"FrankaConfig.settle_corrections must be >= 0, got {self.settle_corrections}")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_io.driver_config import load_driver_config
+from robot_io.driver_config import load_driver_config, require_positive, require_range
 from robot_io.envelope import EnvelopeConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("ur5e.yaml")
@@ -53,29 +52,19 @@ class URConfig:
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
-        for name in ("rtde_frequency_hz", "servo_rate_hz", "move_speed_rad_s", "move_accel_rad_s2",
-                     "stop_decel_rad_s2", "watchdog_min_hz", "stale_after_s", "call_timeout_s", "settle_tol_rad",
-                     "settle_timeout_s"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"URConfig.{name} must be > 0, got {v}")
-        if not 0.03 <= self.servo_lookahead_s <= 0.2:
-            raise ValueError(f"URConfig.servo_lookahead_s must be in [0.03, 0.2] (UR's range), got "
-                             f"{self.servo_lookahead_s}")
-        if not 100 <= self.servo_gain <= 2000:
-            raise ValueError(f"URConfig.servo_gain must be in [100, 2000] (UR's range), got {self.servo_gain}")
+        require_positive(self, "rtde_frequency_hz", "servo_rate_hz", "move_speed_rad_s", "move_accel_rad_s2",
+                         "stop_decel_rad_s2", "watchdog_min_hz", "stale_after_s", "call_timeout_s", "settle_tol_rad",
+                         "settle_timeout_s")
+        require_range(self, "servo_lookahead_s", 0.03, 0.2, lo_open=False, note="(UR's range)")
+        require_range(self, "servo_gain", 100, 2000, lo_open=False, note="(UR's range)")
         if self.gripper not in ("none", "digital_out"):
             raise ValueError(f"URConfig.gripper must be 'none' or 'digital_out', got {self.gripper!r}")
         if not 0 <= self.gripper_digital_out <= 7:
             raise ValueError(f"URConfig.gripper_digital_out must be a standard digital output 0-7, got "
                              f"{self.gripper_digital_out}")
-        if not (math.isfinite(self.gripper_action_s) and 0 <= self.gripper_action_s <= 10):
-            raise ValueError(f"URConfig.gripper_action_s must be in [0, 10] s, got {self.gripper_action_s}")
-        if not (math.isfinite(self.gripper_closed_width_m) and self.gripper_closed_width_m >= 0):
-            raise ValueError(f"URConfig.gripper_closed_width_m must be >= 0, got {self.gripper_closed_width_m}")
-        if not (math.isfinite(self.watchdog_idle_min_hz) and 0 < self.watchdog_idle_min_hz <= self.watchdog_min_hz):
-            raise ValueError(f"URConfig.watchdog_idle_min_hz must be in (0, watchdog_min_hz], got "
-                             f"{self.watchdog_idle_min_hz}")
+        require_range(self, "gripper_action_s", 0, 10, lo_open=False, note="s")
+        require_range(self, "gripper_closed_width_m", 0, lo_open=False)
+        require_range(self, "watchdog_idle_min_hz", 0, self.watchdog_min_hz, note="(watchdog_min_hz)")
         if self.stale_after_s < 2.0 / self.rtde_frequency_hz:
             raise ValueError(f"URConfig.stale_after_s={self.stale_after_s} is shorter than two RTDE periods")
 

@@ -177,10 +177,6 @@ class URRobot(VendorRobot):
         finally:
             run_with_deadline(db.disconnect, 2.0, "ur-dashboard-disconnect")
 
-    def check_ready(self) -> None:
-        """Raise ProtectiveStopError / VendorError if the arm cannot move now (stop active, script not running)."""
-        self._check_ready(self.state())
-
     def _arm_watchdog(self) -> None:
         """Arm the RTDE input watchdog at its idle frequency (motions raise it: `_stream`), and kick it while idle.
 
@@ -262,15 +258,6 @@ class URRobot(VendorRobot):
         if not st.program_running:
             raise VendorError("the ur_rtde control script is not running on the controller (stopped by the RTDE "
                               "watchdog, the pendant or the Dashboard); call recover() to re-upload it")
-
-    def _joint_state(self) -> tuple[np.ndarray, float, None]:
-        st = self.state()
-        return st.joint_pos_rad, st.stamp_s, None
-
-    def _ready_joint_pos(self) -> np.ndarray:
-        st = self.state()
-        self._check_ready(st)
-        return st.joint_pos_rad
 
     # ------------------------------------------------------------ motion
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
@@ -389,19 +376,8 @@ class URRobot(VendorRobot):
         if not self._call("moveJ", self._rc.moveJ, q_goal.tolist(), cfg.move_speed_rad_s, cfg.move_accel_rad_s2,
                           True):
             raise VendorError("ur_rtde moveJ was refused by the controller")
-        dist = float(np.max(np.abs(q_goal - st.joint_pos_rad)))
-        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
-        deadline = time.monotonic() + budget_s
         try:
-            while True:
-                time.sleep(_SUPERVISE_PERIOD_S)
-                st = self.state()
-                self._check_ready(st)
-                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
-                    break
-                if time.monotonic() > deadline:
-                    self._try_stop()
-                    raise VendorError(f"moveJ did not reach its target within {budget_s:.1f} s")
+            st = self._await_joints(q_goal, st.joint_pos_rad, "moveJ", _SUPERVISE_PERIOD_S, on_timeout=self._try_stop)
         except ConnectionLostError:
             self._try_stop()
             raise

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_io.driver_config import load_driver_config
+from robot_io.driver_config import load_driver_config, require_positive, require_range
 from robot_io.envelope import EnvelopeConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("xarm6.yaml")
@@ -42,23 +41,14 @@ class XArmConfig:
     envelope: EnvelopeConfig = field(default_factory=lambda: EnvelopeConfig(speed_scale=0.25))
 
     def __post_init__(self) -> None:
-        for name in ("servo_rate_hz", "move_speed_rad_s", "move_accel_rad_s2", "call_timeout_s", "stale_after_s",
-                     "settle_tol_rad", "settle_timeout_s"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"XArmConfig.{name} must be > 0, got {v}")
-        if not (math.isfinite(self.mode_switch_wait_s) and self.mode_switch_wait_s >= 0):
-            raise ValueError(f"XArmConfig.mode_switch_wait_s must be >= 0, got {self.mode_switch_wait_s}")
+        require_positive(self, "servo_rate_hz", "move_speed_rad_s", "move_accel_rad_s2", "call_timeout_s",
+                         "stale_after_s", "settle_tol_rad", "settle_timeout_s")
+        require_range(self, "mode_switch_wait_s", 0, lo_open=False)
         if self.gripper not in ("none", "xarm_gripper"):
             raise ValueError(f"XArmConfig.gripper must be 'none' or 'xarm_gripper', got {self.gripper!r}")
-        if not (math.isfinite(self.gripper_speed_pulses_s) and 0 < self.gripper_speed_pulses_s <= 5000):
-            raise ValueError(f"XArmConfig.gripper_speed_pulses_s must be in (0, 5000], got "
-                             f"{self.gripper_speed_pulses_s}")
-        if not (math.isfinite(self.gripper_timeout_s) and self.gripper_timeout_s > 0):
-            raise ValueError(f"XArmConfig.gripper_timeout_s must be > 0, got {self.gripper_timeout_s}")
-        if self.servo_rate_hz > 250:
-            raise ValueError(f"XArmConfig.servo_rate_hz must be <= 250 (the controller's servo-mode rate), got "
-                             f"{self.servo_rate_hz}")
+        require_range(self, "gripper_speed_pulses_s", 0, 5000)
+        require_positive(self, "gripper_timeout_s")
+        require_range(self, "servo_rate_hz", 0, 250, note="(the controller's servo-mode rate)")
         if self.stale_after_s < 2.0 / self.servo_rate_hz:
             raise ValueError(f"XArmConfig.stale_after_s={self.stale_after_s} is shorter than two servo periods")
 

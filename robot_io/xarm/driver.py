@@ -212,22 +212,9 @@ class XArmRobot(VendorRobot):
         return XArmState(joint_pos_rad=q, error_code=int(err), warn_code=int(warn), motion_state=int(motion_state),
                          stamp_s=now)
 
-    def check_ready(self) -> None:
-        """Raise ProtectiveStopError if the controller holds an error (collision, limit, e-stop)."""
-        self._check_ready(self.state())
-
     def _check_ready(self, st: XArmState) -> None:
         if st.error_code:
             raise codes.controller_error(st.error_code, f"xArm at {self.config.host}")
-
-    def _joint_state(self) -> tuple[np.ndarray, float, None]:
-        st = self.state()
-        return st.joint_pos_rad, st.stamp_s, None
-
-    def _ready_joint_pos(self) -> np.ndarray:
-        st = self.state()
-        self._check_ready(st)
-        return st.joint_pos_rad
 
     # ------------------------------------------------------------ motion
     def _move_segment(self, seg: JointTrajectory, q_start: np.ndarray) -> str | None:
@@ -328,18 +315,8 @@ class XArmRobot(VendorRobot):
         self._checked("set_servo_angle", lambda: api.set_servo_angle(
             angle=q_goal.tolist(), speed=cfg.move_speed_rad_s, mvacc=cfg.move_accel_rad_s2, is_radian=True,
             wait=False))
-        dist = float(np.max(np.abs(q_goal - st.joint_pos_rad)))
-        budget_s = 2 * (dist / cfg.move_speed_rad_s + cfg.move_speed_rad_s / cfg.move_accel_rad_s2) + 2
-        deadline = time.monotonic() + budget_s
         try:
-            while True:
-                time.sleep(_POLL_S)
-                st = self.state()
-                self._check_ready(st)
-                if np.max(np.abs(st.joint_pos_rad - q_goal)) <= cfg.settle_tol_rad:
-                    break
-                if time.monotonic() > deadline:
-                    raise VendorError(f"set_servo_angle did not reach its target within {budget_s:.1f} s")
+            st = self._await_joints(q_goal, st.joint_pos_rad, "set_servo_angle", _POLL_S)
         except BaseException:
             self._try_stop()
             raise

@@ -41,6 +41,7 @@ import numpy as np
 
 RTDE_PORT, DASHBOARD_PORT, SCRIPT_PORTS = 30004, 29999, (30001, 30002, 30003)
 TICK_S = 0.002                       # the e-Series controller runs at 500 Hz
+_ENDS_SERVO_STREAM = {1, 16, 31, 34, 255}   # movej, servo_stop, protective stop, stopj, stop script
 CONTROLLER_VERSION = (5, 11, 1, 108318)
 # UR5e, public DH parameters (metres)
 _DH_D = (0.1625, 0.0, 0.0, 0.1333, 0.0997, 0.0996)
@@ -198,9 +199,11 @@ class Controller:
         self.events: list[dict] = []
         self.lockout_s = args.protective_stop_lockout_s
         self.servo_jump_factor = args.servo_jump_factor
+        # max_servo_step_rad: between consecutive servoj targets of one stream, package by package;
+        # max_servo_first_step_rad: a stream's first target from where the arm was when it arrived
         self.received = {"servo_targets": 0, "movej_targets": 0, "non_finite": 0, "outside_limits": 0,
-                         "max_servo_step_rad": 0.0}
-        self.last_servo_target: np.ndarray | None = None
+                         "max_servo_step_rad": 0.0, "max_servo_first_step_rad": 0.0, "servo_streams": 0}
+        self.last_servo_target: np.ndarray | None = None   # None: no servoj stream open
         self.digital_out = 0                 # standard digital outputs DO0-DO7 (a gripper's valve, say)
 
     def now(self) -> float:
@@ -216,6 +219,7 @@ class Controller:
                 return
             self.arm.protective_stop, self.arm.pstop_time, self.arm.pstop_reason = True, self.now(), reason
             self.arm.stop(20.0)
+            self.last_servo_target = None
             self.stop_program("protective stop: " + reason)
             self.event("protective_stop", reason=reason)
 
@@ -255,6 +259,8 @@ class Controller:
             if cmd in (1, 11) and all(n in values for n in names):   # what reached the controller, once per package
                 self._record_target(np.array([values[n] for n in names], float),
                                     "movej_targets" if cmd == 1 else "servo_targets")
+            if cmd in _ENDS_SERVO_STREAM:
+                self.last_servo_target = None
 
     def load_program(self, text: str) -> None:
         with self.lock:
@@ -269,6 +275,7 @@ class Controller:
                 self.event("program_refused", why="protective stop active")
                 return
             self.program = name
+            self.last_servo_target = None
             self.script = {"off": off, "executing": False, "pending": None, "async_op": 0, "wr": 0}
             self.runtime_state = RUNTIME_PLAYING
             self._out_int(0, 1)
@@ -303,13 +310,19 @@ class Controller:
             return
         if np.any(q < self.arm.lower - 1e-9) or np.any(q > self.arm.upper + 1e-9):
             r["outside_limits"] += 1
-        # servoj targets must follow each other at the joint speed limit; the first one of a stream starts at
-        # the arm's position.
+        # Steps are judged on the packages as they arrive, in order (RTDE over TCP: none lost or merged), not on the
+        # emulated script's state: under load two packages can arrive within one script tick, before the first
+        # was executed (judging the second against the arm then counted two steps as one).
         if kind == "servo_targets":
-            ref = self.last_servo_target if self.arm.mode == "servo" and self.last_servo_target is not None \
-                else self.arm.q
-            r["max_servo_step_rad"] = max(r["max_servo_step_rad"], float(np.max(np.abs(q - ref))))
+            if self.last_servo_target is None:
+                r["servo_streams"] += 1
+                key, ref = "max_servo_first_step_rad", self.arm.q
+            else:
+                key, ref = "max_servo_step_rad", self.last_servo_target
+            r[key] = max(r[key], float(np.max(np.abs(q - ref))))
             self.last_servo_target = q.copy()
+        else:
+            self.last_servo_target = None
 
     def script_tick(self) -> None:
         s = self.script

@@ -24,7 +24,7 @@ class FakeURProcess:
         self.proc = subprocess.Popen([sys.executable, str(SCRIPT), "--host", self.host, *extra_args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        ready = self._readline(10.0)
+        ready = self._readline(30.0)   # a loaded shared machine can take 10 s to import numpy and bind
         if '"ready"' not in ready:
             self.close()
             raise RuntimeError(f"fake UR controller did not start: {ready!r} {self.proc.stderr.read()}")

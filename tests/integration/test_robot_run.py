@@ -84,6 +84,9 @@ def _check_log(summary: dict, driver: str) -> list[dict]:
 
 def test_run_on_ur_through_ur_rtde_with_a_realsense_recording(tmp_path):
     spec = robot_spec("ur5e_2f85")   # the UR5e with a 2F-85-sized gripper: the twin can plan grasps
+    # from this start the planner (simjudge, seed 0) approaches the red block in step 0 and closes in step 1 (the
+    # first subtask grasps it). Starting right above the block or around it made the twin's grasps infeasible (IK,
+    # collisions with the reconstruction) and no step closed.
     q0 = arm_pose_for(spec, Pose.from_xyz_rpy_deg((0.45, 0.0, 0.30), spec.tcp_down_rpy_deg))
     fake = FakeURProcess("--q0", *map(str, q0), "--lower", *map(str, spec.joint_lower_rad),
                          "--upper", *map(str, spec.joint_upper_rad), "--vmax", *map(str, spec.max_joint_speed_rad_s))
@@ -105,12 +108,17 @@ def test_run_on_ur_through_ur_rtde_with_a_realsense_recording(tmp_path):
     received = st["received"]
     assert received["servo_targets"] > 0 and received["non_finite"] == 0 and received["outside_limits"] == 0
     assert not st["protective_stop"]
-    # every gripper switch the driver reported reached DO3 over RTDE, in order
+    # the planner grasped: the driver closed the gripper, and every switch it reported reached DO3 over RTDE, in
+    # order, with the level that closes (1) or opens (0) it; nothing else touched the outputs
     grip_notes = [n for r in executed for n in r["execute"]["notes"] if n in ("gripper closed", "gripper opened")]
+    assert "gripper closed" in grip_notes, [r["execute"]["notes"] for r in executed]
     switches = [e for e in st["events"] if e["event"] == "digital_out"]
     assert len(switches) == len(grip_notes)
     for note, ev in zip(grip_notes, switches, strict=True):
+        assert ev["bits"] & ~(1 << GRIPPER_PIN) == 0
         assert bool(ev["bits"] >> GRIPPER_PIN & 1) == (note == "gripper closed")
+    assert bool(st["digital_out"] >> GRIPPER_PIN & 1) == (grip_notes[-1] == "gripper closed")
+
 
 def test_run_with_a_bad_robot_config_exits_2_with_file_and_field(tmp_path):
     cfg = tmp_path / "bad_ur.yaml"
@@ -143,10 +151,11 @@ def test_run_on_franka_through_franky_against_franky_sim(tmp_path):
         cfg = tmp_path / "my_fr3.yaml"
         cfg.write_text(yaml.safe_dump({"host": sim.host, "robot": "fr3", "realtime": False,
                                        "relative_dynamics_factor": 0.2, "gripper_timeout_s": 30.0,
-                                       "gripper_speed_mps": 0.1,
-                                       # the loop is under test here, not precision (test_franka_driver.py checks
-                                       # 1 mrad): franky-sim's idle arm drifts a few mrad on a loaded machine
-                                       "settle_tol_rad": 0.005, "settle_timeout_s": 10.0}))
+                                       "gripper_speed_mps": 0.1, "stale_after_s": 0.5,
+                                       # franky-sim's wrist stick-slips within ~1-2 mrad of a target (MuJoCo
+                                       # frictionloss; seen: 1.19 mrad after 3 corrections): 2 mrad, not the
+                                       # issue's 1 (tests/robot_io checks 1 mrad on a path; docs: "Settling")
+                                       "settle_tol_rad": 0.002, "settle_timeout_s": 10.0}))
         proc, summary = _run(["--robot", "franka", "--robot-config", str(cfg), "--camera-config", cam],
                              tmp_path / "runs")
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -102,7 +102,9 @@ def test_robot_check_against_franky_sim(tmp_path, run):
     sim = FrankySimProcess()
     try:
         cfg = tmp_path / "sim_fr3.yaml"
-        cfg.write_text("realtime: false\nrelative_dynamics_factor: 0.2\n")
+        # the check moves the wrist, the joint franky-sim's friction makes stick-slip within ~1-2 mrad of a target
+        # (docs/real_arms.md, "Settling"); the flow is under test here, tests/robot_io checks 1 mrad on a path
+        cfg.write_text("realtime: false\nrelative_dynamics_factor: 0.2\nsettle_tol_rad: 0.002\nstale_after_s: 0.5\n")
         proc = run("robot", "check", "--robot", "franka", "--host", sim.host, "--robot-config", str(cfg), "--json")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert _last_json(proc)["passed"]

@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.hardware_sim, pytest.mark.timeout(180)]
 MRAD = 1e-3
 # franky-sim runs the Hand's 1.6 s closing at a fraction of real time on this shared machine: a generous deadline
 SIM_HAND = {"gripper_timeout_s": 30.0, "gripper_speed_mps": 0.1}
+# the 1 mrad as the settle tolerance (franky-sim's wrist sticks within ~0.6 mrad of a target: MuJoCo
+# frictionloss 1.137 Nm over kp 2000 Nm/rad, above the shipped 0.5 mrad) and staleness for a loaded shared machine
+SIM_SETTLE = {"settle_tol_rad": MRAD, "stale_after_s": 0.5}
 DELTA = np.array([0.3, -0.2, 0.25, 0.3, -0.2, 0.2, 0.3])
 
 
@@ -40,7 +43,8 @@ def sim():
 
 @pytest.fixture
 def robot(sim):
-    r = FrankaRobot(FrankaConfig.load(host=sim.host, realtime=False, relative_dynamics_factor=0.2, **SIM_HAND))
+    r = FrankaRobot(FrankaConfig.load(host=sim.host, realtime=False, relative_dynamics_factor=0.2, **SIM_HAND,
+                                      **SIM_SETTLE))
     r.connect()
     yield r
     r.disconnect()
@@ -57,7 +61,9 @@ def test_joint_path_ends_within_one_mrad(robot, sim):
     received = sim.state()["received"]
     assert received["commands"] > 100 and received["outside_limits"] == 0 and received["non_finite"] == 0
     back = robot.execute(JointTrajectory(q0[None, :], 0.0, 0.05))              # and back, for the next test
-    assert back.completed
+    # (the wrist's stick-slip can leave it 1-2 mrad off under load: "settled ..." is the driver saying so)
+    assert back.completed or back.stopped_reason.startswith("settled"), back.stopped_reason
+    assert np.max(np.abs(back.final_joint_pos_rad - q0)) <= 2 * MRAD
 
 
 def test_hand_closes_and_opens_between_the_arm_pieces(robot):
@@ -70,8 +76,8 @@ def test_hand_closes_and_opens_between_the_arm_pieces(robot):
     widths = np.r_[np.full(8, 0.08), np.zeros(3)]
     report = robot.execute(JointTrajectory(np.vstack([path, np.repeat(path[-1:], 3, axis=0)]), widths, 0.05))
     assert report.completed and "gripper closed" in report.notes, report.notes
-    # (read after the Hand's seconds of closing: franky-sim's idle arm sags a few mrad where an FR3 holds still)
-    assert np.max(np.abs(report.final_joint_pos_rad - path[-1])) <= 10 * MRAD
+    # read after the Hand's seconds of closing: the arm held its corrected target meanwhile
+    assert np.max(np.abs(report.final_joint_pos_rad - path[-1])) <= MRAD
     assert robot.observe().gripper_width_m < 0.01                  # nothing between the fingers: shut
     back = robot.execute(JointTrajectory(np.vstack([q0, q0]), [0.0, 0.08], 0.05))
     assert back.completed and "gripper opened" in back.notes and robot.observe().gripper_width_m > 0.075

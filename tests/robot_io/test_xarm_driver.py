@@ -290,7 +290,8 @@ def test_bad_config_names_file_field_and_got(tmp_path):
     f.write_text("host: 10.0.0.2\nservo_rate: 100\n")
     with pytest.raises(DriverConfigError, match="did you mean 'servo_rate_hz'"):
         XArmConfig.load(f)
-    with pytest.raises(DriverConfigError, match=r"xarm6\.yaml: field 'servo_rate_hz': expected <= 250 .*got 500"):
+    with pytest.raises(DriverConfigError,
+                       match=r"xarm6\.yaml: field 'servo_rate_hz': expected in \(0, 250\] .*got 500"):
         XArmConfig.load(servo_rate_hz=500.0)
     f.write_text("host: 10.0.0.2\nenvelope: {speed_scal: 0.5}\n")
     with pytest.raises(DriverConfigError, match=r"my_xarm\.yaml: field 'envelope\.speed_scal': .*did you mean "
