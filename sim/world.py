@@ -20,6 +20,7 @@ from configs import did_you_mean
 from sim import grasp
 from sim.bodies import link_T_com, load_object, mesh_dir_for, same_model
 from sim.camera import load_fast_renderer
+from sim.finger_contacts import squeezed_bodies
 from sim.geometry import Pose
 from sim.kinematics import KinematicQueries
 from sim.rollout import ROBOT, TABLE, Candidate, Contact, Rollout, plan_joint_path, simulate
@@ -375,17 +376,17 @@ class World(KinematicQueries):
             return
         if not grasp.closing(width, self._gripper_target_m):
             return
-        touched: dict[int, set[int]] = {}
-        for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
-            if c[3] in self.finger_idx and c[2] in self._names and c[2] != self.table_id:
-                touched.setdefault(c[2], set()).add(c[3])
         max_width = self.spec.robot.gripper_max_width_m
-        if not touched or not grasp.gripper_closed(width, max_width):
+        if not grasp.gripper_closed(width, max_width):
             return
-        tcp_z = self.tcp_pose().position[2]
-        for body, links in touched.items():
+        tcp = self.tcp_pose()
+        # both fingers must press on the object from between them (sim.finger_contacts), not merely touch it
+        squeezed = squeezed_bodies(self.client, self.robot_id, self.finger_idx, tcp, exclude=(self.table_id,))
+        for body in squeezed:
+            if body not in self._names:
+                continue
             top_z = p.getAABB(body, physicsClientId=self.client)[1][2]
-            if grasp.holds_by_contact(width, self._gripper_target_m, max_width, len(links), tcp_z, top_z):
+            if grasp.holds_by_contact(width, self._gripper_target_m, max_width, 2, tcp.position[2], top_z):
                 self._attach(self._names[body])
                 return
 
