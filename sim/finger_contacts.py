@@ -2,8 +2,8 @@
 
 Two finger links touching one object is not a grasp: closed fingers pressed with their outer faces against a
 box's side touch it with both links and hold nothing, on hardware as in the lab. A contact counts only when it
-is on the inside of the hand: the object pushes the finger outwards, away from the TCP's approach axis. An
-object is squeezed when such contacts sit on two opposite sides of that axis.
+is on the inside of the hand: the object pushes the finger outwards along the closing axis (within a friction
+cone), away from the TCP's approach axis. An object is squeezed when such contacts sit on both sides.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pybullet as p
 
 from sim.geometry import Pose
 
-INNER_CONE_COS = float(np.cos(np.radians(50.0)))   # contact normal this close to "outwards" presses the finger open
+INNER_CONE_COS = float(np.cos(np.radians(60.0)))   # contact normal this close to "outwards" presses the finger open
+                                                    # (the twin's finger friction 1.5 holds up to ~56 degrees)
 MIN_OFF_AXIS_M = 5e-4                               # a contact this close to the approach axis has no side
 
 
@@ -25,28 +26,38 @@ def squeezed_bodies(client: int, robot_id: int, finger_links: Iterable[int], T_w
 
     T_world_tcp: the TCP pose (its z axis is the approach). `exclude`: bodies never counted (the table).
     """
-    links = set(finger_links)
+    links = sorted(set(finger_links))
     skip = set(exclude)
     z = T_world_tcp.rotation()[:, 2]
+    axis = _closing_axis(client, robot_id, links, z)
+    if axis is None:
+        return set()
     origin = T_world_tcp.position
-    sides: dict[int, list[np.ndarray]] = {}
+    sides: dict[int, set[int]] = {}
     for c in p.getContactPoints(bodyA=robot_id, physicsClientId=client):
         body, link = c[2], c[3]
         if link not in links or body in skip or body == robot_id:
             continue
-        off = np.asarray(c[5]) - origin
-        off = off - (off @ z) * z
-        dist = float(np.linalg.norm(off))
-        if dist < MIN_OFF_AXIS_M:
+        along = float((np.asarray(c[5]) - origin) @ axis)
+        if abs(along) < MIN_OFF_AXIS_M:
             continue
-        side = off / dist
+        side = 1 if along > 0 else -1
         normal_to_finger = np.asarray(c[7])     # PyBullet: the normal on B points towards A (the finger)
-        if float(normal_to_finger @ side) >= INNER_CONE_COS:
-            sides.setdefault(body, []).append(side)
-    return {body for body, s in sides.items() if _opposite(s)}
+        if float(normal_to_finger @ axis) * side >= INNER_CONE_COS:
+            sides.setdefault(body, set()).add(side)
+    return {body for body, s in sides.items() if len(s) == 2}
 
 
-def _opposite(sides: list[np.ndarray]) -> bool:
-    """Some two of these unit directions point to opposite sides (more than 120 degrees apart)."""
-    S = np.asarray(sides)
-    return bool(len(S) >= 2 and np.min(S @ S.T) < -0.5)
+def _closing_axis(client: int, robot_id: int, links: list[int], z: np.ndarray) -> np.ndarray | None:
+    """The horizontal (in the TCP frame) direction between the two finger links farthest apart."""
+    pos = [np.asarray(p.getLinkState(robot_id, j, computeForwardKinematics=True, physicsClientId=client)[4])
+           for j in links]
+    best, axis = 1e-4, None
+    for i in range(len(pos)):
+        for k in range(i + 1, len(pos)):
+            v = pos[k] - pos[i]
+            v = v - (v @ z) * z
+            n = float(np.linalg.norm(v))
+            if n > best:
+                best, axis = n, v / n
+    return axis
