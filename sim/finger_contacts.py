@@ -48,6 +48,14 @@ def squeezed_bodies(client: int, robot_id: int, finger_links: Iterable[int], T_w
     return {body for body, s in sides.items() if len(s) == 2}
 
 
+def finger_lever_m(client: int, robot_id: int, finger_links: Iterable[int], tcp_xyz, max_width_m: float) -> float:
+    """How far the fingers reach from the TCP: the farthest finger link origin, at least half the opening."""
+    tcp = np.asarray(tcp_xyz, dtype=float)
+    reach = [float(np.linalg.norm(np.asarray(p.getLinkState(robot_id, j, computeForwardKinematics=True,
+                                                             physicsClientId=client)[4]) - tcp)) for j in finger_links]
+    return max([0.5 * max_width_m, *reach])
+
+
 def _closing_axis(client: int, robot_id: int, links: list[int], z: np.ndarray) -> np.ndarray | None:
     """The horizontal (in the TCP frame) direction between the two finger links farthest apart."""
     pos = [np.asarray(p.getLinkState(robot_id, j, computeForwardKinematics=True, physicsClientId=client)[4])

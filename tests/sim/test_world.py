@@ -195,3 +195,22 @@ def test_a_grasp_needs_the_object_between_the_fingers_and_it_lifts_with_the_hand
     world.execute_joint_path(q, grip, dt)
     risen = world.object_pose("box").position[2] - 0.03
     assert bool(risen > 0.1) is held, f"box rose {risen:.3f} m"
+
+
+def test_ik_error_counts_the_orientation_as_well_as_the_position(client, panda_spec):
+    """Turned -135 degrees about the vertical from the home yaw, the wrist joint runs into its limit: the TCP is at
+    the target within a millimetre but the hand is ~15 degrees off. The error says so, as the distance the
+    farthest finger (orientation_lever_m from the TCP) is moved by that turn."""
+    world = World.from_scene(client, SceneSpec(panda_spec))
+    assert 0.04 <= world.orientation_lever_m <= 0.12      # the Panda's fingers: 4 cm half opening, ~5 cm long
+    target = _down(panda_spec, (0.5, 0.0, 0.2), -135.0)
+    q, err = world.ik(target, q_seed=panda_spec.home_joint_pos_rad)
+    reached = world.fk(q)
+    R = target.rotation().T @ reached.rotation()
+    angle = float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
+    position_error = float(np.linalg.norm(reached.position - target.position))
+    assert position_error < 2e-3 and np.degrees(angle) > 5.0                 # the case: position fine, hand turned
+    assert err == pytest.approx(max(position_error, angle * world.orientation_lever_m), rel=1e-6)
+    assert err > 0.005   # over the grasp search's IK tolerance: this pose is not reached
+    # a reachable pose still reads under a millimetre
+    assert world.ik(_down(panda_spec, (0.5, 0.0, 0.2), 45.0))[1] < 1e-3
