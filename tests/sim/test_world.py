@@ -214,3 +214,18 @@ def test_ik_error_counts_the_orientation_as_well_as_the_position(client, panda_s
     assert err > 0.005   # over the grasp search's IK tolerance: this pose is not reached
     # a reachable pose still reads under a millimetre
     assert world.ik(_down(panda_spec, (0.5, 0.0, 0.2), 45.0))[1] < 1e-3
+
+
+def test_a_path_slows_to_a_stop_at_its_goal_instead_of_overshooting(client, panda_spec):
+    """A fast straight descent to 2 cm above the table: the arm tracking the joint path must not dip more than a
+    millimetre below the goal on arrival (it dipped ~3 mm, fingertips into the table, before the path ended in
+    shrinking steps)."""
+    world = World.from_scene(client, SceneSpec(panda_spec))
+    cand = Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.3)), _down(panda_spec, (0.5, 0.1, 0.02))), "keep")
+    q, grip, dt, err = world.plan_joint_path(cand)
+    assert err < 1e-3
+    lowest = [1.0]
+    world.execute_joint_path(q, grip, dt, on_step=lambda: lowest.__setitem__(0, min(lowest[0],
+                                                                                      world.tcp_pose().position[2])))
+    assert lowest[0] > 0.02 - 0.001, f"dipped to {lowest[0]:.4f} m"
+    assert world.tcp_pose().position[2] == pytest.approx(0.02, abs=1e-3)
