@@ -2,8 +2,9 @@
 
 Two finger links touching one object is not a grasp: closed fingers pressed with their outer faces against a
 box's side touch it with both links and hold nothing, on hardware as in the lab. A contact counts only when it
-is on the inside of the hand: the object pushes the finger outwards along the closing axis (within a friction
-cone), away from the TCP's approach axis. An object is squeezed when such contacts sit on both sides.
+is on the inside of the hand: the object pushes the finger outwards along the closing axis within the contact's
+friction cone (PyBullet's combined friction: the finger's times the object's), so the squeeze does not push the
+object out. An object is squeezed when such contacts sit on both sides of the approach axis.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import pybullet as p
 
 from sim.geometry import Pose
 
-INNER_CONE_COS = float(np.cos(np.radians(60.0)))   # contact normal this close to "outwards" presses the finger open
-                                                    # (the twin's finger friction 1.5 holds up to ~56 degrees)
+MAX_CONE_DEG = 60.0     # the widest friction cone counted, whatever the friction coefficients say
 MIN_OFF_AXIS_M = 5e-4                               # a contact this close to the approach axis has no side
 
 
@@ -38,12 +38,15 @@ def squeezed_bodies(client: int, robot_id: int, finger_links: Iterable[int], T_w
         body, link = c[2], c[3]
         if link not in links or body in skip or body == robot_id:
             continue
+        mu = p.getDynamicsInfo(robot_id, link, physicsClientId=client)[1] * \
+            p.getDynamicsInfo(body, c[4], physicsClientId=client)[1]
+        cone_cos = float(np.cos(min(np.arctan(mu), np.radians(MAX_CONE_DEG))))
         along = float((np.asarray(c[5]) - origin) @ axis)
         if abs(along) < MIN_OFF_AXIS_M:
             continue
         side = 1 if along > 0 else -1
         normal_to_finger = np.asarray(c[7])     # PyBullet: the normal on B points towards A (the finger)
-        if float(normal_to_finger @ axis) * side >= INNER_CONE_COS:
+        if float(normal_to_finger @ axis) * side >= cone_cos:
             sides.setdefault(body, set()).add(side)
     return {body for body, s in sides.items() if len(s) == 2}
 

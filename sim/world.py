@@ -382,7 +382,7 @@ class World(KinematicQueries):
         if not grasp.closing(width, self._gripper_target_m):
             return
         max_width = self.spec.robot.gripper_max_width_m
-        if not grasp.gripper_closed(width, max_width):
+        if not grasp.may_hold(width, max_width):   # nearly shut fingers have nothing between them
             return
         tcp = self.tcp_pose()
         # both fingers must press on the object from between them (sim.finger_contacts), not merely touch it
