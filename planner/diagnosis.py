@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planner.task import Subtask
+from render.failure_view import FailureMarks
 from scoring.failure import FailureEvidence
 from sim import predicates
 from sim.world import World
@@ -78,6 +79,13 @@ class Failure:
                 "redo_subtask": self.redo_subtask, "evidence": self.evidence.to_dict(),
                 "target_xyz": self.target_xyz, "predicted_xyz": self.predicted_xyz, "from_xyz": self.from_xyz,
                 "gripper_closed": self.gripper_closed, **self.extra}
+
+
+def failure_marks(failure: Failure, redo_say: str) -> FailureMarks:
+    """What the failure picture (render.failure_view) marks for this failure."""
+    return FailureMarks(failure.type, failure.redo_subtask, redo_say, failure.object,
+                        failure.extra.get("target_object"), failure.target_xyz, failure.predicted_xyz,
+                        failure.from_xyz, failure.gripper_closed)
 
 
 def grasp_subtask_for(subtasks: Sequence[Subtask], obj: str | None, upto: int) -> int | None:

@@ -36,9 +36,12 @@ class GraspConfig:
     friction_cone_deg: float = 25.0     # contact normals this close to the closing direction are antipodal
     min_width_m: float = 0.004
     pad_height_m: float = 0.018         # the height of the finger pads above the TCP: contacts are sought there
+    pad_below_m: float = 0.006          # and below it, down to the fingertips' rounded ends
+    pad_width_m: float = 0.018          # the pads' width across the closing direction
+    contact_band_m: float = 0.0015      # surface this close to a pad's outermost touch is where the pad presses
     grasp_min_height_m: float = 0.012   # TCP above the object's bottom (fingertips off the table)
     grasp_min_depth_m: float = 0.016    # TCP below the object's top (sim.grasp.GRASP_DEPTH_M plus a margin)
-    min_tcp_z_m: float = 0.014          # the fingertips reach ~13 mm below the TCP: lower, they scrape the table
+    min_tcp_z_m: float = 0.011          # the Panda's fingertips touch the table at TCP z 8 mm (closest points)
     pregrasp_height_m: float = 0.06     # pre-grasp: this far above the object's top
     n_yaws: int = 6                     # closing directions per symmetry period
     min_free_m: float = 0.003           # the posed arm's clearance to everything but the target
@@ -46,9 +49,12 @@ class GraspConfig:
     side_standoff_m: float = 0.07       # side approach: pre-grasp this far out from the grasp
 
     def __post_init__(self) -> None:
-        for name in ("finger_clearance_m", "pad_height_m", "pregrasp_height_m", "min_free_m", "max_ik_error_m"):
+        for name in ("finger_clearance_m", "pad_height_m", "pad_below_m", "pregrasp_height_m", "min_free_m",
+                     "max_ik_error_m", "contact_band_m"):
             if getattr(self, name) < 0:
                 raise ValueError(f"GraspConfig.{name}: expected >= 0")
+        if self.pad_width_m <= 0:
+            raise ValueError("GraspConfig.pad_width_m: expected > 0")
         if not 0 < self.friction_cone_deg < 90:
             raise ValueError("GraspConfig.friction_cone_deg: expected an angle in (0, 90)")
         if self.n_yaws < 1:
@@ -132,6 +138,15 @@ def object_geometry(world: World, name: str) -> ObjectGeometry:
     return ObjectGeometry(name, mesh, T, period, continuous)
 
 
+def surface_samples(mesh: trimesh.Trimesh, spacing_m: float = 0.0015, max_points: int = 20000
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Points spread over the mesh surface about `spacing_m` apart (a fixed seed: the same grasps every time)
+    with their faces' normals."""
+    n = int(np.clip(mesh.area / spacing_m ** 2, 500, max_points))
+    points, faces = trimesh.sample.sample_surface(mesh, n, seed=0)
+    return np.asarray(points), np.asarray(mesh.face_normals)[faces]
+
+
 def ray_hits(origins: np.ndarray, dirs: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First hit of each ray on the triangles (Moller-Trumbore, vectorised): (distance, triangle index); a ray
     that hits nothing has distance inf and index -1."""
@@ -195,6 +210,7 @@ class GraspFinder:
         self.shallow = low > high
         self.tris = np.asarray(self.geo.mesh.triangles)
         self.face_normals = np.asarray(self.geo.mesh.face_normals)
+        self.surface, self.surface_normals = surface_samples(self.geo.mesh)
         self.reach_m = float(np.linalg.norm(hi - lo)) + 0.05
         self.n_antipodal = 0   # antipodal grasps the last free_grasps found before the reach checks
 
@@ -208,6 +224,7 @@ class GraspFinder:
         other.geo = replace(self.geo, mesh=mesh, T_world_obj=T)
         other.tris = np.asarray(mesh.triangles)
         other.face_normals = np.asarray(mesh.face_normals)
+        other.surface = self.surface + offset
         return other
 
     def _span(self, perp: np.ndarray) -> float:
@@ -230,23 +247,24 @@ class GraspFinder:
         c = self.geo.center.copy()
         c[2] = self.z_grasp
         c = c + perp * offset_m
-        heights = np.linspace(0.0, cfg.pad_height_m, 3)
-        origins = np.concatenate([c + z * UP + d * self.reach_m for z in heights]
-                                 + [c + z * UP - d * self.reach_m for z in heights]).reshape(-1, 3)
-        dirs = np.concatenate([np.tile(-d, (3, 1)), np.tile(d, (3, 1))])
-        dist, tri = ray_hits(origins, dirs, self.tris)
-        if not np.all(tri[[0, 3]] >= 0):
+        # the surface the pads can meet: within the pads' width across, between fingertip and pad top in height
+        rel = self.surface - c
+        window = (np.abs(rel @ perp) <= cfg.pad_width_m / 2) & (rel[:, 2] >= -cfg.pad_below_m) \
+            & (rel[:, 2] <= cfg.pad_height_m)
+        if np.count_nonzero(window) < 4:
             return None   # the line at grasp height misses the object
-        s = np.where(np.isfinite(dist), self.reach_m - dist, np.nan)
-        s_plus = float(np.nanmax(s[:3]))
-        s_minus = -float(np.nanmax(s[3:]))
+        s = rel[window] @ d
+        normals = self.surface_normals[window]
+        s_plus, s_minus = float(s.max()), float(s.min())
         width = s_plus - s_minus
         if not cfg.min_width_m <= width <= self.max_width_m - 2 * cfg.finger_clearance_m:
             return None
-        normals = self.face_normals[tri[[0, 3]]]
+        # a flat pad closing along d presses where the surface is outermost; there the surface must face the pad
+        # (within the friction cone), or the object squeezes out. Winding is not always consistent: a normal
+        # counts by its line, not its sign.
+        c_plus = float(np.mean(np.abs(normals[s >= s_plus - cfg.contact_band_m] @ d)))
+        c_minus = float(np.mean(np.abs(normals[s <= s_minus + cfg.contact_band_m] @ d)))
         cos_cone = math.cos(math.radians(cfg.friction_cone_deg))
-        # face winding is not always consistent: a normal counts by its line, not its sign
-        c_plus, c_minus = abs(float(normals[0] @ d)), abs(float(normals[1] @ d))
         if c_plus < cos_cone or c_minus < cos_cone:
             return None
         center = c + d * (s_plus + s_minus) / 2.0

@@ -19,9 +19,17 @@ import numpy as np
 
 from planner.candidates import choose, score_request
 from planner.components import object_models
-from planner.diagnosis import Failure, Prediction, ProgressWatch, diagnose, empty_gripper, needs_regrasp, no_progress
+from planner.diagnosis import (
+    Failure,
+    Prediction,
+    ProgressWatch,
+    diagnose,
+    empty_gripper,
+    failure_marks,
+    needs_regrasp,
+    no_progress,
+)
 from planner.errors import RunAborted
-from planner.failure_view import failure_png, symbols_of
 from planner.probe import identify_objects
 from planner.report import write_report
 from planner.rotation import RotationModule
@@ -30,8 +38,9 @@ from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.step_record import candidate_row, failure_record, look_again_record, step_record
 from planner.task import PlannerTask, Subtask
 from planner.twin_tracker import LookAgain, TwinTracker
-from planner.twin_view import twin_beside_camera_png
+from planner.twin_view import camera_spec_of, twin_beside_camera_png
 from reconstruction.identification import with_identified_physics
+from render.failure_view import failure_png, symbols_of
 from render.renderer import Renderer
 from robot_io.errors import ConnectionLostError, RobotError, SafetyRejected
 from robot_io.robot import Robot
@@ -158,10 +167,11 @@ class MPCPlanner:
             self.progress_watch.reset(self.subtask_index)
             changed = True   # a failure restarts the annealing, whether or not the subtask changed
         redo_say = subtasks[redo].say if redo < len(subtasks) else self.task.instruction
-        png = failure_png(world, obs.frames[0], failure, redo_say)
+        marks = failure_marks(failure, redo_say)
+        png = failure_png(world, camera_spec_of(obs.frames[0]), marks)
         question = FailureQuestion(self.task.instruction, tuple(s.say for s in subtasks),
                                    failure.evidence.subtask_index, png, *_png_size(png), failure.evidence,
-                                   symbols_of(failure, redo_say))
+                                   symbols_of(marks))
         agents = ask_agents(self.scorer.agents, self.scorer.backends, question) \
             if acted and hasattr(self.scorer, "agents") else []
         record = failure_record(failure, acted, before, self.subtask_index, redo_say, question.symbols,

@@ -15,7 +15,7 @@ import numpy as np
 
 from render.overlay import _Canvas, _cased, _legend_corner, _legend_layer, font
 from render.palette import AXIS_COLORS, AXIS_NAMES, OUTLINE
-from render.projection import clip_polylines, to_camera_frame
+from render.projection import checked_image, clip_polylines, to_camera_frame
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 
@@ -61,10 +61,7 @@ def _legend(view_name: str, labels: Sequence[str]) -> tuple:
 def draw_frames(rgb: np.ndarray, cam: CameraSpec, frames: Sequence[Frame], view_name: str | None = None,
                 width_px: float = 3.0, font_px: int = 13, supersample: int = 2) -> DrawnFrames:
     """Draw each frame's three arrows and their labels on a copy of rgb (H, W, 3) uint8 seen through cam."""
-    rgb = np.asarray(rgb)
-    if rgb.shape != (cam.height, cam.width, 3) or rgb.dtype != np.uint8:
-        raise ValueError(f"draw_frames: image {rgb.shape} {rgb.dtype} does not match camera '{cam.name}' "
-                         f"({cam.height}, {cam.width}, 3) uint8")
+    rgb = checked_image(rgb, cam, "draw_frames")
     labels = [f.label for f in frames]
     if len(set(labels)) != len(labels):
         raise ValueError(f"draw_frames: frame labels must be unique, got {labels}")

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from render.palette import AXIS_COLORS, AXIS_NAMES, HIGHLIGHT_OUTLINE, OUTLINE, color_of, text_color_on
-from render.projection import clip_polylines, project_visible, simplify, to_camera_frame
+from render.projection import checked_image, clip_polylines, project_visible, simplify, to_camera_frame
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 
@@ -367,10 +367,7 @@ def draw_overlay(rgb: np.ndarray, cam: CameraSpec, traces: Sequence[Trace], view
     the end of the curve. A white dot marks where the paths start; a legend names the view and the axes.
     """
     style = style or OverlayStyle()
-    rgb = np.asarray(rgb)
-    if rgb.shape != (cam.height, cam.width, 3) or rgb.dtype != np.uint8:
-        raise ValueError(f"draw_overlay: image {rgb.shape} {rgb.dtype} does not match camera '{cam.name}' "
-                         f"({cam.height}, {cam.width}, 3) uint8")
+    rgb = checked_image(rgb, cam, "draw_overlay")
     ids = [t.id for t in traces]
     if len(set(ids)) != len(ids):
         raise ValueError(f"draw_overlay: candidate ids must be unique, got {ids}")

@@ -12,6 +12,15 @@ import numpy as np
 from sim.camera import CameraSpec
 
 
+def checked_image(rgb, cam: CameraSpec, who: str) -> np.ndarray:
+    """rgb as an array, or a ValueError naming `who` when it is not the camera's (H, W, 3) uint8 image."""
+    rgb = np.asarray(rgb)
+    if rgb.shape != (cam.height, cam.width, 3) or rgb.dtype != np.uint8:
+        raise ValueError(f"{who}: image {rgb.shape} {rgb.dtype} does not match camera '{cam.name}' "
+                         f"({cam.height}, {cam.width}, 3) uint8")
+    return rgb
+
+
 def to_camera_frame(cam: CameraSpec, pts_world) -> np.ndarray:
     """(N, 3) world points -> (N, 3) points in the camera's OpenCV optical frame (z forward)."""
     pts = np.asarray(pts_world, dtype=float).reshape(-1, 3)

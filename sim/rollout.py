@@ -28,6 +28,10 @@ CARTESIAN_STEP_M = 0.02       # spacing of IK waypoints along a candidate's TCP 
 DISTURB_TOL_M = 0.01          # an untouched object that moved more than this was disturbed
 MAX_RELEASE_DROP_M = 0.04     # a release from higher than this is vetoed while another candidate is clean
 MIN_JOINT_MARGIN_RAD = 0.01   # a path closer than this to a joint limit is infeasible
+# The path's last few centimetres in shrinking steps (metres, summing to STOP_M): at a constant time per step the
+# arm slows to a stop instead of arriving at full speed (it overshot a grasp 3 mm down into the table).
+STOP_STEPS_M = (0.012, 0.008, 0.005, 0.003, 0.002)
+STOP_M = sum(STOP_STEPS_M)
 VETOED = "twin: collision or high release, vetoed"
 
 
@@ -108,10 +112,10 @@ def plan_joint_path(world: World, candidate: Candidate, speed_scale: float = 0.5
     hold_width = world.gripper_target_m
     qs, errs = [], []
     prev = start
-    for wp in candidate.waypoints:
-        n = max(1, int(np.ceil(np.linalg.norm(wp.position - prev.position) / CARTESIAN_STEP_M)))
-        for k in range(1, n + 1):
-            q, err = world.ik(_interpolate(prev, wp, k / n), q_seed=q)
+    for i, wp in enumerate(candidate.waypoints):
+        length = float(np.linalg.norm(wp.position - prev.position))
+        for s in _fractions(length, last=i == len(candidate.waypoints) - 1):
+            q, err = world.ik(_interpolate(prev, wp, s), q_seed=q)
             qs.append(q)
             errs.append(err)
         prev = wp
@@ -195,6 +199,20 @@ def _expected(c: Contact, allowed: frozenset[str]) -> bool:
     if c.a.startswith("held:") and (c.b == TABLE or c.b in allowed):
         return True
     return False
+
+
+def _fractions(length_m: float, last: bool) -> list[float]:
+    """Where along a straight segment the IK waypoints go (fractions in (0, 1]): CARTESIAN_STEP_M apart, and on
+    the path's last segment ending in STOP_STEPS_M (scaled down on a segment shorter than STOP_M)."""
+    if not last or length_m <= 1e-9:
+        n = max(1, int(np.ceil(length_m / CARTESIAN_STEP_M)))
+        return [k / n for k in range(1, n + 1)]
+    tail = np.asarray(STOP_STEPS_M) * min(1.0, length_m / STOP_M)
+    cruise = length_m - float(tail.sum())
+    n = int(np.ceil(cruise / CARTESIAN_STEP_M - 1e-9))
+    points = [cruise * k / n for k in range(1, n + 1)] if n else []
+    points += list(cruise + np.cumsum(tail))
+    return [min(1.0, d / length_m) for d in points]
 
 
 def _interpolate(a: Pose, b: Pose, s: float) -> Pose:

@@ -20,6 +20,7 @@ from configs import did_you_mean
 from sim import grasp
 from sim.bodies import link_T_com, load_object, mesh_dir_for, same_model
 from sim.camera import load_fast_renderer
+from sim.finger_contacts import finger_lever_m, squeezed_bodies
 from sim.geometry import Pose
 from sim.kinematics import KinematicQueries
 from sim.rollout import ROBOT, TABLE, Candidate, Contact, Rollout, plan_joint_path, simulate
@@ -90,6 +91,9 @@ class World(KinematicQueries):
         self._closed = np.asarray(robot.finger_closed_pos)
         # Everything past the last arm joint (flange, hand, fingers) may touch the object being handled.
         self._finger_links = set(range(max(self.arm_idx) + 1, p.getNumJoints(robot_id, physicsClientId=client)))
+        # a turn of the hand by angle a moves its farthest finger by a * lever (IK's pose error)
+        self.orientation_lever_m = finger_lever_m(client, robot_id, self.finger_idx, self.tcp_pose().position,
+                                                  robot.gripper_max_width_m)
         self._grasp: tuple[str, int] | None = None
         self._gripper_target_m = robot.gripper_max_width_m
         self.last_drop_m = 0.0    # how far the last released object was above whatever is below it
@@ -97,10 +101,8 @@ class World(KinematicQueries):
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_scene(cls, client: int, scene: SceneSpec, fast_render: bool = False) -> World:
-        """Build the scene into an empty client.
-
-        fast_render loads the EGL renderer first (it only sees bodies created after it is loaded); it is ~5x
-        faster than TinyRenderer and its depth is exact, where TinyRenderer's is off by mm at low resolution.
+        """Build the scene into an empty client. fast_render loads the EGL renderer first (it only sees bodies
+        created after it is loaded): ~5x faster than TinyRenderer, exact depth (TinyRenderer's is off by mm).
         """
         renderer = load_fast_renderer(client) if fast_render else p.ER_TINY_RENDERER
         p.setGravity(0, 0, -9.81, physicsClientId=client)
@@ -258,12 +260,14 @@ class World(KinematicQueries):
             return self.tcp_pose()
 
     def ik(self, target: Pose, q_seed=None, iterations: int = 4) -> tuple[np.ndarray, float]:
-        """Joint positions reaching the TCP target; returns (q, position error in metres). Restores the arm.
+        """Joint positions reaching the TCP target pose; returns (q, pose error in metres). Restores the arm.
 
-        The first pass is null-space IK (joint limits, posture kept near the seed); the null-space pull
-        stops it short by ~1 mm, so later passes refine with plain damped least squares from there.
+        Pose error: the larger of the position error and the orientation error times `orientation_lever_m` (how
+        far a turned hand moves its farthest finger). The first pass is null-space IK (joint limits, posture near
+        the seed); its null-space pull stops ~1 mm short, so later passes refine with damped least squares.
         """
         link_target = target @ self._link_T_tcp().inverse()
+        R_target = target.rotation()
         with self._kinematic_probe():
             q = np.asarray(q_seed if q_seed is not None else self.joint_pos_rad(), dtype=float)
             states = p.getJointStates(self.robot_id, self.movable_idx, physicsClientId=self.client)
@@ -280,7 +284,9 @@ class World(KinematicQueries):
                 full = dict(zip(self.movable_idx, sol))
                 q = np.clip(np.array([full[j] for j in self.arm_idx]), self.lower, self.upper)
                 self._reset_arm(q)
-                err = float(np.linalg.norm(self.tcp_pose().position - target.position))
+                reached = self.tcp_pose()
+                angle = np.arccos(np.clip((np.trace(R_target.T @ reached.rotation()) - 1.0) / 2.0, -1.0, 1.0))
+                err = max(float(np.linalg.norm(reached.position - target.position)), angle * self.orientation_lever_m)
                 if err < 1e-3:
                     break
         return q, err
@@ -375,17 +381,17 @@ class World(KinematicQueries):
             return
         if not grasp.closing(width, self._gripper_target_m):
             return
-        touched: dict[int, set[int]] = {}
-        for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
-            if c[3] in self.finger_idx and c[2] in self._names and c[2] != self.table_id:
-                touched.setdefault(c[2], set()).add(c[3])
         max_width = self.spec.robot.gripper_max_width_m
-        if not touched or not grasp.gripper_closed(width, max_width):
+        if not grasp.may_hold(width, max_width):   # nearly shut fingers have nothing between them
             return
-        tcp_z = self.tcp_pose().position[2]
-        for body, links in touched.items():
+        tcp = self.tcp_pose()
+        # both fingers must press on the object from between them (sim.finger_contacts), not merely touch it
+        squeezed = squeezed_bodies(self.client, self.robot_id, self.finger_idx, tcp, exclude=(self.table_id,))
+        for body in squeezed:
+            if body not in self._names:
+                continue
             top_z = p.getAABB(body, physicsClientId=self.client)[1][2]
-            if grasp.holds_by_contact(width, self._gripper_target_m, max_width, len(links), tcp_z, top_z):
+            if grasp.holds_by_contact(width, self._gripper_target_m, max_width, 2, tcp.position[2], top_z):
                 self._attach(self._names[body])
                 return
 
@@ -468,8 +474,7 @@ class World(KinematicQueries):
         ee.append(self.tcp_pose().position)
         return ExecResult(True, None, np.asarray(ee), steps)
 
-    def plan_joint_path(self, candidate: Candidate, speed_scale: float = 0.5
-                        ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def plan_joint_path(self, candidate: Candidate, speed_scale: float = 0.5) -> tuple:
         """IK along the candidate's TCP path and its gripper action (see `sim.rollout.plan_joint_path`)."""
         return plan_joint_path(self, candidate, speed_scale)
 

@@ -5,42 +5,30 @@ annealing, an unexpected push is typed, and failure_recovery=False only logs (th
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pytest
 from PIL import Image
 
 from planner.diagnosis import NO_PROGRESS_STEPS, ProgressWatch, carried_object, grasp_subtask_for
 from planner.mpc import MPCConfig, MPCPlanner
 from planner.runlog import RunLog
 from planner.sampler import SamplerConfig
-from planner.task import load_task
 from scoring.backend import AgentConfig
 from scoring.simjudge import SimJudgeBackend
 from sim.geometry import Pose
-from sim.scene import SceneSpec
-from sim.world import private_world
-from tests.planner.test_mpc_loop import (
+from tests.fakes import scripted_robot
+from tests.fakes.scripted_robot import (
     RED_XYZ,
     ScriptedReconstruction,
     ScriptedRenderer,
     ScriptedRobot,
     ScriptedScorer,
+    step_records,
 )
 
 FAR_XYZ = (0.40, 0.25, 0.025)   # where a dropped block lands: far from the hand and from the blue block
 
 
-@pytest.fixture(scope="module")
-def task():
-    return load_task("stack_blocks").planner
-
-
-@pytest.fixture(scope="module")
-def kin(task):
-    with private_world(SceneSpec(task.robot)) as world:
-        yield world
+task, kin = scripted_robot.task, scripted_robot.kin   # the shared fixtures
 
 
 class ScriptedHand(ScriptedRobot):
@@ -75,8 +63,7 @@ def _run(task, robot, recon, scorer, tmp_path, steps: int, recovery: bool = True
         result = planner.run(steps)
     finally:
         planner.close()
-    with open(f"{log.path}/steps.jsonl") as f:
-        records = [json.loads(line) for line in f]
+    records = step_records(log.path)
     return result, [r for r in records if r["type"] == "step"], log
 
 

@@ -63,7 +63,9 @@ def test_antipodal_widths_fit_the_gripper_and_normals_oppose(client, panda_spec)
     cfg = finder.config
     cone = math.radians(cfg.friction_cone_deg)
     for g in grasps:
-        assert EDGE_M - 1e-6 <= g.width_m <= EDGE_M / math.cos(cone) + 1e-6
+        # pads 18 mm wide close on the cube's outermost points within their strip: at most its whole extent along
+        # the closing direction (a square of side a turned psi from face-on spans a * (cos psi + sin psi))
+        assert EDGE_M - 1e-6 <= g.width_m <= EDGE_M * (math.cos(cone) + math.sin(cone)) + 1e-6
         assert g.width_m <= panda_spec.gripper_max_width_m - 2 * cfg.finger_clearance_m
         R = g.tcp.rotation()
         assert R[:, 2] @ np.array([0, 0, -1.0]) == pytest.approx(1.0, abs=1e-9)   # approach straight down

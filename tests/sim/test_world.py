@@ -1,4 +1,5 @@
 import numpy as np
+import pybullet
 import pybullet_data
 import pytest
 
@@ -156,3 +157,75 @@ def test_object_pose_is_the_urdf_link_frame_even_with_an_inertial_offset(client,
     moved = Pose.from_xyz_rpy_deg((0.45, -0.1, 0.2), (0, 0, -20))
     world.update_scene(SceneSpec(panda_spec, (ObjectSpec("o", moved, urdf=str(urdf), fixed=True),)))
     np.testing.assert_allclose(world.object_pose("o").matrix(), moved.matrix(), atol=1e-6)
+
+
+def _closing_axis_world(world) -> np.ndarray:
+    a, b = (np.asarray(pybullet.getLinkState(world.robot_id, j, physicsClientId=world.client)[4])
+            for j in world.finger_idx)
+    return (b - a) / np.linalg.norm(b - a)
+
+
+@pytest.mark.parametrize("across_m, held", [(0.0, True), (0.04, False)])
+def test_a_grasp_needs_the_object_between_the_fingers_and_it_lifts_with_the_hand(client, panda_spec, across_m, held):
+    """A 6 cm box centred between the fingers is held; the same box 4 cm to the side of the fingers, its face
+    rubbing both fingers' sides while they close on nothing, is not (both finger links touch it: the old rule
+    held it with the fingers shut)."""
+    scene = SceneSpec(panda_spec, ())
+    world = World.from_scene(client, scene)
+    world.set_joint_pos(world.ik(_down(panda_spec, (0.5, 0.0, 0.12)))[0])
+    closing = _closing_axis_world(world)
+    across = np.cross(closing, (0.0, 0.0, 1.0))   # horizontal, perpendicular to the closing direction
+    xyz = np.array([0.5, 0.0, 0.03]) + across_m * across
+    pybullet.resetSimulation(physicsClientId=client)
+    box = ObjectSpec("box", Pose(tuple(xyz)), urdf=CUBE, scale=1.2, rgba=(0.8, 0.1, 0.1, 1), symmetry="cube")
+    world = World.from_scene(client, SceneSpec(panda_spec, (box,)))
+    world.step(60)
+    grasp = Candidate(0, (_down(panda_spec, (0.5, 0.0, 0.12)), _down(panda_spec, (0.5, 0.0, 0.03))), "close")
+    roll = world.rollout(grasp, allowed_contacts=frozenset({"box"}),
+                         probe=lambda w: {"grasped": predicates.evaluate(w, {"grasped": "box"}),
+                                          "progress": predicates.progress(w, {"grasped": "box"})})
+    assert (roll.grasped_after == "box") is held
+    assert roll.probe["grasped"] is held
+    assert (roll.probe["progress"] == 1.0) is held
+    # and what is held rises with the hand; what is not stays on the table
+    q, grip, dt, _ = world.plan_joint_path(grasp)
+    world.execute_joint_path(q, grip, dt)
+    lift = Candidate(1, (_down(panda_spec, (0.5, 0.0, 0.15)),), "keep")
+    q, grip, dt, _ = world.plan_joint_path(lift)
+    world.execute_joint_path(q, grip, dt)
+    risen = world.object_pose("box").position[2] - 0.03
+    assert bool(risen > 0.1) is held, f"box rose {risen:.3f} m"
+
+
+def test_ik_error_counts_the_orientation_as_well_as_the_position(client, panda_spec):
+    """Turned -135 degrees about the vertical from the home yaw, the wrist joint runs into its limit: the TCP is at
+    the target within a millimetre but the hand is ~15 degrees off. The error says so, as the distance the
+    farthest finger (orientation_lever_m from the TCP) is moved by that turn."""
+    world = World.from_scene(client, SceneSpec(panda_spec))
+    assert 0.04 <= world.orientation_lever_m <= 0.12      # the Panda's fingers: 4 cm half opening, ~5 cm long
+    target = _down(panda_spec, (0.5, 0.0, 0.2), -135.0)
+    q, err = world.ik(target, q_seed=panda_spec.home_joint_pos_rad)
+    reached = world.fk(q)
+    R = target.rotation().T @ reached.rotation()
+    angle = float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
+    position_error = float(np.linalg.norm(reached.position - target.position))
+    assert position_error < 2e-3 and np.degrees(angle) > 5.0                 # the case: position fine, hand turned
+    assert err == pytest.approx(max(position_error, angle * world.orientation_lever_m), rel=1e-6)
+    assert err > 0.005   # over the grasp search's IK tolerance: this pose is not reached
+    # a reachable pose still reads under a millimetre
+    assert world.ik(_down(panda_spec, (0.5, 0.0, 0.2), 45.0))[1] < 1e-3
+
+
+def test_a_path_slows_to_a_stop_at_its_goal_instead_of_overshooting(client, panda_spec):
+    """A fast straight descent to 2 cm above the table: the arm tracking the joint path must not dip more than a
+    millimetre below the goal on arrival (it dipped ~3 mm, fingertips into the table, before the path ended in
+    shrinking steps)."""
+    world = World.from_scene(client, SceneSpec(panda_spec))
+    cand = Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.3)), _down(panda_spec, (0.5, 0.1, 0.02))), "keep")
+    q, grip, dt, err = world.plan_joint_path(cand)
+    assert err < 1e-3
+    lowest = [1.0]
+    world.execute_joint_path(q, grip, dt, on_step=lambda: lowest.__setitem__(0, min(lowest[0],
+                                                                                      world.tcp_pose().position[2])))
+    assert lowest[0] > 0.02 - 0.001, f"dipped to {lowest[0]:.4f} m"
+    assert world.tcp_pose().position[2] == pytest.approx(0.02, abs=1e-3)
