@@ -30,7 +30,7 @@ from scipy.spatial import cKDTree
 import configs
 from planner.components import object_models
 from planner.task import LoadedTask, load_task
-from reconstruction.accuracy import count_outcomes, format_counts, outcome, pose_errors
+from reconstruction.accuracy import count_outcomes, format_counts, object_pose_errors, outcome
 from reconstruction.config import ReconConfig
 from reconstruction.estimate import SceneEstimate
 from reconstruction.models import ObjectModel
@@ -142,13 +142,13 @@ def _evaluate(loaded: LoadedTask, seed: int, obs, truth: dict, estimate: SceneEs
     task = loaded.planner
     base = {"task": task.name, "seed": seed, "time_s": time_s}
     rows = []
-    for name, asset in task.objects.items():
+    for name in task.objects:
         est = estimate.objects[name]
         true_pose = Pose.from_dict(truth["objects"][name])
         row = {**base, "kind": "named", "object": name, "found": est.found, "confidence": est.confidence,
                "fitness": est.fitness, "t_err_mm": math.nan, "r_err_deg": math.nan}
         if est.found:
-            row["t_err_mm"], row["r_err_deg"] = pose_errors(est.pose, true_pose, asset.symmetry)
+            row["t_err_mm"], row["r_err_deg"] = object_pose_errors(est.pose, true_pose, models[name])
         row["outcome"] = outcome(est.found, name in estimate.low_confidence, row["t_err_mm"], row["r_err_deg"])
         rows.append(row)
     truth_spec = truth_scene(loaded, truth)
