@@ -53,6 +53,7 @@ class PoseConfig:
     yaw_steps_max: int = 12             # objects without symmetry get at most this many
     ransac_max_iterations: int = 4000    # global registration is one hypothesis among several: kept cheap
     ransac_confidence: float = 0.99
+    skip_global_score: float = 0.9     # a prior hypothesis whose coarse score reaches this: no global registration
     feature_voxel_factor: float = 1.5   # FPFH on a sparser copy of the cluster (speed)
     coarse_corr_m: float = 0.02         # first ICP pass, wide capture
     inlier_m: float = 0.005             # fitness threshold (at least one voxel)
@@ -335,7 +336,7 @@ class PoseEstimator:
         ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster, prep.symmetry)
         best = None
         if T_prior is not None:
-            best = self._refine(ctx, [("track", np.linalg.inv(T_prior))], 1)
+            best = self._refine(ctx, self._coarse(ctx, [("track", np.linalg.inv(T_prior))]), 1)
             if best is not None and best[1].fitness < cfg.good_fitness:
                 best = None
         if best is None:
@@ -345,10 +346,13 @@ class PoseEstimator:
             hyps = [(name, np.linalg.inv(T)) for name, T in prior]
             if T_prior is not None:
                 hyps.append(("track", np.linalg.inv(T_prior)))
-            T_glob = self._global(src, prep)
-            if T_glob is not None:
-                hyps.append(("global", T_glob))
-            best = self._refine(ctx, hyps, cfg.n_refine)
+            scored = self._coarse(ctx, hyps)
+            # global registration (FPFH + RANSAC, the costliest hypothesis) only when no prior one already fits
+            if max((sc[0] for sc in scored), default=0.0) < cfg.skip_global_score:
+                T_glob = self._global(src, prep)
+                if T_glob is not None:
+                    scored += self._coarse(ctx, [("global", T_glob)])
+            best = self._refine(ctx, scored, cfg.n_refine)
         if best is None:
             return None
         result = best[1]
@@ -360,10 +364,8 @@ class PoseEstimator:
     def _inlier(self, prep: _Prepared) -> float:
         return max(self.config.inlier_m, prep.voxel_m)
 
-    def _refine(self, ctx, hyps: list[tuple[str, np.ndarray]], n_refine: int) -> tuple[float, PoseResult] | None:
-        """Coarse ICP of every hypothesis (T_model_scene) against the sparse model, then for the best n_refine a
-        fine ICP against the dense model, the resting snap and the check against the images; the best (rank,
-        result)."""
+    def _coarse(self, ctx, hyps: list[tuple[str, np.ndarray]]) -> list[tuple[float, str, np.ndarray]]:
+        """Coarse ICP of every hypothesis (T_model_scene) against the sparse model: [(score, name, T_model_scene)]."""
         cfg = self.config
         prep, src, pts, views, up, d, held, n_points, cluster, symmetry = ctx
         p2l = reg.TransformationEstimationPointToPlane()
@@ -381,7 +383,17 @@ class PoseEstimator:
             T_new = rounded_transform(T_new)   # threaded ICP sums differ in the last bits (repeatable.py)
             ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, T_new)
             scored.append((round(ev.fitness - 0.1 * ev.inlier_rmse / inlier, 9), name, T_new))
-        scored.sort(key=lambda s: s[0], reverse=True)
+        return scored
+
+    def _refine(self, ctx, scored: list[tuple[float, str, np.ndarray]], n_refine: int
+                ) -> tuple[float, PoseResult] | None:
+        """For the best n_refine coarse fits (_coarse) a fine ICP against the dense model, the resting snap and the
+        check against the images; the best (rank, result)."""
+        cfg = self.config
+        prep, src, pts, views, up, d, held, n_points, cluster, symmetry = ctx
+        p2l = reg.TransformationEstimationPointToPlane()
+        inlier = self._inlier(prep)
+        scored = sorted(scored, key=lambda s: s[0], reverse=True)
         chosen = scored[:n_refine]
         # the best free fit and the best fit in each resting pose (upright, on a side, upside down) are all refined:
         # a few noisy points rank them wrongly at the coarse stage, the image check below can tell them apart
