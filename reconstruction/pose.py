@@ -443,11 +443,6 @@ class PoseEstimator:
         if not ranked:
             return None
         rank, best = max(ranked, key=lambda r: r[0])
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("hypotheses: %s", [(round(r, 3), res.source, res.resting, round(res.fitness, 2),
-                                          round(res.coverage, 2), np.round(Rotation.from_matrix(
-                                              res.T_world_object[:3, :3]).as_euler("xyz", degrees=True), 1).tolist())
-                                         for r, res in sorted(ranked, key=lambda r: -r[0])])
         rivals = [r for r, res in ranked if clearly_different(res.T_world_object, best.T_world_object, symmetry)]
         if rivals and rank > 0:
             best = dataclasses.replace(best, rival=float(np.clip(max(rivals) / rank, 0.0, 1.0)))
