@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from reconstruction.model_symmetry import object_symmetry
+from reconstruction.models import ObjectModel
 from sim.geometry import Pose, rotation_error_deg
 
 WRONG_T_M = 0.02        # a trusted pose further than this from the truth is wrongly placed ...
@@ -23,6 +25,13 @@ def pose_errors(est: Pose, truth: Pose, symmetry: str = "none") -> tuple[float, 
     """(translation error mm, symmetry-aware rotation error deg)."""
     return (float(np.linalg.norm(est.position - truth.position)) * 1000.0,
             rotation_error_deg(est.rotation(), truth.rotation(), symmetry))
+
+
+def object_pose_errors(est: Pose, truth: Pose, model: ObjectModel) -> tuple[float, float]:
+    """(translation error mm, rotation error deg) up to the model's whole symmetry (model_symmetry.object_symmetry:
+    a lying can's turns about its own axis count as no error; a turn about an off-origin centre moves the origin)."""
+    dt_m, dr_deg = object_symmetry(model).pose_error(est.matrix(), truth.matrix())
+    return dt_m * 1000.0, dr_deg
 
 
 def outcome(found: bool, low_confidence: bool, t_err_mm: float, r_err_deg: float) -> str:

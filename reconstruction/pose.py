@@ -31,19 +31,17 @@ from scipy.spatial.transform import Rotation
 
 from reconstruction.depth_views import DepthView, visibility
 from reconstruction.fusion import PointSet, transform, voxel_downsample
+from reconstruction.model_symmetry import object_symmetry
 from reconstruction.models import ObjectModel
 from reconstruction.repeatable import rounded_transform
 from reconstruction.resting import _align, fills_hull, fit_quality, planar_icp, stable_up_directions
 from reconstruction.segmentation import Cluster
 from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
-from sim.geometry import rotation_error_deg, symmetry_group
+from sim.geometry import rotation_error_deg
+from sim.symmetry import MeshSymmetry, named_symmetry
 
 log = logging.getLogger(__name__)
 reg = o3d.pipelines.registration
-
-# Rotation about z that maps a symmetric object onto itself: yaw hypotheses need only span this.
-_YAW_PERIOD_DEG = {"none": 360.0, "box": 180.0, "cube": 90.0, "square": 90.0, "square_prism": 90.0,
-                   "cylinder": 360.0, "sphere": 360.0}
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ class PoseConfig:
     yaw_steps_max: int = 12             # objects without symmetry get at most this many
     ransac_max_iterations: int = 4000    # global registration is one hypothesis among several: kept cheap
     ransac_confidence: float = 0.99
+    skip_global_score: float = 0.9     # a prior hypothesis whose coarse score reaches this: no global registration
     feature_voxel_factor: float = 1.5   # FPFH on a sparser copy of the cluster (speed)
     coarse_corr_m: float = 0.02         # first ICP pass, wide capture
     inlier_m: float = 0.005             # fitness threshold (at least one voxel)
@@ -122,6 +121,7 @@ class _Prepared:
     convex_outline: bool                 # the mesh fills its convex hull: its outline is the hull's outline
     sparse_tree: cKDTree | None = None   # over the sparse samples: coarse resting fits
     rest_ups: np.ndarray | None = None   # stable_ups, one per class of poses the symmetry makes alike
+    symmetry: MeshSymmetry | None = None   # declared, or inferred from the mesh (model_symmetry.object_symmetry)
 
 
 def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_points: int = 20000
@@ -140,27 +140,25 @@ def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_poi
     return np.ascontiguousarray(pts[first]), np.ascontiguousarray(np.asarray(mesh.face_normals)[face[first]])
 
 
-def distinct_ups(ups: np.ndarray, symmetry: str) -> np.ndarray:
+def distinct_ups(ups: np.ndarray, symmetry: str | MeshSymmetry) -> np.ndarray:
     """The stable up directions, one per class that the object's symmetry maps onto each other (a cube: one)."""
-    if symmetry == "sphere":
-        return ups[:1]
+    sym = named_symmetry(symmetry) if isinstance(symmetry, str) else symmetry
     out: list[np.ndarray] = []
-    group = symmetry_group(symmetry)
     for u in ups:
-        if symmetry == "cylinder":
-            alike = any(abs(u[2] - v[2]) < 0.05 for v in out)
-        else:
-            alike = any(float((g @ u) @ v) > 0.99 for v in out for g in group)
-        if not alike:
+        if not any(sym.maps(u, v) for v in out):
             out.append(u)
     return np.array(out, dtype=float).reshape(-1, 3)
 
 
-def clearly_different(T_a: np.ndarray, T_b: np.ndarray, symmetry: str, t_m: float = 0.02,
+def clearly_different(T_a: np.ndarray, T_b: np.ndarray, symmetry: str | MeshSymmetry, t_m: float = 0.02,
                       r_deg: float = 20.0) -> bool:
-    """Two poses of one object that would not both count as right: over t_m apart or r_deg turned (symmetry-aware)."""
-    return bool(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) > t_m
-                or rotation_error_deg(T_a[:3, :3], T_b[:3, :3], symmetry) > r_deg)
+    """Two poses of one object that would not both count as right: over t_m apart or r_deg turned (symmetry-aware;
+    a MeshSymmetry turns about its centre, so its translation is compared after the turn)."""
+    if isinstance(symmetry, str):
+        return bool(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) > t_m
+                    or rotation_error_deg(T_a[:3, :3], T_b[:3, :3], symmetry) > r_deg)
+    dt, dr = symmetry.pose_error(T_a, T_b)
+    return bool(dt > t_m or dr > r_deg)
 
 
 def _cloud(points: np.ndarray, normals: np.ndarray) -> o3d.geometry.PointCloud:
@@ -200,18 +198,23 @@ class PoseEstimator:
         # often coarser (the tray's tilted wall boxes reach 2 mm below its visual bottom).
         support = geom.mesh
         ups = stable_up_directions(support)
+        sym = object_symmetry(model)
         prep = _Prepared(voxel, sparse, fpfh, _cloud(dense_pts, dense_normals), pts, normals,
                          geom.bounds.mean(axis=0), float(support.bounds[0, 2]), dense_pts, dense_normals,
                          cKDTree(dense_pts), np.asarray(support.convex_hull.vertices, dtype=float),
-                         ups, fills_hull(geom.mesh, dense_pts, voxel), cKDTree(pts), distinct_ups(ups, model.symmetry))
+                         ups, fills_hull(geom.mesh, dense_pts, voxel), cKDTree(pts), distinct_ups(ups, sym), sym)
         self._prepared[key] = prep
         return prep
 
     # ------------------------------------------------------------------ hypotheses
-    def _yaws(self, model: ObjectModel) -> np.ndarray:
-        period = _YAW_PERIOD_DEG.get(model.symmetry, 360.0)
-        if model.symmetry in ("cylinder", "sphere"):
+    def _yaws(self, model: ObjectModel, up_object: np.ndarray | None = None) -> np.ndarray:
+        """Yaw hypotheses (deg) about the world's up for a pose whose object-frame direction up_object (default
+        the object's z) points up: one period of the symmetry's turns about it (none: a solid of revolution)."""
+        order = self.prepare(model).symmetry.turn_order(np.array([0.0, 0.0, 1.0]) if up_object is None
+                                                       else up_object)
+        if not np.isfinite(order):
             return np.zeros(1)
+        period = 360.0 / max(1.0, order)
         n = int(min(self.config.yaw_steps_max, max(1, round(period / self.config.yaw_step_deg))))
         return np.arange(n) * period / n
 
@@ -253,17 +256,17 @@ class PoseEstimator:
         for u in prep.rest_ups:
             R0 = _align(u, up)
             z = (prep.hull_vertices @ R0.T) @ up
-            poses.append((abs(float(z.max() - z.min()) - h_cluster), R0))
+            poses.append((abs(float(z.max() - z.min()) - h_cluster), u, R0))
         poses.sort(key=lambda hp: hp[0])
         tol = max(0.01, 0.2 * h_cluster)
-        chosen = [R0 for dh, R0 in poses[:4] if dh < tol] or [poses[0][1]]
+        chosen = [(u, R0) for dh, u, R0 in poses[:4] if dh < tol] or [poses[0][1:]]
         center = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
         sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
         cap = max(self.config.coarse_corr_m, 2 * prep.voxel_m)
         out = []
-        for R0 in chosen:
+        for u, R0 in chosen:
             per_pose = []
-            for yaw in self._yaws(model):
+            for yaw in self._yaws(model, u):
                 R = Rotation.from_rotvec(up * np.radians(yaw)).as_matrix() @ R0
                 T = np.eye(4)
                 T[:3, :3] = R
@@ -330,10 +333,10 @@ class PoseEstimator:
         up = np.array([0.0, 0.0, 1.0]) if table_normal is None else np.asarray(table_normal, dtype=float)
         d = 0.0 if table_d is None else float(table_d)
         held = T_world_tcp is not None and np.linalg.norm(pts.mean(axis=0) - T_world_tcp[:3, 3]) < cfg.in_hand_m
-        ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster, model.symmetry)
+        ctx = (prep, src, pts, views, up, d, held, len(cluster), cluster, prep.symmetry)
         best = None
         if T_prior is not None:
-            best = self._refine(ctx, [("track", np.linalg.inv(T_prior))], 1)
+            best = self._refine(ctx, self._coarse(ctx, [("track", np.linalg.inv(T_prior))]), 1)
             if best is not None and best[1].fitness < cfg.good_fitness:
                 best = None
         if best is None:
@@ -343,10 +346,13 @@ class PoseEstimator:
             hyps = [(name, np.linalg.inv(T)) for name, T in prior]
             if T_prior is not None:
                 hyps.append(("track", np.linalg.inv(T_prior)))
-            T_glob = self._global(src, prep)
-            if T_glob is not None:
-                hyps.append(("global", T_glob))
-            best = self._refine(ctx, hyps, cfg.n_refine)
+            scored = self._coarse(ctx, hyps)
+            # global registration (FPFH + RANSAC, the costliest hypothesis) only when no prior one already fits
+            if max((sc[0] for sc in scored), default=0.0) < cfg.skip_global_score:
+                T_glob = self._global(src, prep)
+                if T_glob is not None:
+                    scored += self._coarse(ctx, [("global", T_glob)])
+            best = self._refine(ctx, scored, cfg.n_refine)
         if best is None:
             return None
         result = best[1]
@@ -358,10 +364,8 @@ class PoseEstimator:
     def _inlier(self, prep: _Prepared) -> float:
         return max(self.config.inlier_m, prep.voxel_m)
 
-    def _refine(self, ctx, hyps: list[tuple[str, np.ndarray]], n_refine: int) -> tuple[float, PoseResult] | None:
-        """Coarse ICP of every hypothesis (T_model_scene) against the sparse model, then for the best n_refine a
-        fine ICP against the dense model, the resting snap and the check against the images; the best (rank,
-        result)."""
+    def _coarse(self, ctx, hyps: list[tuple[str, np.ndarray]]) -> list[tuple[float, str, np.ndarray]]:
+        """Coarse ICP of every hypothesis (T_model_scene) against the sparse model: [(score, name, T_model_scene)]."""
         cfg = self.config
         prep, src, pts, views, up, d, held, n_points, cluster, symmetry = ctx
         p2l = reg.TransformationEstimationPointToPlane()
@@ -379,7 +383,17 @@ class PoseEstimator:
             T_new = rounded_transform(T_new)   # threaded ICP sums differ in the last bits (repeatable.py)
             ev = reg.evaluate_registration(src, prep.sparse, 1.5 * inlier, T_new)
             scored.append((round(ev.fitness - 0.1 * ev.inlier_rmse / inlier, 9), name, T_new))
-        scored.sort(key=lambda s: s[0], reverse=True)
+        return scored
+
+    def _refine(self, ctx, scored: list[tuple[float, str, np.ndarray]], n_refine: int
+                ) -> tuple[float, PoseResult] | None:
+        """For the best n_refine coarse fits (_coarse) a fine ICP against the dense model, the resting snap and the
+        check against the images; the best (rank, result)."""
+        cfg = self.config
+        prep, src, pts, views, up, d, held, n_points, cluster, symmetry = ctx
+        p2l = reg.TransformationEstimationPointToPlane()
+        inlier = self._inlier(prep)
+        scored = sorted(scored, key=lambda s: s[0], reverse=True)
         chosen = scored[:n_refine]
         # the best free fit and the best fit in each resting pose (upright, on a side, upside down) are all refined:
         # a few noisy points rank them wrongly at the coarse stage, the image check below can tell them apart

@@ -40,6 +40,7 @@ from reconstruction.segmentation import (
     fit_table_plane,
     table_noise_per_m2,
 )
+from reconstruction.split import explained_part, leftover_clusters
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 from sim.scene import RobotSpec
@@ -263,7 +264,7 @@ class Reconstructor:
         def candidates(name: str, used: set[int]):
             return candidate_clusters(self.models[name], self._label(name), clusters, used, cfg.pose.max_candidates)
 
-        def estimate(name: str, cluster: Cluster) -> PoseResult | None:
+        def estimate_in(name: str, cluster: Cluster) -> PoseResult | None:
             model = self.models[name]
             cluster = self._with_low_points(cluster, low, low_labels)
             last = self._last_pose.get(name) if cfg.track else None
@@ -273,15 +274,49 @@ class Reconstructor:
             return self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
                                                 table.d, self._color_mask(name), prior)
 
+        parents: dict[int, Cluster] = {}    # id(result) -> the whole segment, for a result fitted in a part of it
+
+        def estimate(name: str, cluster: Cluster) -> PoseResult | None:
+            # A segment that holds more than this model (two same-colour objects touching) fits it only partly:
+            # the part the fit explains is fitted again on its own.
+            res = estimate_in(name, cluster)
+            if res is None or res.fitness >= cfg.pose.good_fitness:
+                return res
+            part = explained_part(self.pose_estimator, self.models[name], res, cfg.min_cluster_points)
+            if part is None:
+                return res
+            again = estimate_in(name, part)
+            if again is None or again.fitness <= res.fitness:
+                return res
+            parents[id(again)] = cluster
+            return again
+
+        rank = lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m)   # noqa: E731
         for name in self.models:
             if not candidates(name, set()):
                 match = "size" if self.color_hints[name] is None else "color"
                 reasons[name] = f"no candidate cluster ({match} match)"
         results, why = assign_best_first([n for n in self.models if n not in reasons], candidates, estimate,
-                                         cfg.min_fitness, cfg.pose.good_fitness,
-                                         rank=lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m))
+                                         cfg.min_fitness, cfg.pose.good_fitness, rank=rank)
         for name, reason in why.items():
             reasons.setdefault(name, reason)
+        missing = [n for n in self.models if n not in results or results[n].fitness < cfg.min_fitness]
+        if missing and results:
+            # what the found objects leave unexplained of their segments: another object touching them
+            leftovers = leftover_clusters(self.pose_estimator, self.models, results, parents, cfg.explain_m,
+                                          cfg.cluster_eps_m, cfg.cluster_min_points, cfg.min_cluster_points)
+
+            def leftover_candidates(name: str, used: set[int]):
+                return candidate_clusters(self.models[name], self._label(name), leftovers, used,
+                                          cfg.pose.max_candidates)
+
+            more, _ = assign_best_first(missing, leftover_candidates, estimate, cfg.min_fitness,
+                                        cfg.pose.good_fitness, rank=rank)
+            for name, res in more.items():
+                if res.fitness >= cfg.min_fitness and (name not in results
+                                                       or res.fitness > results[name].fitness):
+                    results[name] = res
+                    reasons.pop(name, None)
         return results
 
     def _estimated(self, name: str, res: PoseResult | None, obs, T_world_tcp, reasons, notes,

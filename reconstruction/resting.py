@@ -58,11 +58,12 @@ def fit_quality(prep, pts_world: np.ndarray, T_wo: np.ndarray, inlier_m: float) 
 
 
 def planar_icp(prep, pts_world: np.ndarray, T_wo: np.ndarray, up: np.ndarray, fix_height: bool,
-               max_corr_m: float, iterations: int = 12, max_points: int = 1000, sparse: bool = False) -> np.ndarray:
+               max_corr_m: float, iterations: int = 12, max_points: int = 400, sparse: bool = False) -> np.ndarray:
     """Point-to-plane Gauss-Newton over translation and the rotation about `up` (the tilt stays as given).
 
     fix_height keeps the translation in the plane normal to `up` (the object stands on the table). Three or four
-    parameters need far fewer points than a large object (the tray) offers: at most max_points are used.
+    parameters need far fewer points than a large object (the tray) offers: at most max_points are used (400
+    average the depth noise down well below a millimetre; 1000 cost twice the time for no measured gain).
     sparse: match against the model's sparse samples (a coarse, cheaper pass).
     """
     tree, surface, normals = ((prep.sparse_tree, prep.points, prep.normals) if sparse else

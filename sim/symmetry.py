@@ -67,6 +67,29 @@ class MeshSymmetry:
                 best = (err, R_alt)
         return best
 
+    def turn_order(self, u, tol_deg: float = 3.0) -> float:
+        """How many turns about the object-frame direction u map the mesh onto itself (inf: any turn)."""
+        u = np.asarray(u, dtype=float) / max(float(np.linalg.norm(u)), 1e-12)
+        cos = math.cos(math.radians(tol_deg))
+        if len(self.axes) >= 2 or (self.axes and abs(float(self.axes[0] @ u)) > cos):
+            return math.inf
+        if self.axes:   # the finite part is the identity and perhaps one flip of the axis: a half turn about u
+            return 2.0 if len(self.rotations) > 1 and abs(float(self.axes[0] @ u)) < 1.0 - cos else 1.0
+        return float(sum(1 for g in self.rotations if float((g @ u) @ u) > cos))
+
+    def maps(self, u, v, tol_deg: float = 3.0) -> bool:
+        """Does a symmetry turn the object-frame direction u onto v (two resting faces that look the same)?"""
+        u = np.asarray(u, dtype=float) / max(float(np.linalg.norm(u)), 1e-12)
+        v = np.asarray(v, dtype=float) / max(float(np.linalg.norm(v)), 1e-12)
+        if len(self.axes) >= 2:
+            return True
+        tol = math.radians(tol_deg)
+        if self.axes:   # turns about the axis keep the angle to it
+            a = self.axes[0]
+            return any(abs(math.acos(np.clip((g @ u) @ a, -1, 1)) - math.acos(np.clip(v @ a, -1, 1))) < tol
+                       for g in self.rotations)
+        return any(float((g @ u) @ v) > math.cos(tol) for g in self.rotations)
+
     def rotation_error_deg(self, R_est, R_true) -> float:
         return self._nearest(np.asarray(R_est, float)[:3, :3], np.asarray(R_true, float)[:3, :3])[0]
 

@@ -72,3 +72,46 @@ def test_bad_input_is_refused():
         infer_symmetry(np.zeros((5, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="unknown symmetry"):
         named_symmetry("hexagon")
+
+
+def _lying_can(tmp_path):
+    """A can (a 64-sided cylinder) whose axis is the frame's y axis, as LIBERO's scanned cans are: no named
+    symmetry fits it (the named cylinder turns about z)."""
+    can = trimesh.creation.cylinder(radius=0.033, height=0.08, sections=64)
+    can.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+    can.export(tmp_path / "can.obj")
+    (tmp_path / "can.urdf").write_text(
+        '<robot name="can"><link name="base"><visual><geometry><mesh filename="can.obj"/></geometry></visual>'
+        '<collision><geometry><mesh filename="can.obj"/></geometry></collision></link></robot>')
+    return can, str(tmp_path / "can.urdf")
+
+
+def test_a_can_lying_along_y_turns_about_its_own_axis(tmp_path):
+    can, urdf = _lying_can(tmp_path)
+    sym = mesh_symmetry(can)
+    assert sym.kind == "box"       # the named cylinder turns about z: only the half turns about x, y, z are named
+    assert len(sym.axes) == 1 and abs(sym.axes[0] @ [0, 1, 0]) > 0.99
+    assert sym.turn_order([0, 1, 0]) == np.inf                   # standing on its end: every yaw looks alike
+    assert sym.turn_order([0, 0, 1]) == 2                        # lying: it turns over end for end
+    assert sym.turn_order([1, 0, 0]) == 2
+    assert sym.maps([1, 0, 0], [0, 0, -1])                       # any side it rolls onto is the same side
+    assert sym.maps([0, 1, 0], [0, -1, 0]) and not sym.maps([0, 1, 0], [1, 0, 0])
+
+
+def test_object_symmetry_judges_a_lying_can_by_its_own_axis(tmp_path):
+    from reconstruction.accuracy import object_pose_errors
+    from reconstruction.model_symmetry import object_symmetry
+    from reconstruction.models import ObjectModel
+
+    _, urdf = _lying_can(tmp_path)
+    model = ObjectModel("can", urdf, symmetry="none")
+    assert object_symmetry(model).order == np.inf
+    truth = Pose.from_xyz_rpy_deg((0.5, 0.1, 0.033), (0, 0, 30))
+    rolled = Pose.from_matrix(truth.matrix() @ Pose.from_xyz_rpy_deg((0, 0, 0), (0, 70, 0)).matrix())
+    t_mm, r_deg = object_pose_errors(rolled, truth, model)       # rolled 70 deg about its own axis: no error
+    assert t_mm == pytest.approx(0.0, abs=0.5) and r_deg == pytest.approx(0.0, abs=0.5)
+    yawed = Pose.from_matrix(truth.matrix() @ Pose.from_xyz_rpy_deg((0, 0, 0), (0, 0, 12)).matrix())
+    assert object_pose_errors(yawed, truth, model)[1] == pytest.approx(12.0, abs=0.5)
+    assert object_symmetry(ObjectModel("can", urdf, symmetry="box")).order == np.inf   # what a task infers
+    # a declared symmetry other than the mesh's name wins
+    assert object_symmetry(ObjectModel("can", urdf, symmetry="square")).order == 4
