@@ -155,6 +155,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import bench  # outside the product; imported here only (product packages never import it)
 
+    # an earlier version's flag (--reconstruction) picks the benchmark as the name does; the name wins
+    args.which = args.which or args.which_flag or "episodes"
     if args.suite is not None:   # a LIBERO suite on the LIBERO lab (needs `make libero`)
         from bench.libero_suite import run_suite
 
@@ -232,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: success rate and per-stage timings over seeds, "
                            "reconstruction, identification, the scoring pool, rendering (prints tables)")
-    bench.add_argument("which", nargs="?", choices=BENCH_NAMES, default="episodes",
+    bench.add_argument("which", nargs="?", choices=BENCH_NAMES, default=None,
                        help="which benchmark (default episodes): " + ", ".join(BENCH_NAMES))
     bench.add_argument("--tasks", nargs="+", default=None, help="task names or files (default: stack_blocks and "
                        "pick_place_tray; reconstruction: all five shipped tasks; identification: ident_blocks)")
@@ -255,11 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--inits", default=None, help="with --suite: official initial states per task (default 0-4)")
     bench.add_argument("--json", action="store_true", help="with --suite: end with one JSON summary line")
     # the flags of earlier versions, kept: they pick a benchmark
-    bench.add_argument("--scoring-pool", dest="which", action="store_const", const="scoring-pool",
+    bench.add_argument("--scoring-pool", dest="which_flag", action="store_const", const="scoring-pool",
                        help=argparse.SUPPRESS)
-    bench.add_argument("--reconstruction", "--recon-only", dest="which", action="store_const",
+    bench.add_argument("--reconstruction", "--recon-only", dest="which_flag", action="store_const",
                        const="reconstruction", help=argparse.SUPPRESS)
-    bench.add_argument("--identification", dest="which", action="store_const", const="identification",
+    bench.add_argument("--identification", dest="which_flag", action="store_const", const="identification",
                        help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
 

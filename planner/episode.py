@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
-
 from planner.batch_variants import PlannerVariant
 from planner.components import PoolOptions, build_reconstructor, build_renderer, build_scorer
 from planner.mpc import MPCConfig, MPCPlanner
@@ -23,11 +21,12 @@ from planner.report import write_report
 from planner.reproduce import run_identity
 from planner.runlog import RunLog
 from planner.task import LoadedTask, load_task
+from reconstruction.accuracy import object_pose_errors
 from reconstruction.export import export_scene
 from robot_io.errors import RobotError
 from robot_io.libero.launcher import launch_any_lab
 from robot_io.sim_robot import LabEvaluator, SimRobot
-from sim.geometry import Pose, rotation_error_deg
+from sim.geometry import Pose
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +185,8 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
         if est is None or not est.found:
             objects.append({"name": name, "found": False, "t_err_mm": None, "r_err_deg": None})
             continue
-        t_err = float(np.linalg.norm(est.pose.position - true_pose.position)) * 1000.0
-        r_err = rotation_error_deg(est.pose.rotation(), true_pose.rotation(), asset.symmetry)
+        # up to the mesh's whole symmetry, as bench reconstruction counts it (a lying can's turns are no error)
+        t_err, r_err = object_pose_errors(est.pose, true_pose, asset)
         objects.append({"name": name, "found": True, "t_err_mm": round(t_err, 2), "r_err_deg": round(r_err, 2),
                         "fitness": round(float(est.fitness), 3), "status": report["objects"][name]["status"],
                         "confidence": report["objects"][name]["confidence"]})

@@ -1,8 +1,9 @@
 """The one held-object rule: when a gripper holds an object, for the lab, the twin and the planner's tracker.
 
 Two views of the same rule. In a PyBullet world (the lab's truth and the planner's twin) a closing gripper whose
-fingers both touch one object, with the TCP deep enough below its top, holds it (`World` applies it every physics
-step through `holds_by_contact`). From an observation (the planner, which sees only joint state and cameras) a
+fingers both press on one object from between them (`sim/finger_contacts.py`), at least `HELD_MIN_WIDTH_M` apart,
+with the TCP deep enough below its top, holds it (`World` applies it every physics step through
+`holds_by_contact`). From an observation (the planner, which sees only joint state and cameras) a
 closed gripper that stopped on something holds the found object nearest the TCP, carried rigidly in the hand
 until the cameras see it elsewhere (`track_held`). The thresholds below are shared by both.
 """

@@ -82,3 +82,16 @@ def test_user_config_dir_from_the_flag_and_the_environment(tmp_path):
     assert proc.returncode == 2 and "mine.yaml: field 'objects.red_block.asset'" in proc.stderr
     proc = _cli("--config-dir", str(tmp_path / "nope"), "reconstruct", "--task", "mine")
     assert proc.returncode == 2 and "expected an existing folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_picks_the_benchmark_by_name_or_by_an_earlier_versions_flag(monkeypatch):
+    import bench
+    from planner.cli import build_parser
+
+    ran = []
+    monkeypatch.setattr(bench, "run", lambda args: ran.append(args.which) or 0)
+    for argv in (["bench"], ["bench", "render"], ["bench", "--reconstruction"], ["bench", "--identification"],
+                 ["bench", "render", "--reconstruction"]):
+        args = build_parser().parse_args(argv)
+        assert args.func(args) == 0
+    assert ran == ["episodes", "render", "reconstruction", "identification", "render"]
