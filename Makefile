@@ -1,7 +1,8 @@
 # Two commands on a bare Debian/Ubuntu machine with Python 3.11:
 #   make demo   system libraries (apt-get when root), .venv, the core install, stack_blocks on the sim lab
 #               with the simjudge scorer (no key, no GPU)
-#   make test   the same set-up plus the test and local-vlm extras, then the whole test suite
+#   make test   the same set-up plus the test and local-vlm extras (and franka-sim in its own venv), then the
+#               whole test suite
 # Nothing needs a GPU, a key or the network beyond the package registries.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
