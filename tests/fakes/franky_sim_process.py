@@ -63,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
                 if op == "quit":
                     break
                 if op == "state":
-                    with lock:
-                        out = {"q": [float(v) for v in robot.state.q], "received": dict(rec)}
+                    try:
+                        q = [float(v) for v in robot.state.q]
+                    except Exception as err:  # the simulation has not published a state yet: say so, stay up
+                        out = {"error": f"no state yet: {type(err).__name__}: {err}"}
+                    else:
+                        with lock:
+                            out = {"q": q, "received": dict(rec)}
                 else:
                     out = {"error": f"unknown op {op!r}"}
                 print(json.dumps(out), flush=True)
