@@ -26,7 +26,7 @@ from typing import Any
 
 import configs
 from scoring.backend import AgentConfig, Backend
-from scoring.errors import AnswerError, BackendError, ConfigError
+from scoring.errors import AgentParamError, AnswerError, BackendError, ConfigError
 from scoring.prompts import Prompt
 from scoring.schema import REFUSAL_MARKER, validate_against_schema
 
@@ -260,8 +260,6 @@ def _ask_simjudge(backend: Any, question: FailureQuestion, agent: AgentConfig, p
 def _ask_transformers(backend: Any, question: FailureQuestion, agent: AgentConfig, prompt: Prompt) -> str:
     # A local model has no tool or schema mode: the template's own words ask for the JSON shape, and the
     # strict parser judges what comes back.
-    from scoring.errors import AgentParamError
-
     try:
         backend.check_agent_params(agent.params)
     except AgentParamError as err:
