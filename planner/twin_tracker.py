@@ -4,12 +4,14 @@ seen, the held object carried in the hand (`sim.grasp`'s rule), rebuilt into one
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import re
 
 import numpy as np
 import pybullet as p
 
-from reconstruction.estimate import SceneEstimate
+from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
@@ -24,6 +26,7 @@ LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again 
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
+MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
 
 
 class LookAgain:
@@ -62,7 +65,9 @@ class TwinTracker:
     replace their physics). The world lives in this tracker's own PyBullet client until close()."""
 
     def __init__(self, robot: RobotSpec, reconstructor, models: dict[str, ObjectModel], settle_steps: int,
-                 fast_render: bool = True) -> None:
+                 fast_render: bool = True, start_hints: dict | None = None) -> None:
+        """start_hints: name -> planner.task.StartHint (where an instance started, from the task's words); with
+        it, identical instances (same model) are named by it on the first observation, then tracked."""
         self.robot = robot
         self.fast_render = fast_render
         self.reconstructor = reconstructor
@@ -72,6 +77,7 @@ class TwinTracker:
         self.world: World | None = None
         self.held: Held | None = None
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
+        self.namer = InstanceNamer(models, start_hints or {})
 
     def close(self) -> None:
         if self.world is not None:
@@ -85,7 +91,7 @@ class TwinTracker:
 
     def update(self, obs: Observation) -> tuple[World, dict]:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
-        estimate = self.reconstructor.update(obs)
+        estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
         scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
         # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
@@ -114,6 +120,8 @@ class TwinTracker:
             "held": self.held_name, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }
+        if self.namer.last_note:
+            summary["identical_instances"] = self.namer.last_note
         return self.world, summary
 
     def _mark_turn_only(self, objects: dict, estimate: SceneEstimate) -> None:
@@ -150,6 +158,107 @@ class TwinTracker:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
+
+
+class InstanceNamer:
+    """Names identical instances (two objects with the same model, e.g. LIBERO-Spatial's two black bowls), which
+    the reconstruction can only tell apart by where they are, so its names for them are arbitrary and may swap
+    from one step to the next.
+
+    Each step the found instances of a group take the names whose reference lies nearest (the assignment of
+    least summed distance): a name's reference is where the twin last had it (`last_seen`: the tracker's memory,
+    the hand's pose for a held one), or, before it was ever seen, its start hint (the task's words: "the bowl
+    between the plate and the ramekin"). Places are compared at the model's bottom centre (a model's root frame
+    can lie far from its body: LIBERO's converted bowl has it 10 cm to one side). So the hint decides the names
+    once, on the first observation, and tracking keeps them: a name never jumps to the other instance while both
+    stay in view."""
+
+    def __init__(self, models: dict[str, ObjectModel], start_hints: dict) -> None:
+        self.hints = dict(start_hints)
+        self.anchor_m = {}      # name -> its bottom centre in its own frame
+        for name, m in models.items():
+            lo, hi = np.asarray(m.geometry.bounds, float)
+            self.anchor_m[name] = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2], 1.0])
+        by_model: dict[tuple, list[str]] = {}
+        for name, m in models.items():
+            by_model.setdefault((m.urdf, m.scale), []).append(name)
+        self.groups = [sorted(g) for g in by_model.values() if len(g) > 1]
+        for g in self.groups:
+            if len(g) > MAX_IDENTICAL:
+                raise ValueError(f"{len(g)} identical instances {g}: at most {MAX_IDENTICAL} can be named")
+        self.last_note: dict = {}
+
+    def anchor(self, name: str, pose: Pose) -> np.ndarray:
+        """Where `name`'s bottom centre is when its model stands at `pose`."""
+        return (pose.matrix() @ self.anchor_m[name])[:3]
+
+    def reference(self, name: str, last_seen: dict[str, Pose]) -> tuple[np.ndarray, bool] | None:
+        """Where `name` should be found (xyz, whether z counts), or None where nothing says."""
+        if name in last_seen:
+            return self.anchor(name, last_seen[name]), True
+        hint = self.hints.get(name)
+        if hint is None:
+            return None
+        return np.asarray(hint.xyz_m, float), bool(hint.z_known)
+
+    def assign(self, group: list[str], found: dict[str, np.ndarray], last_seen: dict[str, Pose]) -> dict[str, str]:
+        """reconstruction's name -> tracked name for the found members of a group (`found`: their positions)."""
+        refs = {n: self.reference(n, last_seen) for n in group}
+        if not found or all(r is None for r in refs.values()):
+            return {n: n for n in found}
+        seen = sorted(found)
+        best, best_cost = None, np.inf
+        for names in itertools.permutations(group, len(seen)):
+            cost = 0.0
+            for src, dst in zip(seen, names, strict=True):
+                ref = refs[dst]
+                if ref is None:
+                    continue
+                d = found[src] - ref[0]
+                cost += float(np.linalg.norm(d if ref[1] else d[:2]))
+            # ties (no reference at all) keep the reconstruction's own names
+            if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and tuple(names) == tuple(seen)):
+                best, best_cost = names, cost
+        return dict(zip(seen, best, strict=True))
+
+    def rename(self, estimate: SceneEstimate, last_seen: dict[str, Pose]) -> SceneEstimate:
+        """The estimate with each group's found instances under their tracked names (the others not found)."""
+        if not self.groups:
+            return estimate
+        mapping: dict[str, str] = {}
+        for group in self.groups:
+            found = {n: self.anchor(n, estimate.objects[n].pose) for n in group
+                     if n in estimate.objects and estimate.objects[n].found}
+            got = self.assign(group, found, last_seen)
+            mapping.update(got)
+            # the names no found instance took stay "not found"; a reconstruction name not taken passes its
+            # slot on, so every name of the group is still in the estimate once
+            free_src = [n for n in group if n not in got]
+            free_dst = [n for n in group if n not in got.values()]
+            mapping.update(zip(free_src, free_dst, strict=True))
+        swapped = {src: dst for src, dst in mapping.items() if src != dst}
+        self.last_note = {"groups": self.groups, "renamed": swapped} if swapped else {}
+        if not swapped:
+            return estimate
+        log.info("identical instances renamed (reconstruction's name -> tracked name): %s", swapped)
+        objects: dict[str, EstimatedObject] = {}
+        for name, est in estimate.objects.items():
+            new = mapping.get(name, name)
+            if not est.found and new in last_seen:
+                est = dataclasses.replace(est, pose=last_seen[new])
+            objects[new] = dataclasses.replace(est, name=new)
+        issues = tuple(dataclasses.replace(i, subject=mapping.get(i.subject, i.subject),
+                                           message=_swap_names(i.message, mapping)) for i in estimate.issues)
+        notes = tuple(_swap_names(n, mapping) for n in estimate.notes)
+        return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
+
+
+def _swap_names(text: str, mapping: dict[str, str]) -> str:
+    """Every quoted 'name' in a message under its new name (all at once, so a swap a<->b stays a swap)."""
+    keys = sorted(mapping, key=len, reverse=True)
+    if not keys:
+        return text
+    return re.sub("|".join(re.escape(f"'{k}'") for k in keys), lambda m: f"'{mapping[m.group(0)[1:-1]]}'", text)
 
 
 def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:

@@ -1,0 +1,135 @@
+"""Identical instances (two models of the same URDF) named by the task's start hint, then tracked: the real
+TwinTracker over a real PyBullet twin, fed SceneEstimates whose names swap the way a reconstruction's may."""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet_data
+import pytest
+
+import configs
+from planner.task import StartHint
+from planner.twin_tracker import InstanceNamer, TwinTracker
+from reconstruction.estimate import EstimatedObject, Issue, SceneEstimate
+from reconstruction.models import ObjectModel
+from robot_io.observation import Observation
+from sim.geometry import Pose
+from sim.scene import RobotSpec
+
+CUBE = f"{pybullet_data.getDataPath()}/cube_small.urdf"
+
+
+def _models() -> dict[str, ObjectModel]:
+    return {"bowl_1": ObjectModel("bowl_1", CUBE), "bowl_2": ObjectModel("bowl_2", CUBE),
+            "plate_1": ObjectModel("plate_1", f"{pybullet_data.getDataPath()}/lego/lego.urdf")}
+
+
+def _estimate(found: dict[str, tuple[float, float, float] | None]) -> SceneEstimate:
+    """The reconstruction's answer: each name found at xyz, or not found (None)."""
+    objects, issues = {}, []
+    for name, xyz in found.items():
+        if xyz is None:
+            objects[name] = EstimatedObject(name, Pose.identity(), 0.0, False)
+            issues.append(Issue("missing", name, f"'{name}': not found (not seen)"))
+        else:
+            objects[name] = EstimatedObject(name, Pose(xyz), 0.9, True, 500, 0.002, 0.8, confidence=0.9)
+    return SceneEstimate(objects, issues=tuple(issues))
+
+
+class ScriptedReconstructor:
+    """Answers each update with the next scripted estimate (the names as a reconstruction that cannot tell two
+    identical bowls apart may give them)."""
+
+    def __init__(self, estimates: list[SceneEstimate]) -> None:
+        self.estimates = list(estimates)
+
+    def update(self, obs: Observation) -> SceneEstimate:
+        return self.estimates.pop(0)
+
+
+@pytest.fixture
+def robot() -> RobotSpec:
+    return RobotSpec.from_yaml(str(configs.find("robots", "panda_libero")))
+
+
+def _obs(robot: RobotSpec) -> Observation:
+    T = np.eye(4)
+    T[:3, 3] = (0.3, 0.0, 0.5)      # the hand far from the bowls, open: nothing held
+    return Observation((), np.asarray(robot.home_joint_pos_rad, float), robot.gripper_max_width_m, T, 0.0)
+
+
+HINTS = {"bowl_1": StartHint((0.61, 0.20, -0.012), True, "(On bowl_1 between_plate_ramekin_region)"),
+         "bowl_2": StartHint((0.48, 0.32, -0.012), True, "(On bowl_2 next_to_ramekin_region)")}
+PLATE = (0.70, 0.20, -0.012)
+
+
+def test_names_follow_the_hint_first_then_tracking(robot):
+    A, B = (0.605, 0.21, 0.0), (0.485, 0.33, 0.0)          # A is where bowl_1 started, B bowl_2
+    A2 = (0.55, 0.15, 0.12)                                 # A lifted and carried 12 cm up, 8 cm over
+    steps = [
+        _estimate({"bowl_1": B, "bowl_2": A, "plate_1": PLATE}),          # the reconstruction's names swapped
+        _estimate({"bowl_1": A2, "bowl_2": B, "plate_1": PLATE}),         # now not swapped
+        _estimate({"bowl_1": B, "bowl_2": A2, "plate_1": PLATE}),         # swapped again
+        _estimate({"bowl_1": None, "bowl_2": B, "plate_1": PLATE}),       # A2 hidden: B is still bowl_2
+    ]
+    tracker = TwinTracker(robot, ScriptedReconstructor(steps), _models(), settle_steps=0, start_hints=HINTS)
+    try:
+        expect = [(A, B), (A2, B), (A2, B), (A2, B)]
+        for k, (want_1, want_2) in enumerate(expect):
+            world, summary = tracker.update(_obs(robot))
+            got_1, got_2 = world.object_pose("bowl_1").xyz, world.object_pose("bowl_2").xyz
+            assert got_1[:2] == pytest.approx(want_1[:2], abs=1e-3), f"step {k}: bowl_1 at {got_1}"
+            assert got_2[:2] == pytest.approx(want_2[:2], abs=1e-3), f"step {k}: bowl_2 at {got_2}"
+            assert summary["objects"]["bowl_1"]["status"] == ("missing" if k == 3 else "ok")
+            assert world.object_pose("plate_1").xyz[:2] == pytest.approx(PLATE[:2], abs=1e-3)
+        assert summary["last_seen_pose_used"] == ["bowl_1"]      # the hidden one stays where it was carried
+    finally:
+        tracker.close()
+
+
+def test_without_hints_the_first_names_are_kept_and_tracked(robot):
+    A, B = (0.60, 0.20, 0.0), (0.45, 0.30, 0.0)
+    steps = [_estimate({"bowl_1": A, "bowl_2": B, "plate_1": PLATE}),
+             _estimate({"bowl_1": B, "bowl_2": A, "plate_1": PLATE})]
+    tracker = TwinTracker(robot, ScriptedReconstructor(steps), _models(), settle_steps=0)
+    try:
+        for _ in steps:
+            world, summary = tracker.update(_obs(robot))
+            assert world.object_pose("bowl_1").xyz[:2] == pytest.approx(A[:2], abs=1e-3)
+        assert summary["identical_instances"]["renamed"] == {"bowl_1": "bowl_2", "bowl_2": "bowl_1"}
+    finally:
+        tracker.close()
+
+
+def test_height_tells_a_drawer_from_the_top_of_its_cabinet():
+    """LIBERO-Spatial task 4: one bowl in the cabinet's top drawer, the other on top of the cabinet, at the same
+    x, y: the hint's height decides."""
+    namer = InstanceNamer(_models(), {"bowl_1": StartHint((0.69, -0.27, 0.094)),
+                                      "bowl_2": StartHint((0.69, -0.27, 0.205))})
+    found = {"bowl_1": np.array([0.70, -0.26, 0.21]), "bowl_2": np.array([0.74, -0.25, 0.10])}
+    assert namer.assign(["bowl_1", "bowl_2"], found, {}) == {"bowl_1": "bowl_2", "bowl_2": "bowl_1"}
+
+
+def test_unknown_height_counts_only_x_and_y():
+    namer = InstanceNamer(_models(), {"bowl_1": StartHint((0.25, -0.14, -0.012), z_known=False),
+                                      "bowl_2": StartHint((0.69, -0.27, 0.205))})
+    # on a stove of unknown height: 9 cm up, but right above its hint
+    found = {"bowl_1": np.array([0.69, -0.27, 0.20]), "bowl_2": np.array([0.25, -0.14, 0.08])}
+    assert namer.assign(["bowl_1", "bowl_2"], found, {}) == {"bowl_1": "bowl_2", "bowl_2": "bowl_1"}
+
+
+def test_one_found_takes_the_nearer_name_and_messages_follow():
+    namer = InstanceNamer(_models(), HINTS)
+    est = _estimate({"bowl_1": (0.49, 0.31, 0.0), "bowl_2": None, "plate_1": PLATE})
+    out = namer.rename(est, {})
+    assert out.objects["bowl_2"].found and out.objects["bowl_2"].pose.xyz[:2] == pytest.approx((0.49, 0.31))
+    assert not out.objects["bowl_1"].found
+    assert [(i.subject, i.message) for i in out.issues] == [("bowl_1", "'bowl_1': not found (not seen)")]
+    assert out.objects["plate_1"] == est.objects["plate_1"]
+
+
+def test_only_groups_of_identical_models_are_named():
+    assert InstanceNamer(_models(), {}).groups == [["bowl_1", "bowl_2"]]
+    est = _estimate({"bowl_1": (0.6, 0.2, 0.0), "plate_1": PLATE})
+    assert InstanceNamer({"plate_1": _models()["plate_1"], "bowl_1": _models()["bowl_1"]}, HINTS).rename(
+        est, {}) is est
