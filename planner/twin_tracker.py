@@ -92,6 +92,12 @@ class TwinTracker:
     def update(self, obs: Observation) -> tuple[World, dict]:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
+        for name in self.namer.hints:
+            # an identical instance not found yet: where the task says it started (it is no fit: still 'missing')
+            pose = self.namer.hint_pose(name)
+            est = estimate.objects.get(name)
+            if pose is not None and name not in self._last_seen and (est is None or not est.found):
+                self._last_seen[name] = pose
         scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
         # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
@@ -179,6 +185,9 @@ class InstanceNamer:
         for name, m in models.items():
             lo, hi = np.asarray(m.geometry.bounds, float)
             self.anchor_m[name] = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2], 1.0])
+        self.min_apart_m = {n: 0.5 * float(min(np.asarray(m.geometry.bounds, float)[1, :2]
+                                               - np.asarray(m.geometry.bounds, float)[0, :2]))
+                            for n, m in models.items()}
         by_model: dict[tuple, list[str]] = {}
         for name, m in models.items():
             by_model.setdefault((m.urdf, m.scale), []).append(name)
@@ -191,6 +200,26 @@ class InstanceNamer:
     def anchor(self, name: str, pose: Pose) -> np.ndarray:
         """Where `name`'s bottom centre is when its model stands at `pose`."""
         return (pose.matrix() @ self.anchor_m[name])[:3]
+
+    def duplicates(self, found: dict[str, np.ndarray], estimate: SceneEstimate) -> list[str]:
+        """Names fitted onto an instance that a more confident name of the group already took: two identical
+        objects cannot stand with their bottom centres closer than half their width (the reconstruction fitted
+        both names into one bowl's points)."""
+        kept: list[np.ndarray] = []
+        out = []
+        for n in sorted(found, key=lambda n: -estimate.objects[n].confidence):
+            if any(np.linalg.norm((found[n] - k)[:2]) < self.min_apart_m[n] for k in kept):
+                out.append(n)
+            else:
+                kept.append(found[n])
+        return out
+
+    def hint_pose(self, name: str) -> Pose | None:
+        """The model placed so its bottom centre is at the start hint (unturned), where the height is known."""
+        hint = self.hints.get(name)
+        if hint is None or not hint.z_known:
+            return None
+        return Pose(tuple(np.asarray(hint.xyz_m, float) - self.anchor_m[name][:3]))
 
     def reference(self, name: str, last_seen: dict[str, Pose]) -> tuple[np.ndarray, bool] | None:
         """Where `name` should be found (xyz, whether z counts), or None where nothing says."""
@@ -226,9 +255,13 @@ class InstanceNamer:
         if not self.groups:
             return estimate
         mapping: dict[str, str] = {}
+        dropped: set[str] = set()    # reconstruction names fitted onto an instance another name already has
         for group in self.groups:
             found = {n: self.anchor(n, estimate.objects[n].pose) for n in group
                      if n in estimate.objects and estimate.objects[n].found}
+            for n in self.duplicates(found, estimate):
+                found.pop(n)
+                dropped.add(n)
             got = self.assign(group, found, last_seen)
             mapping.update(got)
             # the names no found instance took stay "not found"; a reconstruction name not taken passes its
@@ -238,12 +271,16 @@ class InstanceNamer:
             mapping.update(zip(free_src, free_dst, strict=True))
         swapped = {src: dst for src, dst in mapping.items() if src != dst}
         self.last_note = {"groups": self.groups, "renamed": swapped} if swapped else {}
-        if not swapped:
+        if dropped:
+            self.last_note = {**self.last_note, "groups": self.groups, "duplicates_dropped": sorted(dropped)}
+        if not swapped and not dropped:
             return estimate
         log.info("identical instances renamed (reconstruction's name -> tracked name): %s", swapped)
         objects: dict[str, EstimatedObject] = {}
         for name, est in estimate.objects.items():
             new = mapping.get(name, name)
+            if name in dropped:
+                est = dataclasses.replace(est, found=False)
             if not est.found and new in last_seen:
                 est = dataclasses.replace(est, pose=last_seen[new])
             objects[new] = dataclasses.replace(est, name=new)
