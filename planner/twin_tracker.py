@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import re
 
 import numpy as np
@@ -27,6 +28,9 @@ UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm mu
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
 MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
+ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
+ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
+UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
 
 
 class LookAgain:
@@ -78,6 +82,7 @@ class TwinTracker:
         self.held: Held | None = None
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
         self.namer = InstanceNamer(models, start_hints or {})
+        self._round_cache: dict[str, bool] = {}
 
     def close(self) -> None:
         if self.world is not None:
@@ -92,6 +97,7 @@ class TwinTracker:
     def update(self, obs: Observation) -> tuple[World, dict]:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
+        estimate = self._keep_round_turns(estimate)
         for name in self.namer.hints:
             # an identical instance not found yet: where the task says it started (it is no fit: still 'missing')
             pose = self.namer.hint_pose(name)
@@ -129,6 +135,39 @@ class TwinTracker:
         if self.namer.last_note:
             summary["identical_instances"] = self.namer.last_note
         return self.world, summary
+
+    def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
+        """A round object standing still keeps the turn the twin last had: the cameras cannot see a bowl's turn
+        about its axis, so each fit picks one at random, and where the model's root frame lies off that axis
+        (LIBERO's converted bowl: 10 cm) the pose jumps by up to twice that between steps with nothing moved,
+        which the failure check reads as a disturbed object."""
+        changed = {}
+        for name, est in estimate.objects.items():
+            last = self._last_seen.get(name)
+            if not est.found or est.held or last is None or name == self.held_name or not self._round(name):
+                continue
+            R_new, R_last = est.pose.rotation(), last.rotation()
+            if R_new[2, 2] < UPRIGHT_COS or R_last[2, 2] < UPRIGHT_COS:
+                continue
+            a_new, a_last = self.namer.anchor(name, est.pose), self.namer.anchor(name, last)
+            if np.linalg.norm(a_new - a_last) >= ROUND_STILL_M:
+                continue
+            # turn the new fit about the vertical through its bottom centre onto the last turn
+            turn = math.atan2(R_last[1, 0], R_last[0, 0]) - math.atan2(R_new[1, 0], R_new[0, 0])
+            c, s_ = math.cos(turn), math.sin(turn)
+            Rz = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]])
+            T = est.pose.matrix()
+            T[:3, :3] = Rz @ T[:3, :3]
+            T[:3, 3] = a_new + Rz @ (est.pose.matrix()[:3, 3] - a_new)
+            changed[name] = dataclasses.replace(est, pose=Pose.from_matrix(T))
+        if not changed:
+            return estimate
+        return dataclasses.replace(estimate, objects={**estimate.objects, **changed})
+
+    def _round(self, name: str) -> bool:
+        if name not in self._round_cache:
+            self._round_cache[name] = outline_round(self.models[name])
+        return self._round_cache[name]
 
     def _mark_turn_only(self, objects: dict, estimate: SceneEstimate) -> None:
         """Flag `turn_only` on a low-confidence object whose fit alone is confident (the doubt is the ambiguity
@@ -298,16 +337,29 @@ def _swap_names(text: str, mapping: dict[str, str]) -> str:
     return re.sub("|".join(re.escape(f"'{k}'") for k in keys), lambda m: f"'{mapping[m.group(0)[1:-1]]}'", text)
 
 
-def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:
-    """Whether the model at `pose`, seen from straight above, looks the same turned half-way round its centre (a
-    can, a carton, a box lying flat): the largest radius from the centre in each of OUTLINE_BINS directions and
-    in the opposite one differ by less than max_spread of their mean."""
+def _outline(model: ObjectModel, pose: Pose) -> np.ndarray:
+    """The largest radius from the centre of the outline seen from above, in each of OUTLINE_BINS directions."""
     pts = model.geometry.points @ pose.rotation().T
     xy = pts[:, :2] - 0.5 * (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0))
     radius = np.linalg.norm(xy, axis=1)
     bins = ((np.arctan2(xy[:, 1], xy[:, 0]) + np.pi) / (2 * np.pi) * OUTLINE_BINS).astype(int) % OUTLINE_BINS
     outline = np.zeros(OUTLINE_BINS)
     np.maximum.at(outline, bins, radius)
+    return outline
+
+
+def outline_round(model: ObjectModel, max_spread: float = ROUND_MAX) -> bool:
+    """Whether the model standing as modelled looks round from above (a bowl, a can, a plate): every direction's
+    outline radius within max_spread of their mean."""
+    outline = _outline(model, Pose.identity())
+    return bool(np.all(outline > 0.0) and (outline.max() - outline.min()) / outline.mean() < max_spread)
+
+
+def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:
+    """Whether the model at `pose`, seen from straight above, looks the same turned half-way round its centre (a
+    can, a carton, a box lying flat): the largest radius from the centre in each of OUTLINE_BINS directions and
+    in the opposite one differ by less than max_spread of their mean."""
+    outline = _outline(model, pose)
     if np.any(outline <= 0.0):
         return False
     opposite = np.roll(outline, OUTLINE_BINS // 2)

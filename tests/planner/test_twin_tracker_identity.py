@@ -153,3 +153,44 @@ def test_two_names_on_one_instance_keep_one_and_the_other_waits_at_its_hint(robo
         assert world.object_pose("bowl_1").xyz == pytest.approx((0.61, 0.20, -0.012 + 0.025), abs=2e-3)
     finally:
         tracker.close()
+
+
+def _off_axis_cylinder(tmp_path) -> ObjectModel:
+    """A round 'bowl' whose root frame lies 10 cm off its axis, as LIBERO's converted akita bowl's does."""
+    import trimesh
+
+    mesh = trimesh.creation.cylinder(radius=0.055, height=0.05, sections=48)
+    mesh.apply_translation((0.0, -0.10, 0.025))
+    mesh.export(tmp_path / "bowl.obj")
+    (tmp_path / "bowl.urdf").write_text(
+        '<robot name="bowl"><link name="base"><inertial><mass value="0.05"/><inertia ixx="1e-4" iyy="1e-4" '
+        'izz="1e-4" ixy="0" ixz="0" iyz="0"/></inertial><visual><geometry><mesh filename="bowl.obj"/></geometry>'
+        '</visual><collision><geometry><mesh filename="bowl.obj"/></geometry></collision></link></robot>')
+    return ObjectModel("bowl", str(tmp_path / "bowl.urdf"))
+
+
+def test_a_round_object_standing_still_keeps_its_turn(robot, tmp_path):
+    """The fit's turn about a round bowl's axis is arbitrary; its root frame, 10 cm off the axis, must not swing
+    round with it (the failure check would call that a disturbance)."""
+    from planner.twin_tracker import outline_round
+
+    model = _off_axis_cylinder(tmp_path)
+    assert outline_round(model) and not outline_round(_models()["bowl_1"])
+    first = Pose.from_xyz_rpy_deg((0.60, 0.30, 0.0))                 # bottom centre at (0.60, 0.20, 0)
+    turned = Pose.from_xyz_rpy_deg((0.50, 0.20, 0.0), (0, 0, 90))     # the same bowl, fitted a quarter turn on
+    moved = Pose.from_xyz_rpy_deg((0.47, 0.20, 0.0), (0, 0, 90))      # bottom centre 3 cm away: it moved
+
+    def est(pose):
+        return SceneEstimate({"bowl": EstimatedObject("bowl", pose, 0.9, True, 500, confidence=0.9)})
+
+    tracker = TwinTracker(robot, ScriptedReconstructor([est(first), est(turned), est(moved)]), {"bowl": model},
+                          settle_steps=0)
+    try:
+        world, _ = tracker.update(_obs(robot))
+        assert world.object_pose("bowl").xyz[:2] == pytest.approx((0.60, 0.30), abs=1e-3)
+        world, _ = tracker.update(_obs(robot))
+        assert world.object_pose("bowl").xyz[:2] == pytest.approx((0.60, 0.30), abs=1e-3)   # kept, not (0.50, 0.20)
+        world, _ = tracker.update(_obs(robot))
+        assert world.object_pose("bowl").xyz[:2] == pytest.approx((0.47, 0.20), abs=1e-3)   # a real move is kept
+    finally:
+        tracker.close()
