@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import time
 from collections import Counter
 
 from planner.errors import TaskError
+
+log = logging.getLogger(__name__)
 
 
 def parse_range(text: str, where: str, upper: int) -> list[int]:
@@ -120,10 +123,17 @@ def run_suite(args: argparse.Namespace) -> int:
     else:
         for t, loaded in runnable.items():
             for n in inits:
-                out = run_task(f"libero:{args.suite}/{t}", seed=n, scorer=args.scorer, out_dir=args.out,
-                               scoring_config=scoring_config, max_steps=max_steps,
-                               n_candidates=getattr(args, "candidates", None), loaded=loaded,
-                               pool=PoolOptions(use_ray=False))
+                start = time.perf_counter()
+                try:
+                    out = run_task(f"libero:{args.suite}/{t}", seed=n, scorer=args.scorer, out_dir=args.out,
+                                   scoring_config=scoring_config, max_steps=max_steps,
+                                   n_candidates=getattr(args, "candidates", None), loaded=loaded,
+                                   pool=PoolOptions(use_ray=False))
+                except Exception as exc:  # noqa: BLE001 - one broken episode (a lab that would not stop) is a
+                    # failed row, not the end of the grid; the parallel path's run_episode does the same
+                    log.exception("libero:%s/%s init %s failed to run", args.suite, t, n)
+                    record(t, n, False, 0, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+                    continue
                 record(t, n, bool(out.success), out.steps, out.time_s, out.error)
     successes = sum(s for s, _ in per_task.values())
     episodes = sum(e for _, e in per_task.values())
