@@ -28,6 +28,7 @@ UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm mu
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
 MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
+JUMP_M = 0.08                # a doubtful fit of an identical instance this far from its reference is not it
 ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
 ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
 UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
@@ -81,7 +82,8 @@ class TwinTracker:
         self.world: World | None = None
         self.held: Held | None = None
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
-        self.namer = InstanceNamer(models, start_hints or {})
+        cfg = getattr(reconstructor, "config", None)
+        self.namer = InstanceNamer(models, start_hints or {}, getattr(cfg, "low_confidence", 0.6))
         self._round_cache: dict[str, bool] = {}
 
     def close(self) -> None:
@@ -216,10 +218,14 @@ class InstanceNamer:
     between the plate and the ramekin"). Places are compared at the model's bottom centre (a model's root frame
     can lie far from its body: LIBERO's converted bowl has it 10 cm to one side). So the hint decides the names
     once, on the first observation, and tracking keeps them: a name never jumps to the other instance while both
-    stay in view."""
+    stay in view. Two names fitted into one instance keep the more confident fit; a doubtful fit far from its
+    name's reference is taken for a fit on something else; both leave the name not found this step."""
 
-    def __init__(self, models: dict[str, ObjectModel], start_hints: dict) -> None:
+    def __init__(self, models: dict[str, ObjectModel], start_hints: dict, low_confidence: float = 0.6) -> None:
+        """low_confidence: a fit below this confidence (the reconstruction's own threshold) that lies over JUMP_M
+        from its name's reference is taken for a fit on something else."""
         self.hints = dict(start_hints)
+        self.low_confidence = low_confidence
         self.anchor_m = {}      # name -> its bottom centre in its own frame
         for name, m in models.items():
             lo, hi = np.asarray(m.geometry.bounds, float)
@@ -302,6 +308,16 @@ class InstanceNamer:
                 found.pop(n)
                 dropped.add(n)
             got = self.assign(group, found, last_seen)
+            for src, dst in list(got.items()):
+                ref = self.reference(dst, last_seen)
+                if ref is None or estimate.objects[src].confidence >= self.low_confidence:
+                    continue
+                d = found[src] - ref[0]
+                if float(np.linalg.norm(d if ref[1] else d[:2])) > JUMP_M:
+                    # a doubtful fit far from where this instance was (or, never seen, where the task says it
+                    # started): a fit on something else, not the instance; it stays where it was
+                    del got[src]
+                    dropped.add(src)
             mapping.update(got)
             # the names no found instance took stay "not found"; a reconstruction name not taken passes its
             # slot on, so every name of the group is still in the estimate once
