@@ -1,7 +1,8 @@
 """Reading LIBERO's BDDL problem files (an S-expression format) into plain data, without LIBERO installed.
 
 Only what the planner needs: the language instruction, the objects and fixtures with their categories, the
-objects of interest, the regions (name, target, xy ranges) and the goal as nested lists of symbols.
+objects of interest, the regions (name, target, xy ranges), the initial facts (where each instance starts, in
+words: the only thing that tells two identical bowls apart) and the goal as nested lists of symbols.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class BddlProblem:
     obj_of_interest: tuple[str, ...]
     regions: dict[str, dict] = field(default_factory=dict)   # region name -> {target, ranges}
     goal: list = field(default_factory=list)     # e.g. ["And", ["In", "a_1", "basket_1_contain_region"]]
+    init: tuple = ()                             # (:init ...) facts, e.g. (["On", "bowl_1", "main_table_x_region"],)
 
 
 def parse_sexpr(text: str, where: str) -> list:
@@ -71,7 +73,7 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
     tree = parse_sexpr(text, where)
     if not tree or tree[0] != "define":
         raise TaskError(where, None, "(define (problem NAME) ...)", Said(f"a form starting with {show(tree[:1])}"))
-    problem, language, objects, fixtures, interest, regions, goal = "", "", {}, {}, (), {}, []
+    problem, language, objects, fixtures, interest, regions, goal, init = "", "", {}, {}, (), {}, [], ()
     for part in tree[1:]:
         if not isinstance(part, list) or not part:
             continue
@@ -100,6 +102,9 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
                         info["ranges"] = [[float(v) for v in r] for r in groups
                                           if isinstance(r, list) and all(isinstance(v, str) for v in r)]
                 regions[reg[0]] = info
+        elif head == ":init":
+            init = tuple(fact for fact in part[1:] if isinstance(fact, list) and fact
+                         and all(isinstance(a, str) for a in fact))
         elif head == ":goal":
             if len(part) != 2 or not isinstance(part[1], list):
                 raise TaskError(where, ":goal", "one expression", Said(f"{len(part) - 1} items"))
@@ -108,4 +113,4 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
         raise TaskError(where, ":language", "a (:language ...) instruction", Said("no (:language ...) form"))
     if not goal:
         raise TaskError(where, ":goal", "a (:goal ...) expression", Said("no (:goal ...) form"))
-    return BddlProblem(problem, language, objects, fixtures, interest, regions, goal)
+    return BddlProblem(problem, language, objects, fixtures, interest, regions, goal, init)

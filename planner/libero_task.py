@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from typing import Any
 
+import numpy as np
 import yaml
 
 import configs
@@ -28,7 +30,7 @@ from configs.errors import did_you_mean
 from planner.bddl import BddlProblem, parse_bddl
 from planner.catalog import Asset
 from planner.errors import TaskError
-from planner.task import LoadedTask, PlannerTask, Subtask
+from planner.task import LoadedTask, PlannerTask, StartHint, Subtask
 from robot_io.libero.launcher import LiberoMissingError, libero_python, load_manifest
 from robot_io.libero.spec import LiberoLabSpec
 from sim.camera import CameraSpec
@@ -40,12 +42,20 @@ log = logging.getLogger(__name__)
 PREFIX = "libero:"
 ROBOT_CONFIG = "panda_libero"
 DEFAULT_CAMERAS = ("agentview", "frontview", "birdview")
+# A tabletop scene's birdview (2.1 m up) sees the floor 0.9 m below the table around it, which the reconstruction's
+# frame check takes for a wrong camera pose (58% of its depth "below the table" in LIBERO-Spatial task 0).
+CAMERAS_BY_PROBLEM = {"libero_tabletop_manipulation": ("agentview", "frontview")}
 DEFAULT_SIZE_PX = 320
 MAX_STEPS = 30
 ARENA_FIXTURES = {"floor", "table", "main_table", "kitchen_table", "living_room_table", "study_table", "coffee_table"}
 # the project's RealSense-class sensor model (configs/cameras/front.yaml), applied by the LIBERO lab
 SENSOR_MODEL = {"depth_noise_m": 0.0045, "depth_noise_corr_px": 1.5, "depth_quant_m": 0.001,
                 "depth_edge_dropout": 0.3, "depth_flying_pixels": 0.2, "depth_dropout": 0.01, "rgb_noise": 2.0}
+# The top of the arena, in MuJoCo's world, that LIBERO's table/floor regions are measured on (LIBERO's
+# problems/libero_*_manipulation.py: table_offset (0, 0, 0.90); the floor scene's floor at z = 0). A scene not
+# listed gets no start hints.
+ARENA_TOP_WORLD = {"libero_tabletop_manipulation": (0.0, 0.0, 0.90), "libero_floor_manipulation": (0.0, 0.0, 0.0)}
+DRAWER_HEIGHT_FRACTION = 0.5   # `(In x cabinet_top_region)`: a drawer, roughly half-way up its cabinet
 _REF = re.compile(r"^libero:([a-z0-9_]+)/(\d+)$")
 
 
@@ -122,6 +132,72 @@ def translate_goal(problem: BddlProblem, expr: Any = None, where: str = "goal") 
         "(Open, Close, TurnOn, TurnOff) have no joints in the planner's twin")
 
 
+def start_hints(problem: BddlProblem, T_world_base: Any, arena_top_world: tuple[float, float, float],
+                bounds: dict[str, Any], names: set[str] | None = None) -> dict[str, StartHint]:
+    """Where each instance starts, from the BDDL's `(:init (On|In obj place))` facts, in the robot base frame: the
+    point its footprint's centre stands on (planner.twin_tracker compares it with the model's bottom centre).
+
+    A table/floor region: the centre of its ranges (LIBERO measures them from the arena's centre, at its top). On
+    or in another object or fixture (or one of its regions): where that one stands, raised by its height (the
+    converted model's `bounds`, category -> [[min xyz], [max xyz]] in its root frame); a drawer's region of a
+    cabinet half-way up it. z_known is False where a support's height is not known (a model that did not
+    convert). names: only these instances (None: all that resolve). This is the task's public text, as a user
+    would say it ("the bowl on the cookie box"); where LIBERO's initial state put the object is never read."""
+    T_base_world = np.linalg.inv(np.asarray(T_world_base, float))
+    facts = {f[1]: (f[0].lower(), f[2]) for f in problem.init if len(f) == 3 and f[0].lower() in ("on", "in")}
+    category = {**problem.fixtures, **problem.objects}
+    placed: dict[str, tuple[np.ndarray, bool, str]] = {}
+
+    def height(name: str) -> float | None:
+        b = bounds.get(category.get(name, ""))
+        return None if b is None else float(b[1][2]) - float(b[0][2])
+
+    def resolve(name: str, depth: int = 0) -> tuple[np.ndarray, bool, str] | None:
+        if name in placed or name not in facts or depth > len(facts):
+            return placed.get(name)
+        head, place = facts[name]
+        region = _region(problem, place) if place not in category else (place, "")
+        if region is None:
+            return None
+        owner, rname = region
+        info = problem.regions.get(rname, {})
+        if owner in ARENA_FIXTURES and info.get("ranges"):
+            r = np.asarray(info["ranges"], float)
+            xy = 0.5 * (r[:, 0:2].mean(axis=0) + r[:, 2:4].mean(axis=0))
+            out = (np.array([xy[0] + arena_top_world[0], xy[1] + arena_top_world[1], arena_top_world[2]]), True,
+                   f"({head} {name} {place})")
+        else:
+            under, top = resolve(owner, depth + 1), height(owner)
+            if under is None:
+                return None
+            if head == "in" and not rname.endswith("contain_region"):
+                up = None if top is None else DRAWER_HEIGHT_FRACTION * top
+            elif head == "in":
+                up = 0.0        # inside a container: on its floor
+            else:
+                up = top
+            out = (under[0] + np.array([0.0, 0.0, up or 0.0]), under[1] and up is not None,
+                   f"({head} {name} {place})")
+        placed[name] = out
+        return out
+
+    hints = {}
+    for name in category:
+        got = resolve(name)
+        if got is None or (names is not None and name not in names) or name in ARENA_FIXTURES:
+            continue
+        xyz_base = T_base_world @ np.append(got[0], 1.0)
+        hints[name] = StartHint(tuple(round(float(v), 4) for v in xyz_base[:3]), got[1], got[2])
+    return hints
+
+
+def identical_instances(problem: BddlProblem) -> set[str]:
+    """The instances that share their category with another (two akita_black_bowl): only a start hint tells
+    them apart."""
+    counts = Counter(problem.objects.values())
+    return {n for n, c in problem.objects.items() if counts[c] > 1}
+
+
 def _goal_objects(pred: dict) -> list[str]:
     (key, arg), = pred.items()
     if key in ("all", "any"):
@@ -176,9 +252,10 @@ def _asset(category: str, manifest: dict, where: str, fixed: bool) -> Asset:
     return Asset(category, model["urdf"], 1.0, None, "none", float(model["mass_kg"]), 0.8, fixed)
 
 
-def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_px: int = DEFAULT_SIZE_PX,
+def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: int = DEFAULT_SIZE_PX,
                      name_all_objects: bool = True) -> LoadedTask:
-    """`libero:SUITE/ID` -> LoadedTask(planner view, LiberoLabSpec). Needs `make libero` (LiberoMissingError)."""
+    """`libero:SUITE/ID` -> LoadedTask(planner view, LiberoLabSpec). Needs `make libero` (LiberoMissingError).
+    cameras: None for the scene's default (CAMERAS_BY_PROBLEM, else DEFAULT_CAMERAS)."""
     suite, task_id = parse_ref(ref)
     manifest = _manifest()
     if int(manifest.get("version", 1)) < 2:
@@ -207,9 +284,17 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] = DEFAULT_CAMERAS, size_
     except PredicateError as exc:
         raise TaskError(str(exc)) from None
     robot = _robot()
+    if cameras is None:
+        cameras = CAMERAS_BY_PROBLEM.get(info["problem"], DEFAULT_CAMERAS)
     cams = _cameras(manifest["problems"][info["problem"]], tuple(cameras), size_px, ref)
+    scene = manifest["problems"][info["problem"]]
+    hints = {}
+    if info["problem"] in ARENA_TOP_WORLD and identical_instances(problem):
+        bounds = {c: m["bounds_m"] for c, m in manifest["objects"].items() if m.get("bounds_m")}
+        hints = start_hints(problem, scene["T_world_base"], ARENA_TOP_WORLD[info["problem"]], bounds,
+                            identical_instances(problem) & set(objects))
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
-                          goal, MAX_STEPS, (), ref)
+                          goal, MAX_STEPS, (), ref, hints)
     try:
         libero_python()     # the lab's interpreter must be there too, not only the assets
     except LiberoMissingError as exc:

@@ -44,6 +44,16 @@ class Subtask:
 
 
 @dataclass(frozen=True)
+class StartHint:
+    """Roughly where an object started, in the robot base frame (m). z_known=False: only x, y are told (the
+    height of what it stands on is not known). source: the words it came from, for the run log."""
+
+    xyz_m: tuple[float, float, float]
+    z_known: bool = True
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class PlannerTask:
     """Everything the planner is allowed to know about a task."""
 
@@ -57,6 +67,10 @@ class PlannerTask:
     max_steps: int
     identify: tuple[str, ...]
     path: str
+    # Where an object started, in the robot base frame, when the task file says so in words a user could give
+    # (LIBERO's BDDL `(:init (On bowl_1 plate_region))`): the only way to tell identical instances apart
+    # (two black bowls); planner.twin_tracker names them by it on the first observation. Never the lab's truth.
+    start_hints: dict[str, StartHint] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ seen, the held object carried in the hand (`sim.grasp`'s rule), rebuilt into one
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import math
+import re
 
 import numpy as np
 import pybullet as p
 
-from reconstruction.estimate import SceneEstimate
+from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
@@ -24,6 +27,11 @@ LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again 
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
+MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
+JUMP_M = 0.08                # a doubtful fit of an identical instance this far from its reference is not it
+ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
+ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
+UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
 
 
 class LookAgain:
@@ -62,7 +70,9 @@ class TwinTracker:
     replace their physics). The world lives in this tracker's own PyBullet client until close()."""
 
     def __init__(self, robot: RobotSpec, reconstructor, models: dict[str, ObjectModel], settle_steps: int,
-                 fast_render: bool = True) -> None:
+                 fast_render: bool = True, start_hints: dict | None = None) -> None:
+        """start_hints: name -> planner.task.StartHint (where an instance started, from the task's words); with
+        it, identical instances (same model) are named by it on the first observation, then tracked."""
         self.robot = robot
         self.fast_render = fast_render
         self.reconstructor = reconstructor
@@ -72,6 +82,9 @@ class TwinTracker:
         self.world: World | None = None
         self.held: Held | None = None
         self._last_seen: dict[str, Pose] = {}         # where each named object was last found
+        cfg = getattr(reconstructor, "config", None)
+        self.namer = InstanceNamer(models, start_hints or {}, getattr(cfg, "low_confidence", 0.6))
+        self._round_cache: dict[str, bool] = {}
 
     def close(self) -> None:
         if self.world is not None:
@@ -85,7 +98,14 @@ class TwinTracker:
 
     def update(self, obs: Observation) -> tuple[World, dict]:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
-        estimate = self.reconstructor.update(obs)
+        estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
+        estimate = self._keep_round_turns(estimate)
+        for name in self.namer.hints:
+            # an identical instance not found yet: where the task says it started (it is no fit: still 'missing')
+            pose = self.namer.hint_pose(name)
+            est = estimate.objects.get(name)
+            if pose is not None and name not in self._last_seen and (est is None or not est.found):
+                self._last_seen[name] = pose
         scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
         # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
@@ -114,7 +134,42 @@ class TwinTracker:
             "held": self.held_name, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }
+        if self.namer.last_note:
+            summary["identical_instances"] = self.namer.last_note
         return self.world, summary
+
+    def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
+        """A round object standing still keeps the turn the twin last had: the cameras cannot see a bowl's turn
+        about its axis, so each fit picks one at random, and where the model's root frame lies off that axis
+        (LIBERO's converted bowl: 10 cm) the pose jumps by up to twice that between steps with nothing moved,
+        which the failure check reads as a disturbed object."""
+        changed = {}
+        for name, est in estimate.objects.items():
+            last = self._last_seen.get(name)
+            if not est.found or est.held or last is None or name == self.held_name or not self._round(name):
+                continue
+            R_new, R_last = est.pose.rotation(), last.rotation()
+            if R_new[2, 2] < UPRIGHT_COS or R_last[2, 2] < UPRIGHT_COS:
+                continue
+            a_new, a_last = self.namer.anchor(name, est.pose), self.namer.anchor(name, last)
+            if np.linalg.norm(a_new - a_last) >= ROUND_STILL_M:
+                continue
+            # turn the new fit about the vertical through its bottom centre onto the last turn
+            turn = math.atan2(R_last[1, 0], R_last[0, 0]) - math.atan2(R_new[1, 0], R_new[0, 0])
+            c, s_ = math.cos(turn), math.sin(turn)
+            Rz = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]])
+            T = est.pose.matrix()
+            T[:3, :3] = Rz @ T[:3, :3]
+            T[:3, 3] = a_new + Rz @ (est.pose.matrix()[:3, 3] - a_new)
+            changed[name] = dataclasses.replace(est, pose=Pose.from_matrix(T))
+        if not changed:
+            return estimate
+        return dataclasses.replace(estimate, objects={**estimate.objects, **changed})
+
+    def _round(self, name: str) -> bool:
+        if name not in self._round_cache:
+            self._round_cache[name] = outline_round(self.models[name])
+        return self._round_cache[name]
 
     def _mark_turn_only(self, objects: dict, estimate: SceneEstimate) -> None:
         """Flag `turn_only` on a low-confidence object whose fit alone is confident (the doubt is the ambiguity
@@ -152,16 +207,175 @@ class TwinTracker:
         return dataclasses.replace(scene, objects=objects, grasped=name)
 
 
-def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:
-    """Whether the model at `pose`, seen from straight above, looks the same turned half-way round its centre (a
-    can, a carton, a box lying flat): the largest radius from the centre in each of OUTLINE_BINS directions and
-    in the opposite one differ by less than max_spread of their mean."""
+class InstanceNamer:
+    """Names identical instances (two objects with the same model, e.g. LIBERO-Spatial's two black bowls), which
+    the reconstruction can only tell apart by where they are, so its names for them are arbitrary and may swap
+    from one step to the next.
+
+    Each step the found instances of a group take the names whose reference lies nearest (the assignment of
+    least summed distance): a name's reference is where the twin last had it (`last_seen`: the tracker's memory,
+    the hand's pose for a held one), or, before it was ever seen, its start hint (the task's words: "the bowl
+    between the plate and the ramekin"). Places are compared at the model's bottom centre (a model's root frame
+    can lie far from its body: LIBERO's converted bowl has it 10 cm to one side). So the hint decides the names
+    once, on the first observation, and tracking keeps them: a name never jumps to the other instance while both
+    stay in view. Two names fitted into one instance keep the more confident fit; a doubtful fit far from its
+    name's reference is taken for a fit on something else; both leave the name not found this step."""
+
+    def __init__(self, models: dict[str, ObjectModel], start_hints: dict, low_confidence: float = 0.6) -> None:
+        """low_confidence: a fit below this confidence (the reconstruction's own threshold) that lies over JUMP_M
+        from its name's reference is taken for a fit on something else."""
+        self.hints = dict(start_hints)
+        self.low_confidence = low_confidence
+        self.anchor_m = {}      # name -> its bottom centre in its own frame
+        for name, m in models.items():
+            lo, hi = np.asarray(m.geometry.bounds, float)
+            self.anchor_m[name] = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2], 1.0])
+        self.min_apart_m = {n: 0.5 * float(min(np.asarray(m.geometry.bounds, float)[1, :2]
+                                               - np.asarray(m.geometry.bounds, float)[0, :2]))
+                            for n, m in models.items()}
+        by_model: dict[tuple, list[str]] = {}
+        for name, m in models.items():
+            by_model.setdefault((m.urdf, m.scale), []).append(name)
+        self.groups = [sorted(g) for g in by_model.values() if len(g) > 1]
+        for g in self.groups:
+            if len(g) > MAX_IDENTICAL:
+                raise ValueError(f"{len(g)} identical instances {g}: at most {MAX_IDENTICAL} can be named")
+        self.last_note: dict = {}
+
+    def anchor(self, name: str, pose: Pose) -> np.ndarray:
+        """Where `name`'s bottom centre is when its model stands at `pose`."""
+        return (pose.matrix() @ self.anchor_m[name])[:3]
+
+    def duplicates(self, found: dict[str, np.ndarray], estimate: SceneEstimate) -> list[str]:
+        """Names fitted onto an instance that a more confident name of the group already took: two identical
+        objects cannot stand with their bottom centres closer than half their width (the reconstruction fitted
+        both names into one bowl's points)."""
+        kept: list[np.ndarray] = []
+        out = []
+        for n in sorted(found, key=lambda n: -estimate.objects[n].confidence):
+            if any(np.linalg.norm((found[n] - k)[:2]) < self.min_apart_m[n] for k in kept):
+                out.append(n)
+            else:
+                kept.append(found[n])
+        return out
+
+    def hint_pose(self, name: str) -> Pose | None:
+        """The model placed so its bottom centre is at the start hint (unturned), where the height is known."""
+        hint = self.hints.get(name)
+        if hint is None or not hint.z_known:
+            return None
+        return Pose(tuple(np.asarray(hint.xyz_m, float) - self.anchor_m[name][:3]))
+
+    def reference(self, name: str, last_seen: dict[str, Pose]) -> tuple[np.ndarray, bool] | None:
+        """Where `name` should be found (xyz, whether z counts), or None where nothing says."""
+        if name in last_seen:
+            return self.anchor(name, last_seen[name]), True
+        hint = self.hints.get(name)
+        if hint is None:
+            return None
+        return np.asarray(hint.xyz_m, float), bool(hint.z_known)
+
+    def assign(self, group: list[str], found: dict[str, np.ndarray], last_seen: dict[str, Pose]) -> dict[str, str]:
+        """reconstruction's name -> tracked name for the found members of a group (`found`: their positions)."""
+        refs = {n: self.reference(n, last_seen) for n in group}
+        if not found or all(r is None for r in refs.values()):
+            return {n: n for n in found}
+        seen = sorted(found)
+        best, best_cost = None, np.inf
+        for names in itertools.permutations(group, len(seen)):
+            cost = 0.0
+            for src, dst in zip(seen, names, strict=True):
+                ref = refs[dst]
+                if ref is None:
+                    continue
+                d = found[src] - ref[0]
+                cost += float(np.linalg.norm(d if ref[1] else d[:2]))
+            # ties (no reference at all) keep the reconstruction's own names
+            if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and tuple(names) == tuple(seen)):
+                best, best_cost = names, cost
+        return dict(zip(seen, best, strict=True))
+
+    def rename(self, estimate: SceneEstimate, last_seen: dict[str, Pose]) -> SceneEstimate:
+        """The estimate with each group's found instances under their tracked names (the others not found)."""
+        if not self.groups:
+            return estimate
+        mapping: dict[str, str] = {}
+        dropped: set[str] = set()    # reconstruction names fitted onto an instance another name already has
+        for group in self.groups:
+            found = {n: self.anchor(n, estimate.objects[n].pose) for n in group
+                     if n in estimate.objects and estimate.objects[n].found}
+            for n in self.duplicates(found, estimate):
+                found.pop(n)
+                dropped.add(n)
+            got = self.assign(group, found, last_seen)
+            for src, dst in list(got.items()):
+                ref = self.reference(dst, last_seen)
+                if ref is None or estimate.objects[src].confidence >= self.low_confidence:
+                    continue
+                d = found[src] - ref[0]
+                if float(np.linalg.norm(d if ref[1] else d[:2])) > JUMP_M:
+                    # a doubtful fit far from where this instance was (or, never seen, where the task says it
+                    # started): a fit on something else, not the instance; it stays where it was
+                    del got[src]
+                    dropped.add(src)
+            mapping.update(got)
+            # the names no found instance took stay "not found"; a reconstruction name not taken passes its
+            # slot on, so every name of the group is still in the estimate once
+            free_src = [n for n in group if n not in got]
+            free_dst = [n for n in group if n not in got.values()]
+            mapping.update(zip(free_src, free_dst, strict=True))
+        swapped = {src: dst for src, dst in mapping.items() if src != dst}
+        self.last_note = {"groups": self.groups, "renamed": swapped} if swapped else {}
+        if dropped:
+            self.last_note = {**self.last_note, "groups": self.groups, "duplicates_dropped": sorted(dropped)}
+        if not swapped and not dropped:
+            return estimate
+        log.info("identical instances renamed (reconstruction's name -> tracked name): %s", swapped)
+        objects: dict[str, EstimatedObject] = {}
+        for name, est in estimate.objects.items():
+            new = mapping.get(name, name)
+            if name in dropped:
+                est = dataclasses.replace(est, found=False)
+            if not est.found and new in last_seen:
+                est = dataclasses.replace(est, pose=last_seen[new])
+            objects[new] = dataclasses.replace(est, name=new)
+        issues = tuple(dataclasses.replace(i, subject=mapping.get(i.subject, i.subject),
+                                           message=_swap_names(i.message, mapping)) for i in estimate.issues)
+        notes = tuple(_swap_names(n, mapping) for n in estimate.notes)
+        return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
+
+
+def _swap_names(text: str, mapping: dict[str, str]) -> str:
+    """Every quoted 'name' in a message under its new name (all at once, so a swap a<->b stays a swap)."""
+    keys = sorted(mapping, key=len, reverse=True)
+    if not keys:
+        return text
+    return re.sub("|".join(re.escape(f"'{k}'") for k in keys), lambda m: f"'{mapping[m.group(0)[1:-1]]}'", text)
+
+
+def _outline(model: ObjectModel, pose: Pose) -> np.ndarray:
+    """The largest radius from the centre of the outline seen from above, in each of OUTLINE_BINS directions."""
     pts = model.geometry.points @ pose.rotation().T
     xy = pts[:, :2] - 0.5 * (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0))
     radius = np.linalg.norm(xy, axis=1)
     bins = ((np.arctan2(xy[:, 1], xy[:, 0]) + np.pi) / (2 * np.pi) * OUTLINE_BINS).astype(int) % OUTLINE_BINS
     outline = np.zeros(OUTLINE_BINS)
     np.maximum.at(outline, bins, radius)
+    return outline
+
+
+def outline_round(model: ObjectModel, max_spread: float = ROUND_MAX) -> bool:
+    """Whether the model standing as modelled looks round from above (a bowl, a can, a plate): every direction's
+    outline radius within max_spread of their mean."""
+    outline = _outline(model, Pose.identity())
+    return bool(np.all(outline > 0.0) and (outline.max() - outline.min()) / outline.mean() < max_spread)
+
+
+def outline_symmetric(model: ObjectModel, pose: Pose, max_spread: float = OUTLINE_MAX) -> bool:
+    """Whether the model at `pose`, seen from straight above, looks the same turned half-way round its centre (a
+    can, a carton, a box lying flat): the largest radius from the centre in each of OUTLINE_BINS directions and
+    in the opposite one differ by less than max_spread of their mean."""
+    outline = _outline(model, pose)
     if np.any(outline <= 0.0):
         return False
     opposite = np.roll(outline, OUTLINE_BINS // 2)

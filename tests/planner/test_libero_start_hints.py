@@ -1,0 +1,99 @@
+"""Start hints for identical instances from a BDDL's (:init ...) facts: LIBERO-Spatial's own text (task 0 and the
+cabinet task 4, trimmed), in the robot base frame of LIBERO's tabletop scene. No LIBERO installation needed."""
+
+import numpy as np
+import pytest
+
+from planner.bddl import parse_bddl
+from planner.libero_task import identical_instances, start_hints
+
+REGIONS = """
+    (:regions
+      (plate_region (:target main_table) (:ranges ((0.05 0.19 0.07 0.21))))
+      (next_to_ramekin_region (:target main_table) (:ranges ((-0.19 0.31 -0.17 0.33))))
+      (between_plate_ramekin_region (:target main_table) (:ranges ((-0.06 0.19 -0.04 0.21))))
+      (box_region (:target main_table) (:ranges ((0.06 0.02 0.08 0.04))))
+      (ramekin_region (:target main_table) (:ranges ((-0.21 0.19 -0.19 0.21))))
+      (cabinet_region (:target main_table) (:ranges ((0.02 -0.28 0.04 -0.26)))
+          (:yaw_rotation ((2.6613777765410678 2.7242096296128633))))
+      (stove_region (:target main_table) (:ranges ((-0.42 -0.15 -0.4 -0.13))))
+      (top_region (:target wooden_cabinet_1))
+      (top_side (:target wooden_cabinet_1))
+      (cook_region (:target flat_stove_1))
+    )
+  (:fixtures main_table - table wooden_cabinet_1 - wooden_cabinet flat_stove_1 - flat_stove)
+  (:objects
+    akita_black_bowl_1 akita_black_bowl_2 - akita_black_bowl
+    cookies_1 - cookies
+    glazed_rim_porcelain_ramekin_1 - glazed_rim_porcelain_ramekin
+    plate_1 - plate
+  )
+"""
+
+
+def _spatial(language: str, init: str) -> str:
+    return f"""(define (problem LIBERO_Tabletop_Manipulation)
+  (:domain robosuite)
+  (:language {language})
+  {REGIONS}
+  (:init {init}
+    (On plate_1 main_table_plate_region)
+    (On cookies_1 main_table_box_region)
+    (On glazed_rim_porcelain_ramekin_1 main_table_ramekin_region)
+    (On wooden_cabinet_1 main_table_cabinet_region)
+    (On flat_stove_1 main_table_stove_region))
+  (:goal (And (On akita_black_bowl_1 plate_1))))"""
+
+
+# LIBERO's tabletop scene: the robot base at (-0.66, 0, 0.912) in MuJoCo's world, the table top at z = 0.90
+T_WORLD_BASE = np.array([[1, 0, 0, -0.66], [0, 1, 0, 0], [0, 0, 1, 0.912], [0, 0, 0, 1]], float)
+TABLE_TOP = (0.0, 0.0, 0.90)
+# the converted models' bounds (manifest.json of `make libero`): only heights matter here
+BOUNDS = {"cookies": [[-0.03, -0.04, -0.01], [0.03, 0.04, 0.01]],
+          "glazed_rim_porcelain_ramekin": [[-0.044, -0.044, 0.0], [0.044, 0.044, 0.0433]],
+          "wooden_cabinet": [[-0.12, -0.11, 0.0046], [0.13, 0.11, 0.2216]],
+          "akita_black_bowl": [[-0.056, -0.156, 0.0], [0.056, -0.044, 0.053]]}
+
+
+def test_bowls_on_table_regions_start_at_their_centres():
+    problem = parse_bddl(_spatial("Pick the akita black bowl between the plate and the ramekin and place it on "
+                                  "the plate", """(On akita_black_bowl_1 main_table_between_plate_ramekin_region)
+    (On akita_black_bowl_2 main_table_next_to_ramekin_region)"""))
+    assert identical_instances(problem) == {"akita_black_bowl_1", "akita_black_bowl_2"}
+    hints = start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS, identical_instances(problem))
+    assert set(hints) == {"akita_black_bowl_1", "akita_black_bowl_2"}
+    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.61, 0.20, -0.012))
+    assert hints["akita_black_bowl_2"].xyz_m == pytest.approx((0.48, 0.32, -0.012))
+    assert hints["akita_black_bowl_1"].z_known
+    assert "between_plate_ramekin" in hints["akita_black_bowl_1"].source
+
+
+def test_bowls_on_objects_and_fixtures_stand_on_top_of_them():
+    problem = parse_bddl(_spatial("Pick the akita black bowl on the ramekin", """
+    (On akita_black_bowl_1 glazed_rim_porcelain_ramekin_1)
+    (On akita_black_bowl_2 cookies_1)"""))
+    hints = start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS)
+    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.46, 0.20, -0.012 + 0.0433))
+    assert hints["akita_black_bowl_2"].xyz_m == pytest.approx((0.73, 0.03, -0.012 + 0.02))
+    assert hints["plate_1"].xyz_m == pytest.approx((0.72, 0.20, -0.012))
+
+
+def test_drawer_is_below_the_cabinet_top_and_an_unknown_stove_leaves_z_open():
+    problem = parse_bddl(_spatial("Pick the akita black bowl in the top drawer", """
+    (In akita_black_bowl_1 wooden_cabinet_1_top_region)
+    (On akita_black_bowl_2 wooden_cabinet_1_top_side)"""))
+    hints = start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS)
+    top, drawer = hints["akita_black_bowl_2"].xyz_m, hints["akita_black_bowl_1"].xyz_m
+    assert top[:2] == pytest.approx((0.69, -0.27)) and drawer[:2] == pytest.approx((0.69, -0.27))
+    assert top[2] == pytest.approx(-0.012 + 0.217) and -0.012 < drawer[2] < top[2]
+    stove = parse_bddl(_spatial("Pick the akita black bowl on the stove", """
+    (On akita_black_bowl_1 flat_stove_1_cook_region)
+    (On akita_black_bowl_2 wooden_cabinet_1_top_side)"""))
+    on_stove = start_hints(stove, T_WORLD_BASE, TABLE_TOP, BOUNDS)["akita_black_bowl_1"]   # stove: no model
+    assert on_stove.xyz_m[:2] == pytest.approx((0.25, -0.14)) and not on_stove.z_known
+
+
+def test_instances_without_an_init_fact_get_no_hint():
+    problem = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
+    assert "akita_black_bowl_2" not in start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS)
+    assert problem.init[0] == ["On", "akita_black_bowl_1", "main_table_plate_region"]
