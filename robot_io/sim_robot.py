@@ -401,7 +401,10 @@ def _terminate(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5.0)
+            try:   # a killed LIBERO lab frees gigabytes: on a loaded machine that can outlast a short wait
+                proc.wait(timeout=60.0)
+            except subprocess.TimeoutExpired:
+                log.warning("lab process %d still exiting 60 s after SIGKILL; left to the OS", proc.pid)
     if proc.stdout is not None:
         proc.stdout.close()
 
