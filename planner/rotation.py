@@ -8,7 +8,10 @@ orientation is the current one turned by that rotation (the held object turns ri
 keep the current, possibly tilted, orientation (the sampler's candidates point the tool straight down and would
 undo a tilt), and a few random tilts and rolls about horizontal axes that explore. simjudge answers from the
 twin: the planner tries a grid of turns on the held object's orientation and passes the goal's orientation
-error after each as evidence.
+error after each as evidence, keeping only the turns the arm can make: the "turn in place" path for that turn,
+planned by IK in the twin, within the rollout's IK tolerance and joint margins (`reachable_turns`). A grasp
+skewed on the object can leave the best turn out of reach while a neighbouring one is fine; without the check
+simjudge answered the unreachable turn step after step and the episode ran out of steps holding a tilt.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from scoring.rotation_question import (
 )
 from sim import predicates
 from sim.geometry import Pose
-from sim.rollout import Candidate
+from sim.rollout import MIN_JOINT_MARGIN_RAD, Candidate
 from sim.world import World
 
 ANGLES_DEG = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0)   # the turns the twin tries (simjudge's evidence)
@@ -54,6 +57,8 @@ class RotationConfig:
     turn_min_z_m: float = 0.15   # turns happen at least this high: the held object swings through the turn
     lower_steps_m: tuple[float, ...] = (0.03, 0.06)   # once turned: straight down by these, and all the way
     set_down_gap_m: float = 0.005   # "all the way": the held object's lowest point this far above the table
+    max_ik_error_m: float = 0.01    # a turn is reachable when its path's IK error is within this (the rollout's)
+    max_reachable: int = 4          # evidence: checked best first, until this many reachable turns are found
 
     def __post_init__(self) -> None:
         for name in ("n_turned", "n_kept", "n_explore"):
@@ -108,6 +113,51 @@ def tried_turns(pred: dict, held: str, R_world_tcp: np.ndarray, R_world_obj: np.
     return tuple(out)
 
 
+def turn_in_place(tcp: Pose, R_world_rel: np.ndarray, min_z_m: float) -> tuple[Pose, Pose]:
+    """The two waypoints of a turn made where the TCP is, raised to min_z_m: half the turn, then all of it."""
+    up = np.array([*tcp.position[:2], max(float(tcp.position[2]), min_z_m)])
+    R_now = np.asarray(tcp.rotation())
+    half = Rotation.from_rotvec(Rotation.from_matrix(R_world_rel).as_rotvec() * 0.5).as_matrix()
+
+    def at(R: np.ndarray) -> Pose:
+        return Pose(tuple(up), tuple(Rotation.from_matrix(R).as_quat()))
+    return at(half @ R_now), at(np.asarray(R_world_rel) @ R_now)
+
+
+def turn_reachable(world: World, tcp: Pose, R_world_rel: np.ndarray, config: RotationConfig) -> bool:
+    """Whether the arm can make this turn in place: the turn's path, planned by IK in the twin as a rollout plans
+    it, stays within the rollout's IK tolerance and joint margins."""
+    q_path, _, _, ik_err = world.plan_joint_path(Candidate(-1, turn_in_place(tcp, R_world_rel, config.turn_min_z_m),
+                                                           "keep"))
+    margin = float(np.min(np.minimum(q_path - world.lower, world.upper - q_path)))
+    return ik_err <= config.max_ik_error_m and margin >= MIN_JOINT_MARGIN_RAD
+
+
+def reachable_turns(world: World, tcp: Pose, R_world_obj: np.ndarray, evidence: Sequence[RotationOutcome],
+                    error_now_deg: float | None, config: RotationConfig) -> tuple[tuple[RotationOutcome, ...], int]:
+    """The evidence cut to the turns the arm can make (see `turn_reachable`), and how many turns were checked.
+
+    Turns are checked best first (smallest error, then smallest angle: simjudge's order) until
+    config.max_reachable are found; a turn that does not reduce the error by a degree is never answered and not
+    checked. Equal rotations (an axis both frames share) are checked once."""
+    if error_now_deg is None:
+        return (), 0
+    order = sorted(range(len(evidence)), key=lambda i: (round(evidence[i].error_deg, 3), evidence[i].angle_deg, i))
+    seen: dict[bytes, bool] = {}
+    out: list[RotationOutcome] = []
+    for i in order:
+        e = evidence[i]
+        if e.error_deg > error_now_deg - 1.0 or len(out) >= config.max_reachable:
+            break
+        R = world_rotation(RotationAnswer(e.frame, e.axis, e.direction, e.angle_deg), tcp.rotation(), R_world_obj)
+        key = np.round(R, 6).tobytes()
+        if key not in seen:
+            seen[key] = turn_reachable(world, tcp, R, config)
+        if seen[key]:
+            out.append(e)
+    return tuple(out), len(seen)
+
+
 def _random_tilt(rng: np.random.Generator, lo_deg: float, hi_deg: float) -> np.ndarray:
     """A turn about a random horizontal world axis: a tilt or a roll of a downward tool, never a yaw."""
     phi = rng.uniform(0.0, 2.0 * math.pi)
@@ -150,8 +200,7 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
 
     turning = not np.allclose(R_world_rel, np.eye(3), atol=1e-6)
     if turning and config.n_turned:
-        up = np.array([*tcp.position[:2], max(float(tcp.position[2]), config.turn_min_z_m)])
-        add((at(up, R_half @ R_now), at(up, R_world_rel @ R_now)), "keep", "turn in place")
+        add(turn_in_place(tcp, R_world_rel, config.turn_min_z_m), "keep", "turn in place")
         for i in range(config.n_turned - 1):
             copy(moves[i % len(moves)], R_world_rel @ R_now, R_half @ R_now, "turn", gripper="keep",
                  min_z=config.turn_min_z_m)
@@ -203,7 +252,8 @@ class RotationModule:
         obj = world.object_pose(held)
         R_tcp, R_obj = tcp.rotation(), obj.rotation()
         error_now = predicates.orientation_error_deg(pred, {held: R_obj})
-        evidence = tried_turns(pred, held, R_tcp, R_obj)
+        tried = tried_turns(pred, held, R_tcp, R_obj)
+        evidence, n_checked = reachable_turns(world, tcp, R_obj, tried, error_now, self.config)
         size = max(0.04, 0.6 * float(np.linalg.norm(np.subtract(*world.object_aabb(held)))))
         views = self.renderer.render_frames(world, [Frame("G", tcp, 0.12), Frame("O", obj, size)])
         request = RotationRequest(self.instruction, subtask.say, held, tuple(view_image(v) for v in views),
@@ -217,6 +267,7 @@ class RotationModule:
         extra = rotation_candidates(candidates, tcp, R_rel, self.rng, self.config, explore, first, gripper_open,
                                     bottom)
         record = {"held": held, "error_now_deg": error_now, "tolerance_deg": TOLERANCE_DEG,
+                  "turns_tried": len(tried), "turns_checked": n_checked, "turns_reachable": len(evidence),
                   **verdict.to_dict(), "R_world_rel": np.round(R_rel, 6).tolist(),
                   "added": [c.id for c in extra]}
         if self.save_image is not None:
