@@ -8,10 +8,12 @@ orientation is the current one turned by that rotation (the held object turns ri
 keep the current, possibly tilted, orientation (the sampler's candidates point the tool straight down and would
 undo a tilt), and a few random tilts and rolls about horizontal axes that explore. simjudge answers from the
 twin: the planner tries a grid of turns on the held object's orientation and passes the goal's orientation
-error after each as evidence, keeping only the turns the arm can make: the "turn in place" path for that turn,
-planned by IK in the twin, within the rollout's IK tolerance and joint margins (`reachable_turns`). A grasp
-skewed on the object can leave the best turn out of reach while a neighbouring one is fine; without the check
-simjudge answered the unreachable turn step after step and the episode ran out of steps holding a tilt.
+error after each as evidence, keeping only the turns the arm can make: the turn's path (half of it on the way up
+to `turn_min_z_m`, then all of it), planned by IK in the twin as a rollout plans it, within the rollout's IK
+tolerance and joint margins, in place or, when the hand is far out, nearer the arm's base (`reachable_turns`).
+The turn candidate goes where its turn is reachable. A grasp skewed on the object can leave the best turn out of
+reach while an equal one is fine; without the check simjudge answered the unreachable turn step after step and
+stand_block_upright ran out of steps holding a tilt.
 """
 
 from __future__ import annotations
