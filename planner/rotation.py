@@ -67,6 +67,11 @@ class RotationConfig:
         for name in ("n_turned", "n_kept", "n_explore"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RotationConfig.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if self.max_reachable < 1:
+            raise ValueError(f"RotationConfig.max_reachable: expected >= 1, got {self.max_reachable!r}")
+        for name in ("max_ik_error_m", "turn_reach_m"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RotationConfig.{name}: expected > 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.explore_min_deg <= self.explore_max_deg <= 180.0:
             raise ValueError("RotationConfig: expected 0 <= explore_min_deg <= explore_max_deg <= 180")
 

@@ -96,3 +96,9 @@ def test_no_turn_is_checked_when_nothing_improves_or_nothing_is_asked(world):
     assert reachable_turns(world, tcp, np.eye(3), tried, 0.0, CFG) == ((), {})
     assert reachable_turns(world, tcp, np.eye(3), (), None, CFG) == ((), {})
     assert turn_spot(world, tcp, np.eye(3), CFG) is not None   # no turn at all: in place, trivially
+
+
+def test_the_reach_settings_are_validated():
+    for bad in ({"max_reachable": 0}, {"max_ik_error_m": 0.0}, {"turn_reach_m": -0.1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RotationConfig(**bad)
