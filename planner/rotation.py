@@ -287,7 +287,9 @@ class RotationModule:
         R_tcp, R_obj = tcp.rotation(), obj.rotation()
         error_now = predicates.orientation_error_deg(pred, {held: R_obj})
         tried = tried_turns(pred, held, R_tcp, R_obj)
-        evidence, spots = reachable_turns(world, tcp, R_obj, tried, error_now, self.config)
+        explore = error_now is not None and error_now > TOLERANCE_DEG
+        # within tolerance simjudge answers no turn: nothing to check
+        evidence, spots = reachable_turns(world, tcp, R_obj, tried, error_now, self.config) if explore else ((), {})
         size = max(0.04, 0.6 * float(np.linalg.norm(np.subtract(*world.object_aabb(held)))))
         views = self.renderer.render_frames(world, [Frame("G", tcp, 0.12), Frame("O", obj, size)])
         request = RotationRequest(self.instruction, subtask.say, held, tuple(view_image(v) for v in views),
@@ -295,7 +297,6 @@ class RotationModule:
         verdict = ask_rotation(self.scorer, request)
         answer = verdict.answer
         R_rel = np.eye(3) if answer is None else world_rotation(answer, R_tcp, R_obj)
-        explore = error_now is not None and error_now > TOLERANCE_DEG
         first = max((c.id for c in candidates), default=-1) + 1
         bottom = float(world.object_aabb(held)[0][2])
         key = rotation_key(R_rel)
