@@ -8,7 +8,12 @@ orientation is the current one turned by that rotation (the held object turns ri
 keep the current, possibly tilted, orientation (the sampler's candidates point the tool straight down and would
 undo a tilt), and a few random tilts and rolls about horizontal axes that explore. simjudge answers from the
 twin: the planner tries a grid of turns on the held object's orientation and passes the goal's orientation
-error after each as evidence.
+error after each as evidence, keeping only the turns the arm can make: the turn's path (half of it on the way up
+to `turn_min_z_m`, then all of it), planned by IK in the twin as a rollout plans it, within the rollout's IK
+tolerance and joint margins, in place or, when the hand is far out, nearer the arm's base (`reachable_turns`).
+The turn candidate goes where its turn is reachable. A grasp skewed on the object can leave the best turn out of
+reach while an equal one is fine; without the check simjudge answered the unreachable turn step after step and
+stand_block_upright ran out of steps holding a tilt.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from scoring.rotation_question import (
 )
 from sim import predicates
 from sim.geometry import Pose
-from sim.rollout import Candidate
+from sim.rollout import MIN_JOINT_MARGIN_RAD, Candidate
 from sim.world import World
 
 ANGLES_DEG = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0)   # the turns the twin tries (simjudge's evidence)
@@ -54,11 +59,19 @@ class RotationConfig:
     turn_min_z_m: float = 0.15   # turns happen at least this high: the held object swings through the turn
     lower_steps_m: tuple[float, ...] = (0.03, 0.06)   # once turned: straight down by these, and all the way
     set_down_gap_m: float = 0.005   # "all the way": the held object's lowest point this far above the table
+    max_ik_error_m: float = 0.01    # a turn is reachable when its path's IK error is within this (the rollout's)
+    max_reachable: int = 4          # evidence: checked best first, until this many reachable turns are found
+    turn_reach_m: float = 0.47      # a turn out of reach in place is tried this far (horizontally) from the base
 
     def __post_init__(self) -> None:
         for name in ("n_turned", "n_kept", "n_explore"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RotationConfig.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if self.max_reachable < 1:
+            raise ValueError(f"RotationConfig.max_reachable: expected >= 1, got {self.max_reachable!r}")
+        for name in ("max_ik_error_m", "turn_reach_m"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RotationConfig.{name}: expected > 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.explore_min_deg <= self.explore_max_deg <= 180.0:
             raise ValueError("RotationConfig: expected 0 <= explore_min_deg <= explore_max_deg <= 180")
 
@@ -108,6 +121,73 @@ def tried_turns(pred: dict, held: str, R_world_tcp: np.ndarray, R_world_obj: np.
     return tuple(out)
 
 
+def turn_spots(world: World, tcp: Pose, config: RotationConfig) -> list[np.ndarray]:
+    """Where a turn may be made: in place (the TCP raised to turn_min_z_m), and, when the TCP is farther from the
+    arm's base than turn_reach_m, the same height pulled in towards the base to turn_reach_m (a Panda at full
+    stretch cannot turn its hand sideways: no quarter turn was reachable 0.55 m out, all were at 0.45-0.5 m)."""
+    up = np.array([*tcp.position[:2], max(float(tcp.position[2]), config.turn_min_z_m)])
+    spots = [up]
+    base = np.asarray(world.spec.robot.base_pose.position, dtype=float)
+    out = up[:2] - base[:2]
+    dist = float(np.linalg.norm(out))
+    if dist > config.turn_reach_m:
+        spots.append(np.array([*(base[:2] + out * (config.turn_reach_m / dist)), up[2]]))
+    return spots
+
+
+def turn_path(tcp: Pose, R_world_rel: np.ndarray, spot) -> tuple[Pose, Pose]:
+    """The two waypoints of a turn made at `spot`: half the turn on the way there, then all of it in place."""
+    R_now = np.asarray(tcp.rotation())
+    half = Rotation.from_rotvec(Rotation.from_matrix(R_world_rel).as_rotvec() * 0.5).as_matrix()
+
+    def at(R: np.ndarray) -> Pose:
+        return Pose(tuple(float(v) for v in spot), tuple(Rotation.from_matrix(R).as_quat()))
+    return at(half @ R_now), at(np.asarray(R_world_rel) @ R_now)
+
+
+def turn_spot(world: World, tcp: Pose, R_world_rel: np.ndarray, config: RotationConfig) -> np.ndarray | None:
+    """The first of `turn_spots` where the arm can make this turn: the turn's path, planned by IK in the twin as a
+    rollout plans it, stays within the rollout's IK tolerance and joint margins; None when there is none."""
+    for spot in turn_spots(world, tcp, config):
+        q_path, _, _, ik_err = world.plan_joint_path(Candidate(-1, turn_path(tcp, R_world_rel, spot), "keep"))
+        margin = float(np.min(np.minimum(q_path - world.lower, world.upper - q_path)))
+        if ik_err <= config.max_ik_error_m and margin >= MIN_JOINT_MARGIN_RAD:
+            return spot
+    return None
+
+
+def reachable_turns(world: World, tcp: Pose, R_world_obj: np.ndarray, evidence: Sequence[RotationOutcome],
+                    error_now_deg: float | None, config: RotationConfig
+                    ) -> tuple[tuple[RotationOutcome, ...], dict[bytes, np.ndarray | None]]:
+    """The evidence cut to the turns the arm can make (see `turn_spot`), and the spot found for every rotation
+    checked (keyed by `rotation_key`; None: out of reach).
+
+    Turns are checked best first (smallest error, then smallest angle: simjudge's order) until
+    config.max_reachable are found; a turn that does not reduce the error by a degree is never answered and not
+    checked. Equal rotations (an axis both frames share) are checked once."""
+    spots: dict[bytes, np.ndarray | None] = {}
+    if error_now_deg is None:
+        return (), spots
+    order = sorted(range(len(evidence)), key=lambda i: (round(evidence[i].error_deg, 3), evidence[i].angle_deg, i))
+    out: list[RotationOutcome] = []
+    for i in order:
+        e = evidence[i]
+        if e.error_deg > error_now_deg - 1.0 or len(out) >= config.max_reachable:
+            break
+        R = world_rotation(RotationAnswer(e.frame, e.axis, e.direction, e.angle_deg), tcp.rotation(), R_world_obj)
+        key = rotation_key(R)
+        if key not in spots:
+            spots[key] = turn_spot(world, tcp, R, config)
+        if spots[key] is not None:
+            out.append(e)
+    return tuple(out), spots
+
+
+def rotation_key(R: np.ndarray) -> bytes:
+    """A rotation matrix as a dictionary key (rounded: the same turn named two ways is one key)."""
+    return (np.round(np.asarray(R, dtype=float), 6) + 0.0).tobytes()
+
+
 def _random_tilt(rng: np.random.Generator, lo_deg: float, hi_deg: float) -> np.ndarray:
     """A turn about a random horizontal world axis: a tilt or a roll of a downward tool, never a yaw."""
     phi = rng.uniform(0.0, 2.0 * math.pi)
@@ -117,7 +197,7 @@ def _random_tilt(rng: np.random.Generator, lo_deg: float, hi_deg: float) -> np.n
 
 def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.ndarray, rng: np.random.Generator,
                         config: RotationConfig, explore: bool, first_id: int, gripper_open: bool,
-                        held_bottom_z_m: float | None = None) -> list[Candidate]:
+                        held_bottom_z_m: float | None = None, turn_at=None) -> list[Candidate]:
     """Candidates that carry a tool orientation other than straight down, numbered from first_id.
 
     turned: the sampler's goals with the tool at R_rel @ (current orientation), the via point half-way (one of
@@ -126,6 +206,7 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
     current orientation. lower (once the orientation is right and the held object's lowest point,
     held_bottom_z_m, is known): straight down at the current orientation by a few centimetres, and all the way
     to just above the table, where it also opens (the annealed ball seldom goes straight down far enough).
+    turn_at: where the turn is made (`turn_spot`; default in place, raised to turn_min_z_m).
     """
     moves = [c for c in base if not c.label.startswith("stay")] or list(base)
     R_now = tcp.rotation()
@@ -151,7 +232,9 @@ def rotation_candidates(base: Sequence[Candidate], tcp: Pose, R_world_rel: np.nd
     turning = not np.allclose(R_world_rel, np.eye(3), atol=1e-6)
     if turning and config.n_turned:
         up = np.array([*tcp.position[:2], max(float(tcp.position[2]), config.turn_min_z_m)])
-        add((at(up, R_half @ R_now), at(up, R_world_rel @ R_now)), "keep", "turn in place")
+        spot = up if turn_at is None else np.asarray(turn_at, dtype=float)
+        add(turn_path(tcp, R_world_rel, spot), "keep",
+            "turn in place" if np.allclose(spot, up) else "turn nearer the base")
         for i in range(config.n_turned - 1):
             copy(moves[i % len(moves)], R_world_rel @ R_now, R_half @ R_now, "turn", gripper="keep",
                  min_z=config.turn_min_z_m)
@@ -203,7 +286,10 @@ class RotationModule:
         obj = world.object_pose(held)
         R_tcp, R_obj = tcp.rotation(), obj.rotation()
         error_now = predicates.orientation_error_deg(pred, {held: R_obj})
-        evidence = tried_turns(pred, held, R_tcp, R_obj)
+        tried = tried_turns(pred, held, R_tcp, R_obj)
+        explore = error_now is not None and error_now > TOLERANCE_DEG
+        # within tolerance simjudge answers no turn: nothing to check
+        evidence, spots = reachable_turns(world, tcp, R_obj, tried, error_now, self.config) if explore else ((), {})
         size = max(0.04, 0.6 * float(np.linalg.norm(np.subtract(*world.object_aabb(held)))))
         views = self.renderer.render_frames(world, [Frame("G", tcp, 0.12), Frame("O", obj, size)])
         request = RotationRequest(self.instruction, subtask.say, held, tuple(view_image(v) for v in views),
@@ -211,12 +297,17 @@ class RotationModule:
         verdict = ask_rotation(self.scorer, request)
         answer = verdict.answer
         R_rel = np.eye(3) if answer is None else world_rotation(answer, R_tcp, R_obj)
-        explore = error_now is not None and error_now > TOLERANCE_DEG
         first = max((c.id for c in candidates), default=-1) + 1
         bottom = float(world.object_aabb(held)[0][2])
+        key = rotation_key(R_rel)
+        if answer is not None and answer.turns and key not in spots:   # an agent's own answer: where can it turn?
+            spots[key] = turn_spot(world, tcp, R_rel, self.config)
+        spot = spots.get(key)
         extra = rotation_candidates(candidates, tcp, R_rel, self.rng, self.config, explore, first, gripper_open,
-                                    bottom)
+                                    bottom, spot)
         record = {"held": held, "error_now_deg": error_now, "tolerance_deg": TOLERANCE_DEG,
+                  "turns_tried": len(tried), "turns_checked": len(spots), "turns_reachable": len(evidence),
+                  "turn_at": None if spot is None else np.round(spot, 4).tolist(),
                   **verdict.to_dict(), "R_world_rel": np.round(R_rel, 6).tolist(),
                   "added": [c.id for c in extra]}
         if self.save_image is not None:

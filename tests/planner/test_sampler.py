@@ -44,6 +44,30 @@ def test_reset_restores_the_initial_radius():
     assert s.t == 0
 
 
+def test_reset_restarts_the_annealing_from_scratch():
+    """What a subtask change or a diagnosed failure (no_progress included: planner.mpc resets the sampler when a
+    failure sends the plan back) must undo: the step count (radius and yaw spread back to R_0 and yaw0), the
+    remembered good directions, and the grasp narrowing's focus."""
+    tcp = downward((0.5, 0.0, 0.3), 0.0, DOWN)
+    s = _sampler(seed=3, experience_share=1.0, n_candidates=200)
+    first = s.propose(tcp, True)
+    s.remember(tcp, first, {c.id: (10.0 if c.goal.position[1] - tcp.position[1] > 0.05 else 0.1) for c in first})
+    s.anchored.focus = "a focus left from the last round"
+    for _ in range(8):
+        s.advance()
+    late = s.propose(tcp, True)[1:]
+    r_late = s.config.radius_m(s.t)
+    assert max(np.linalg.norm(c.goal.position - tcp.position) for c in late) <= r_late + 1e-9
+    assert np.mean([c.goal.position[1] > tcp.position[1] for c in late]) > 0.8   # drawn from the memory
+    s.reset()
+    assert s.t == 0 and s.anchored.focus is None
+    fresh = s.propose(tcp, True)[1:]
+    dist = np.array([np.linalg.norm(c.goal.position - tcp.position) for c in fresh])
+    assert dist.max() <= s.config.radius0_m + 1e-9 and dist.max() > 2 * r_late   # the ball is wide again
+    dy = np.array([c.goal.position[1] for c in fresh]) - tcp.position[1]
+    assert abs(dy.mean()) < 0.02   # no memory: directions are symmetric again
+
+
 def test_experience_biases_directions():
     tcp = downward((0.5, 0.0, 0.3), 0.0, DOWN)
     biased, plain = (_sampler(seed=1, experience_share=1.0, n_candidates=200) for _ in range(2))
