@@ -76,6 +76,8 @@ def test_planted_anthropic_key_reaches_no_file_and_no_output(tmp_path):
 def test_when_every_agent_fails_the_arm_holds_still_and_the_log_says_why(tmp_path):
     with StubVLMServer("500") as srv:
         config = tmp_path / "failing.yaml"
+        # a generous per-call deadline: the stub answers 500 at once, and at high load a 5 s deadline (all attempts)
+        # cut a retry short (35 requests instead of 36)
         config.write_text(
             "weights: {safety: 0.25, task_alignment: 0.45, efficiency: 0.1, feasibility: 0.2}\n"
             "lambda_C: 0.5\n"
@@ -83,7 +85,7 @@ def test_when_every_agent_fails_the_arm_holds_still_and_the_log_says_why(tmp_pat
             "  - {name: vlm-0, backend: openai, model: stub-vl}\n"
             "  - {name: vlm-1, backend: openai, model: stub-vl, params: {prompt: v1-terse}}\n"
             "views: [front, top, side]\n"
-            f"backends:\n  openai: {{base_url: '{srv.openai_base_url}', timeout_s: 5, max_retries: 1, "
+            f"backends:\n  openai: {{base_url: '{srv.openai_base_url}', timeout_s: 120, max_retries: 1, "
             "backoff_s: 0.1}\n")
         proc = _run(["run", "--task", TASK, "--seed", "0", "--scoring-config", str(config), "--max-steps", "5",
                      "--out", str(tmp_path / "runs"), "--no-ray", "--json"], _env())
