@@ -12,6 +12,7 @@ import pybullet as p
 import pybullet_data
 import pytest
 import trimesh
+from scipy.spatial.transform import Rotation
 
 from planner.rim_grasps import RimGraspConfig, rim_contact, rim_grasps, world_mesh
 from sim.geometry import Pose
@@ -107,16 +108,21 @@ def _twin_hold(mesh_world: trimesh.Trimesh, grasp, tmp_path: Path) -> tuple[int,
         ready = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]   # top-down, elbow up: IK stays within the joint limits
         lower = [p.getJointInfo(robot, j, physicsClientId=cid)[8] for j in range(7)] + [0.0, 0.0]
         upper = [p.getJointInfo(robot, j, physicsClientId=cid)[9] for j in range(7)] + [0.04, 0.04]
-        for j in range(7):
-            p.resetJointState(robot, j, ready[j], physicsClientId=cid)
-        q = None
-        for _ in range(20):   # IK from the posed arm converges to sub-millimetre
-            q = p.calculateInverseKinematics(robot, tcp_link, target, list(grasp.tcp.quat_xyzw), lowerLimits=lower,
-                                             upperLimits=upper, jointRanges=[u - lo for u, lo in zip(upper, lower)],
-                                             restPoses=ready + [0.039, 0.039], maxNumIterations=200,
-                                             residualThreshold=1e-6, physicsClientId=cid)
+        # the gripper is symmetric: of the grasp and its half turn about the approach, the one the wrist reaches
+        flip = (Rotation.from_quat(grasp.tcp.quat_xyzw) * Rotation.from_euler("z", math.pi)).as_quat()
+        for quat in (list(grasp.tcp.quat_xyzw), list(flip)):
             for j in range(7):
-                p.resetJointState(robot, j, q[j], physicsClientId=cid)
+                p.resetJointState(robot, j, ready[j], physicsClientId=cid)
+            for _ in range(20):   # IK from the posed arm converges to sub-millimetre
+                q = p.calculateInverseKinematics(robot, tcp_link, target, quat, lowerLimits=lower, upperLimits=upper,
+                                                 jointRanges=[u - lo for u, lo in zip(upper, lower)],
+                                                 restPoses=ready + [0.039, 0.039], maxNumIterations=200,
+                                                 residualThreshold=1e-6, physicsClientId=cid)
+                for j in range(7):
+                    p.resetJointState(robot, j, q[j], physicsClientId=cid)
+            state = p.getLinkState(robot, tcp_link, computeForwardKinematics=True, physicsClientId=cid)
+            if np.linalg.norm(np.asarray(state[4]) - target) < 2e-3:
+                break
         for j in fingers:
             p.resetJointState(robot, j, 0.039, physicsClientId=cid)
         reached = np.asarray(p.getLinkState(robot, tcp_link, computeForwardKinematics=True, physicsClientId=cid)[4])
