@@ -1,0 +1,197 @@
+"""Top-down pinch grasps across a thin wall or rim (a bowl too wide for the gripper's opening).
+
+`GraspFinder.contact` measures the whole object along the closing direction; a 112 mm bowl never fits a 78 mm
+opening, yet the Panda holds it by pinching the rim wall: one finger inside the bowl, one outside. For N
+directions around the object's vertical axis (taken from the mesh's bounds, not its origin: converted LIBERO
+models are not centred), the closing direction is radial. At the grasp height the outer finger, closing inwards
+from outside the object, stops at the first surface its pad meets; the inner finger, starting inside the
+opening, stops at the first surface it meets closing outwards. A flared wall's normals are far from the
+horizontal closing direction (27-49 degrees on the LIBERO bowl) but nearly opposite each other, and the wall
+is squeezed along them: the pair is antipodal when the two contact normals oppose each other within the
+friction cone. A grasp is kept when both open fingers descend without touching the object and the closed
+fingers sit on the contacts without cutting into the rest of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from planner.grasps import UP, GraspPoint, ray_hits, surface_samples, tcp_pose
+from sim.geometry import Pose
+
+
+@dataclass(frozen=True)
+class RimGraspConfig:
+    max_width_m: float = 0.078          # the gripper's full opening (both fingers open)
+    pad_width_m: float = 0.018          # the pads' width across the closing direction
+    pad_height_m: float = 0.018         # the pads reach this far above the TCP
+    pad_below_m: float = 0.006          # and this far below it (the fingertips' floor)
+    finger_thickness_m: float = 0.012   # a finger's depth along the closing direction
+    depth_below_rim_m: float = 0.016    # TCP this far below the object's top
+    min_tcp_z_m: float = 0.011          # fingertips off the table (world z of the TCP)
+    friction_mu: float = 0.5            # the contact normals must oppose within atan(mu)
+    min_width_m: float = 0.002
+    max_wall_m: float = 0.04            # a pinch wider than this is not a wall
+    contact_band_m: float = 0.0015      # how far from a pad's touch the surface still counts as pressed
+    pregrasp_height_m: float = 0.06
+    n_rays: int = 5                     # rays per pad side (across x up)
+
+    def __post_init__(self) -> None:
+        for name in ("max_width_m", "pad_width_m", "finger_thickness_m", "friction_mu", "max_wall_m"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"RimGraspConfig.{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("pad_height_m", "pad_below_m", "depth_below_rim_m", "contact_band_m", "pregrasp_height_m"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RimGraspConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.n_rays < 2:
+            raise ValueError(f"RimGraspConfig.n_rays: expected >= 2, got {self.n_rays}")
+
+
+@dataclass(frozen=True)
+class RimContact:
+    """The pinch across the wall in one direction (world frame): both contacts, their normals (each facing its
+    finger), the width between them and the angle by which the normals miss being opposite."""
+
+    outer_xyz: np.ndarray
+    inner_xyz: np.ndarray
+    outer_normal: np.ndarray
+    inner_normal: np.ndarray
+    width_m: float
+    opposition_deg: float
+
+
+def world_mesh(mesh_obj: trimesh.Trimesh, T_world_obj: Pose) -> trimesh.Trimesh:
+    mesh = mesh_obj.copy()
+    mesh.apply_transform(T_world_obj.matrix())
+    return mesh
+
+
+def rim_contact(mesh: trimesh.Trimesh, axis_xy: np.ndarray, phi_rad: float, z_tcp: float,
+                config: RimGraspConfig, triangles: np.ndarray | None = None) -> RimContact | None:
+    """The pinch across the wall at azimuth phi (radial closing direction) with the TCP at height z_tcp, or None
+    when either pad meets nothing or the pinch is not a wall."""
+    cfg = config
+    tris = np.asarray(mesh.triangles) if triangles is None else triangles
+    normals = np.asarray(mesh.face_normals)
+    d = np.array([math.cos(phi_rad), math.sin(phi_rad), 0.0])
+    perp = np.array([-d[1], d[0], 0.0])
+    lo, hi = np.asarray(mesh.bounds)
+    top = min(z_tcp + cfg.pad_height_m, hi[2] - 1e-4)
+    zs = np.linspace(z_tcp - cfg.pad_below_m, top, cfg.n_rays)
+    across = np.linspace(-cfg.pad_width_m / 2, cfg.pad_width_m / 2, cfg.n_rays)
+    grid = np.array([(a, z) for a in across for z in zs])
+    base = np.column_stack([axis_xy[0] + grid[:, 0] * perp[0], axis_xy[1] + grid[:, 0] * perp[1], grid[:, 1]])
+    reach = float(np.linalg.norm(hi[:2] - lo[:2])) + 0.05
+    # only triangles near the pads' strip can be hit: the rest would cost the vectorised ray test its memory
+    cen = tris.mean(axis=1)
+    size = np.max(np.linalg.norm(tris - cen[:, None, :], axis=2), axis=1)
+    near = (np.abs((cen[:, :2] - axis_xy) @ perp[:2]) <= cfg.pad_width_m / 2 + size) \
+        & (cen[:, 2] >= zs[0] - size) & (cen[:, 2] <= zs[-1] + size)
+    keep = np.flatnonzero(near)
+    if len(keep) == 0:
+        return None
+    tris, normals = tris[keep], normals[keep]
+    # outer pad: from far outside, closing inwards (-d); it stops where the first ray hits
+    out_dist, out_idx = ray_hits(base + d * reach, np.tile(-d, (len(base), 1)), tris)
+    if not np.any(out_idx >= 0):
+        return None
+    s_out = reach - float(np.min(out_dist))                  # radial position of the outer pad's touch
+    # inner pad: starts a full opening inside the outer touch, closing outwards (+d)
+    s_start = s_out - cfg.max_width_m
+    in_dist, in_idx = ray_hits(base + d * s_start, np.tile(d, (len(base), 1)), tris)
+    if not np.any(in_idx >= 0):
+        return None
+    s_in = s_start + float(np.min(in_dist))
+    width = s_out - s_in
+    if not cfg.min_width_m <= width <= cfg.max_wall_m:
+        return None
+    n_out, p_out = _pad_contact(out_dist, out_idx, base + d * reach, -d, normals, cfg.contact_band_m)
+    n_in, p_in = _pad_contact(in_dist, in_idx, base + d * s_start, d, normals, cfg.contact_band_m)
+    opposition = math.degrees(math.acos(float(np.clip(-(n_out @ n_in), -1.0, 1.0))))
+    return RimContact(p_out, p_in, n_out, n_in, float(width), opposition)
+
+
+def _pad_contact(dist, idx, origins, direction, normals, band):
+    """Mean point and mean normal (turned to face the pad) of the rays that hit within `band` of the touch."""
+    hit = idx >= 0
+    near = hit & (dist <= float(np.min(dist[hit])) + band)
+    n = normals[idx[near]]
+    n = n * np.where(n @ direction < 0, 1.0, -1.0)[:, None]   # winding is not always consistent
+    n = n.mean(axis=0)
+    n /= max(float(np.linalg.norm(n)), 1e-12)
+    points = origins[near] + dist[near, None] * direction
+    return n, points.mean(axis=0)
+
+
+def _box_hits(points: np.ndarray, center: np.ndarray, d: np.ndarray, perp: np.ndarray,
+              half_d: float, half_p: float, z_lo: float, z_hi: float) -> int:
+    rel = points - center
+    inside = (np.abs(rel @ d) < half_d) & (np.abs(rel @ perp) < half_p) & (points[:, 2] > z_lo) \
+        & (points[:, 2] < z_hi)
+    return int(np.count_nonzero(inside))
+
+
+def fingers_free(surface: np.ndarray, contact: RimContact, tcp_xyz: np.ndarray, d: np.ndarray,
+                 config: RimGraspConfig, top_z: float) -> bool:
+    """Both open fingers descend to the grasp, and both closed fingers sit on their contacts, without touching
+    the object elsewhere (surface samples inside a finger's box)."""
+    cfg = config
+    perp = np.array([-d[1], d[0], 0.0])
+    half_t, half_p = cfg.finger_thickness_m / 2, cfg.pad_width_m / 2 - 1e-3
+    z_lo = tcp_xyz[2] - cfg.pad_below_m
+    for sign in (1.0, -1.0):
+        # open: the pad's face at half the opening, the box swept from above the object down to the fingertips
+        open_c = tcp_xyz + sign * d * (cfg.max_width_m / 2 + half_t)
+        if _box_hits(surface, open_c, d, perp, half_t, half_p, z_lo, top_z + 0.01):
+            return False
+    # closed: each pad's face on its contact, the pad's box may only graze the contact band
+    s_out = (contact.outer_xyz - tcp_xyz) @ d
+    s_in = (contact.inner_xyz - tcp_xyz) @ d
+    band = cfg.contact_band_m + 1e-3
+    for s, sign in ((s_out, 1.0), (s_in, -1.0)):
+        c = tcp_xyz + d * (s + sign * (half_t + band))
+        if _box_hits(surface, c, d, perp, half_t, half_p, z_lo, tcp_xyz[2] + cfg.pad_height_m):
+            return False
+    return True
+
+
+def rim_grasps(name: str, mesh_obj: trimesh.Trimesh, T_world_obj: Pose, finger_axis_tcp, n_dirs: int = 16,
+               config: RimGraspConfig = RimGraspConfig()) -> list[GraspPoint]:
+    """Top-down pinch grasps across the object's rim wall in `n_dirs` directions around its vertical axis, best
+    first. mesh_obj is in the object frame; T_world_obj places it. psi_rad is the closing direction relative to
+    the object's yaw; offset_m is 0 (the pinch is on the radial line); approach is 'top'."""
+    if n_dirs < 1:
+        raise ValueError(f"rim_grasps: n_dirs expected >= 1, got {n_dirs}")
+    cfg = config
+    mesh = world_mesh(mesh_obj, T_world_obj)
+    lo, hi = np.asarray(mesh.bounds)
+    axis_xy = (lo[:2] + hi[:2]) / 2.0       # the bowl's axis from its geometry: the model's origin is off it
+    z_tcp = hi[2] - cfg.depth_below_rim_m
+    if z_tcp < max(cfg.min_tcp_z_m, lo[2] + cfg.pad_below_m):
+        return []                           # too shallow for the pads below the rim
+    tris = np.asarray(mesh.triangles)
+    surface, _ = surface_samples(mesh)
+    R = T_world_obj.rotation()
+    yaw = math.atan2(R[1, 0], R[0, 0])
+    cone_deg = math.degrees(math.atan(cfg.friction_mu))
+    out = []
+    for k in range(n_dirs):
+        phi = 2 * math.pi * k / n_dirs
+        c = rim_contact(mesh, axis_xy, phi, z_tcp, cfg, tris)
+        if c is None or c.opposition_deg > cone_deg:
+            continue
+        d = np.array([math.cos(phi), math.sin(phi), 0.0])
+        s_mid = ((c.outer_xyz + c.inner_xyz) / 2 - np.array([*axis_xy, 0.0])) @ d
+        center = np.array([axis_xy[0], axis_xy[1], z_tcp]) + d * s_mid
+        if not fingers_free(surface, c, center, d, cfg, hi[2]):
+            continue
+        tcp = tcp_pose(center, d, -UP, finger_axis_tcp)
+        pre = Pose(tuple(center + UP * (hi[2] - center[2] + cfg.pregrasp_height_m)), tcp.quat_xyzw)
+        quality = float(0.6 * (1.0 - c.opposition_deg / cone_deg) + 0.4 * (1.0 - c.width_m / cfg.max_wall_m))
+        out.append(GraspPoint(name, tcp, pre, c.width_m, (phi - yaw) % (2 * math.pi), 0.0, quality))
+    out.sort(key=lambda g: -g.quality)
+    return out
