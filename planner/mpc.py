@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.candidates import choose, score_request
+from planner.candidates import choose, into_container, reference_objects, score_request
 from planner.components import object_models
 from planner.diagnosis import (
     Failure,
@@ -30,6 +30,7 @@ from planner.diagnosis import (
     no_progress,
 )
 from planner.errors import RunAborted
+from planner.grasps import fit_twin_fingers
 from planner.probe import identify_objects
 from planner.report import write_report
 from planner.rotation import RotationModule
@@ -127,7 +128,7 @@ class MPCPlanner:
         """Advance past finished subtasks; returns the current one and whether it changed."""
         changed = False
         while self.subtask_index < len(self.task.subtasks) and predicates.evaluate(
-                world, self.task.subtasks[self.subtask_index].done):
+                world, self.task.subtasks[self.subtask_index].done, predicates.PLAN_INSIDE_MARGIN):
             self.subtask_index += 1
             changed = True
         if self.subtask_index < len(self.task.subtasks):
@@ -188,15 +189,16 @@ class MPCPlanner:
 
         t0 = time.perf_counter()
         world, recon = self.twin.update(obs)
+        fit_twin_fingers(world)
         timings["reconstruct"] = time.perf_counter() - t0
 
-        if predicates.evaluate(world, self.task.success):
+        if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
             # Believe success only when a second, fresh observation shows it too: one reconstruction can be
             # wrong, and stopping early on a wrong belief ends the run.
             t0 = time.perf_counter()
             world, recon = self.twin.update(self.robot.observe())
             timings["confirm"] = time.perf_counter() - t0
-            if predicates.evaluate(world, self.task.success):
+            if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
                 return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
             recon["note"] = "a first observation showed the task done; a second did not"
         closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
@@ -226,10 +228,15 @@ class MPCPlanner:
             candidates, rotation = self.rotation.extend(k, world, subtask, candidates, not closed)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
+        margin = predicates.PLAN_INSIDE_MARGIN
+        still = {n: world.object_pose(n).position for n in reference_objects(subtask.done) if world.has_object(n)}
 
         def probe(w: World) -> dict:
-            return {"progress": predicates.progress(w, subtask.done), "done": predicates.evaluate(w, subtask.done),
-                    "success": predicates.evaluate(w, success)}
+            pushed = max((float(np.linalg.norm(w.object_pose(n).position - xyz)) for n, xyz in still.items()),
+                         default=0.0)
+            return {"progress": predicates.progress(w, subtask.done, margin),
+                    "done": predicates.evaluate(w, subtask.done, margin),
+                    "success": predicates.evaluate(w, success, margin), "pushed_m": pushed}
 
         rollouts = [world.rollout(c, allowed, speed_scale=self.config.speed_scale, probe=probe) for c in candidates]
         timings["sample_rollout"] = time.perf_counter() - t0
@@ -243,7 +250,7 @@ class MPCPlanner:
         table = self.scorer.score(request)
         timings["score"] = time.perf_counter() - t0
 
-        chosen = choose(rollouts, table)
+        chosen = choose(rollouts, table, into_container(subtask.done))
         record = step_record(k, self.subtask_index, subtask.say, self.sampler.t,
                              self.config.sampler.radius_m(self.sampler.t), recon, table, chosen, tcp,
                              obs.gripper_width_m, stalled)
@@ -255,7 +262,7 @@ class MPCPlanner:
         if rotation is not None:
             record["rotation"] = rotation
         record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
-        record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
+        record["progress_now"] = predicates.progress(world, subtask.done, margin)   # what a candidate must beat
         if failure is not None:
             record["failure"] = failure
 
