@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from planner.candidates import choose, evidence
+from planner.candidates import choose, evidence, into_container, reference_objects
 from planner.components import object_models
 from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner
 from planner.runlog import RunLog
@@ -100,11 +100,12 @@ def test_a_gripper_command_that_changed_nothing_is_not_repeated_in_place(task, k
 
 
 # ------------------------------------------------------------------ veto
-def _rollout(cid: int, feasible: bool = True, clean: bool = True) -> Rollout:
+def _rollout(cid: int, feasible: bool = True, clean: bool = True, probe: dict | None = None,
+             drop_m: float = 0.0) -> Rollout:
     path = np.zeros((3, 7))
     return Rollout(Candidate(cid, (Pose((0.5, 0.0, 0.3)),)), path, np.full(3, 0.08), 0.05, np.zeros((2, 3)),
                    Pose(), (), (), 0.1, 0.5, 0.0, feasible=feasible, clean=clean,
-                   reason="" if clean else VETOED)
+                   reason="" if clean else VETOED, probe=probe or {}, release_drop_m=drop_m)
 
 
 def _table(scores: dict[int, float]) -> ScoreTable:
@@ -123,6 +124,24 @@ def test_the_twin_vetoes_before_any_score_counts():
     assert choose([_rollout(2, feasible=False)], _table({2: 9.0})) is None
     # unscored candidates are never chosen
     assert choose(rollouts, _table({0: 9.0, 2: 8.0})) == 0
+
+
+def test_a_pushed_container_vetoes_and_a_drop_into_it_passes():
+    # 0 shoves the basket 10 cm (the twin allows touching it), 1 hovers, 2 lets go above the rim and the object
+    # falls in (vetoed by the twin for its drop height alone, the subtask done), 3 drops it beside
+    into = {"pushed_m": 0.0, "done": True}
+    rollouts = [_rollout(0, probe={"pushed_m": 0.10, "done": True}), _rollout(1, probe={"pushed_m": 0.0}),
+                _rollout(2, clean=False, probe=into, drop_m=0.08), _rollout(3, clean=False, drop_m=0.08)]
+    table = _table({0: 9.0, 1: 7.0, 2: 6.0, 3: 8.0})
+    assert choose(rollouts, table, into=True) == 2
+    assert evidence(rollouts[0]).collisions == 1 and evidence(rollouts[1]).collisions == 0
+    # not into a container, a drop stays vetoed (a block let go from height bounces off its target)
+    assert choose(rollouts, table) == 1
+    # a push is sent only when nothing else is feasible
+    assert choose([rollouts[0], _rollout(4, feasible=False)], _table({0: 9.0, 4: 9.5})) == 0
+    assert into_container({"all": [{"inside": ["a", "b"]}, {"gripper_open": True}]})
+    assert not into_container({"on_top": ["a", "b"]})
+    assert reference_objects({"all": [{"inside": ["a", "b"]}, {"on_top": ["c", "d"]}]}) == {"b", "d"}
 
 
 def test_evidence_carries_the_one_verdict():
