@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from planner.candidates import choose, evidence, into_container, reference_objects
+from planner.candidates import choose, evidence, into_container, reference_objects, restless
 from planner.components import object_models
 from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner
 from planner.runlog import RunLog
@@ -142,6 +142,18 @@ def test_a_pushed_container_vetoes_and_a_drop_into_it_passes():
     assert into_container({"all": [{"inside": ["a", "b"]}, {"gripper_open": True}]})
     assert not into_container({"on_top": ["a", "b"]})
     assert reference_objects({"all": [{"inside": ["a", "b"]}, {"on_top": ["c", "d"]}]}) == {"b", "d"}
+
+
+def test_an_object_every_rollout_disturbs_counts_against_none():
+    def disturbing(cid, *names):
+        return dataclasses.replace(_rollout(cid, clean=False), disturbed=names)
+
+    # the twin's carton tips over whatever the arm does; 1 also knocks the can: 0 is chosen, scored lower
+    rollouts = [disturbing(0, "carton"), disturbing(1, "carton", "can"), disturbing(2, "carton")]
+    assert restless(rollouts) == {"carton"}
+    assert choose(rollouts, _table({0: 5.0, 1: 9.0, 2: 4.0})) == 0
+    assert evidence(rollouts[0], restless(rollouts)).collisions == 0
+    assert evidence(rollouts[1], restless(rollouts)).collisions == 1
 
 
 def test_evidence_carries_the_one_verdict():
