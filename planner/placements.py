@@ -28,11 +28,13 @@ class PlaceConfig:
     unstick_m: float = 0.008        # a held object touching a neighbour first backs off this far from it
     near_gap_m: float = 0.02        # 'near': this much table between the two objects
     xy_jitter_m: float = 0.005      # spread of the variants around the goal
+    carry_clearance_m: float = 0.03  # the held object's bottom this far above the reference's top at the hover
     rim_clearance_m: float = 0.015  # 'inside': the hand (not the fingers) stays this far above the container's
                                     # top; lower, the 20 cm wide Panda hand shoves a basket across the floor
 
     def __post_init__(self) -> None:
-        for name in ("release_gap_m", "hover_m", "lift_margin_m", "near_gap_m", "xy_jitter_m"):
+        for name in ("release_gap_m", "hover_m", "lift_margin_m", "near_gap_m", "xy_jitter_m", "carry_clearance_m",
+                     "rim_clearance_m"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PlaceConfig.{name}: expected >= 0")
 
@@ -150,6 +152,7 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
     away = away_from_neighbours(world, held) * config.unstick_m
     start = [Pose(tuple(tcp_now.position + away + UP * config.unstick_m), tcp_now.quat_xyzw)] if away.any() else []
     spots = goal_spots(world, held, ref, kind, near_m, config)
+    clear_z = float(ref_geo.bounds[1][2]) + config.carry_clearance_m + bottom_below_tcp
     # into a container the hand stops above its top and the object drops the rest (the twin judges the drop)
     min_tcp_z = float(ref_geo.bounds[1][2]) + config.rim_clearance_m - hand_above_tcp_m(world) \
         if kind == "inside" else -np.inf
@@ -169,7 +172,10 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
             release = Pose(tuple(tcp.position + shift), tcp.quat_xyzw)
             release_z = max(surface_z + gap + bottom_below_tcp, min_tcp_z)
             release = Pose((release.xyz[0], release.xyz[1], release_z), release.quat_xyzw)
-            hover = Pose(tuple(release.position + UP * config.hover_m), release.quat_xyzw)
+            # the hover carries what the hand holds clear over the reference (a 15 cm bottle hangs 12 cm below
+            # the TCP: at the usual hover it was dragged through the basket's wall)
+            hover_z = max(release_z + config.hover_m, clear_z)
+            hover = Pose((release.xyz[0], release.xyz[1], hover_z), release.quat_xyzw)
             path = list(start)
             if tcp_z < hover.position[2] - config.lift_margin_m:
                 path.append(Pose((tcp_now.xyz[0], tcp_now.xyz[1], hover.xyz[2]), tcp_now.quat_xyzw))
