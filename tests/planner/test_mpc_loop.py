@@ -10,7 +10,7 @@ import numpy as np
 
 from planner.candidates import choose, evidence, into_container, reference_objects, restless
 from planner.components import object_models
-from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner
+from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner, put_back_let_go
 from planner.runlog import RunLog
 from planner.sampler import SamplerConfig
 from planner.step_record import STALLED_NOTE
@@ -219,3 +219,27 @@ def test_the_twin_carries_the_held_object_until_the_cameras_see_it_elsewhere(tas
         assert summary["held"] is None and world.grasped() is None
     finally:
         tracker.close()
+
+
+def test_an_object_let_go_into_its_goal_stays_there_while_unseen(client, panda_spec):
+    import pybullet_data
+
+    from sim.scene import ObjectSpec, SceneSpec
+    from sim.world import World
+
+    cube = f"{pybullet_data.getDataPath()}/cube_small.urdf"
+    world = World.from_scene(client, SceneSpec(panda_spec, (
+        ObjectSpec("box", Pose((0.5, 0.0, 0.025)), urdf=cube), ObjectSpec("can", Pose((0.4, 0.2, 0.025)), urdf=cube))))
+    dropped_at = Pose((0.6, -0.1, 0.025))
+    # hidden in the basket: the tracker put it back where it was last seen (here 0.5, 0, 0.025); the twin keeps it
+    # where the rollout let it go
+    let_go = {"box": dropped_at}
+    assert put_back_let_go(world, {"objects": {"box": {"status": "missing"}}}, let_go, None) == ["box"]
+    assert np.allclose(world.object_pose("box").position, dropped_at.position, atol=1e-6)
+    assert let_go == {"box": dropped_at}
+    # a confident fit wins and the memory is forgotten; so is an object the hand holds again
+    world.update_scene(world.spec)
+    assert put_back_let_go(world, {"objects": {"box": {"status": "ok"}}}, let_go, None) == [] and not let_go
+    let_go = {"box": dropped_at}
+    assert put_back_let_go(world, {"objects": {"box": {"status": "low_confidence"}}}, let_go, "box") == []
+    assert not let_go and np.allclose(world.object_pose("box").position, (0.5, 0.0, 0.025), atol=1e-3)
