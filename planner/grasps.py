@@ -44,6 +44,8 @@ class GraspConfig:
     friction_cone_deg: float = 25.0     # contact normals this close to the closing direction are antipodal
     flat_friction_cone_deg: float = 30.0  # the same for a flat object (lower than the usual window), whose short
                                           # scanned sides lean a few degrees (LIBERO's butter: 28 deg face-on)
+    wide_friction_cone_deg: float = 35.0  # where no pair is antipodal within those: a rounded bottle (LIBERO's
+                                          # salad dressing: 33-39 deg at mid-height; its pads' friction is 2)
     min_width_m: float = 0.004
     pad_height_m: float = 0.018         # the height of the finger pads above the TCP: contacts are sought there
     pad_below_m: float = 0.006          # and below it, down to the fingertips' rounded ends
@@ -67,6 +69,8 @@ class GraspConfig:
             raise ValueError("GraspConfig.pad_width_m: expected > 0")
         if not 0 < self.friction_cone_deg < 90:
             raise ValueError("GraspConfig.friction_cone_deg: expected an angle in (0, 90)")
+        if not 0 < self.wide_friction_cone_deg < 90:
+            raise ValueError("GraspConfig.wide_friction_cone_deg: expected an angle in (0, 90)")
         if not 0 < self.flat_friction_cone_deg < 90:
             raise ValueError("GraspConfig.flat_friction_cone_deg: expected an angle in (0, 90)")
         if self.n_yaws < 1:
@@ -234,6 +238,7 @@ class GraspFinder:
         self.flat = lo[2] + config.grasp_min_height_m + config.grasp_min_depth_m > hi[2]
         self.z_grasp = float(np.clip(lo[2] + 0.5 * (hi[2] - lo[2]), low, max(low, high)))
         self.shallow = low > high
+        self.cone_deg = config.flat_friction_cone_deg if self.flat else config.friction_cone_deg
         self.tris = np.asarray(self.geo.mesh.triangles)
         self.face_normals = np.asarray(self.geo.mesh.face_normals)
         self.surface, self.surface_normals = surface_samples(self.geo.mesh)
@@ -294,7 +299,7 @@ class GraspFinder:
         # counts by its line, not its sign.
         c_plus = float(np.mean(np.abs(normals[s >= s_plus - cfg.contact_band_m] @ d)))
         c_minus = float(np.mean(np.abs(normals[s <= s_minus + cfg.contact_band_m] @ d)))
-        cos_cone = math.cos(math.radians(cfg.flat_friction_cone_deg if self.flat else cfg.friction_cone_deg))
+        cos_cone = math.cos(math.radians(self.cone_deg))
         if c_plus < cos_cone or c_minus < cos_cone:
             return None
         center = c + d * (s_plus + s_minus) / 2.0
@@ -368,6 +373,12 @@ class GraspFinder:
                 g = self.contact(psi, off)
                 if g is not None:
                     out.append(g)
+        if not out and focus is None and self.cone_deg < cfg.wide_friction_cone_deg:
+            narrow, self.cone_deg = self.cone_deg, cfg.wide_friction_cone_deg
+            try:   # nothing antipodal: a wider cone before pushing it about or giving up
+                out = self.search(tcp_now)
+            finally:
+                self.cone_deg = narrow
         out.sort(key=lambda g: -g.quality)
         return out
 
