@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from render.renderer import RenderedView
 from scoring import CandidateEvidence, ScoreRequest, ScoreTable, ViewImage
-from sim.rollout import Rollout
+from sim.rollout import MAX_RELEASE_DROP_M, Rollout
 
 
 def view_image(view: RenderedView) -> ViewImage:
@@ -16,10 +16,47 @@ def view_image(view: RenderedView) -> ViewImage:
     return ViewImage(view.name, view.png, width, height, view.endpoints_px)
 
 
-def evidence(r: Rollout) -> CandidateEvidence:
-    """The twin's metrics of one rollout, as simjudge answers from them (VLM backends ignore them)."""
+PUSH_TOL_M = 0.02   # a container or support the subtask places onto that moves farther than this was pushed
+
+
+def reference_objects(goal: dict) -> set[str]:
+    """The objects a subtask places something on or into (they must stay where they are): the second of every
+    `on_top` / `inside` pair in the goal (outside `not`)."""
+    (key, arg), = goal.items()
+    if key in ("all", "any"):
+        return set().union(*(reference_objects(g) for g in arg))
+    return {arg[1]} if key in ("on_top", "inside") else set()
+
+
+def pushed(r: Rollout) -> bool:
+    """The rollout moved a container or support of the subtask (the twin allows touching them, not shoving)."""
+    return float(r.probe.get("pushed_m", 0.0)) > PUSH_TOL_M
+
+
+def restless(rollouts: Sequence[Rollout]) -> frozenset[str]:
+    """Objects every rollout 'disturbed', staying in place included: the twin's own instability (LIBERO's orange
+    juice carton, fitted a few degrees off its face, tips over by itself), not evidence against any candidate."""
+    if len(rollouts) < 2:
+        return frozenset()
+    return frozenset.intersection(*(frozenset(r.disturbed) for r in rollouts))
+
+
+def _collisions(r: Rollout, ignore: frozenset[str] = frozenset()) -> int:
+    return len(r.contacts) + len(set(r.disturbed) - ignore) + int(pushed(r))
+
+
+def _clean(r: Rollout, ignore: frozenset[str]) -> bool:
+    """The twin's verdict, taken again without the restless objects where it named one."""
+    if r.clean or not ignore & set(r.disturbed):
+        return r.clean
+    return _collisions(r, ignore) == 0 and r.release_drop_m <= MAX_RELEASE_DROP_M
+
+
+def evidence(r: Rollout, ignore: frozenset[str] = frozenset()) -> CandidateEvidence:
+    """The twin's metrics of one rollout, as simjudge answers from them (VLM backends ignore them); `ignore`:
+    the restless objects."""
     return CandidateEvidence(
-        id=r.candidate.id, feasible=r.feasible, collisions=r.collisions,
+        id=r.candidate.id, feasible=r.feasible, collisions=_collisions(r, ignore),
         min_clearance_m=r.min_clearance_m, joint_limit_margin_rad=r.joint_limit_margin_rad,
         ik_error_m=r.ik_error_m, path_length_m=r.path_length_m, duration_s=r.duration_s,
         progress=float(r.probe.get("progress", 0.0)), subtask_done=bool(r.probe.get("done", False)),
@@ -32,14 +69,37 @@ def score_request(instruction: str, subtask: str, rollouts: Sequence[Rollout],
     return ScoreRequest(instruction=instruction, subtask=subtask,
                         candidate_ids=tuple(r.candidate.id for r in rollouts),
                         views=tuple(view_image(v) for v in views),
-                        evidence={r.candidate.id: evidence(r) for r in rollouts})
+                        evidence={r.candidate.id: evidence(r, restless(rollouts)) for r in rollouts})
 
 
-def choose(rollouts: Sequence[Rollout], table: ScoreTable) -> int | None:
+def into_container(goal: dict) -> bool:
+    """The subtask puts something inside a container (an `inside` leaf outside `not`)."""
+    (key, arg), = goal.items()
+    if key in ("all", "any"):
+        return any(into_container(g) for g in arg)
+    return key == "inside"
+
+
+def _passed(r: Rollout, into: bool, ignore: frozenset[str]) -> bool:
+    """Clean (but for restless objects); or, putting something into a container, unclean only for a drop that
+    ends with the subtask done in the twin (let go above a basket's rim, it falls in: the hand cannot go lower
+    without shoving the basket)."""
+    return _clean(r, ignore) or (into and _collisions(r, ignore) == 0 and bool(r.probe.get("done")))
+
+
+def choose(rollouts: Sequence[Rollout], table: ScoreTable, into: bool = False) -> int | None:
     """The best-scored candidate the twin passed. The twin's verdict vetoes before any score counts: one that
-    collides, knocks something over or drops what it holds from height is not sent while a clean one exists;
-    an infeasible one never. None when no feasible candidate was scored."""
-    chosen = table.best([r.candidate.id for r in rollouts if r.feasible and r.clean])
-    if chosen is None:
-        chosen = table.best([r.candidate.id for r in rollouts if r.feasible])
-    return chosen
+    collides, knocks something over (that the others leave standing), pushes the container it places into or
+    drops what it holds from height is not sent while a passed one exists; an infeasible one never. Into a
+    container (`into`), a drop that finishes the subtask passes, and a passed candidate that finishes it beats
+    those that do not (a scorer rates the drop unsafe and would hover over the basket for ever). None when no
+    feasible candidate was scored."""
+    ignore = restless(rollouts)
+    tiers = [lambda r: _passed(r, into, ignore) and not pushed(r), lambda r: not pushed(r), lambda r: True]
+    if into:
+        tiers.insert(0, lambda r: _passed(r, into, ignore) and not pushed(r) and bool(r.probe.get("done")))
+    for keep in tiers:
+        chosen = table.best([r.candidate.id for r in rollouts if r.feasible and keep(r)])
+        if chosen is not None:
+            return chosen
+    return None

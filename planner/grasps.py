@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pybullet as p
 import trimesh
 
 from reconstruction.models import load_geometry
@@ -28,12 +29,23 @@ from sim.symmetry import MeshSymmetry, mesh_symmetry, named_symmetry
 from sim.world import World
 
 UP = np.array([0.0, 0.0, 1.0])
+# How much farther the twin's fingers reach past the TCP than the real robot's, per robot config. The LIBERO lab's
+# Panda is robosuite's: its finger joints sit 52.4 mm past the hand (panda_gripper.xml), pybullet_data's 58.4 mm,
+# so the twin's fingertips hang 6 mm below LIBERO's (15.4 against 9.4 mm below the TCP). A grasp low on a flat
+# object (TCP at 11 mm: LIBERO's fingertips 1.6 mm above the floor) would put the twin's 4 mm into it and be vetoed
+# for a contact the real fingers never make; such a twin lets its fingers pass through the table (the TCP floors,
+# `GraspConfig.min_tcp_z_m` and the sampler's, keep the real fingertips above it).
+TWIN_FINGERS_LONGER_M = {"panda_libero": 0.006}
 
 
 @dataclass(frozen=True)
 class GraspConfig:
     finger_clearance_m: float = 0.008   # free space wanted between each open finger and the object
     friction_cone_deg: float = 25.0     # contact normals this close to the closing direction are antipodal
+    flat_friction_cone_deg: float = 30.0  # the same for a flat object (lower than the usual window), whose short
+                                          # scanned sides lean a few degrees (LIBERO's butter: 28 deg face-on)
+    wide_friction_cone_deg: float = 35.0  # where no pair is antipodal within those: a rounded bottle (LIBERO's
+                                          # salad dressing: 33-39 deg at mid-height; its pads' friction is 2)
     min_width_m: float = 0.004
     pad_height_m: float = 0.018         # the height of the finger pads above the TCP: contacts are sought there
     pad_below_m: float = 0.006          # and below it, down to the fingertips' rounded ends
@@ -57,6 +69,10 @@ class GraspConfig:
             raise ValueError("GraspConfig.pad_width_m: expected > 0")
         if not 0 < self.friction_cone_deg < 90:
             raise ValueError("GraspConfig.friction_cone_deg: expected an angle in (0, 90)")
+        if not 0 < self.wide_friction_cone_deg < 90:
+            raise ValueError("GraspConfig.wide_friction_cone_deg: expected an angle in (0, 90)")
+        if not 0 < self.flat_friction_cone_deg < 90:
+            raise ValueError("GraspConfig.flat_friction_cone_deg: expected an angle in (0, 90)")
         if self.n_yaws < 1:
             raise ValueError("GraspConfig.n_yaws: expected >= 1")
 
@@ -105,6 +121,16 @@ class ObjectGeometry:
     def support_m(self, direction) -> float:
         """How far the mesh reaches from `center` along a unit direction."""
         return float(np.max(self.mesh.vertices @ np.asarray(direction, dtype=float)) - self.center @ direction)
+
+
+def fit_twin_fingers(world: World) -> bool:
+    """Let the twin's fingers pass through the table where they are longer than the real robot's
+    (`TWIN_FINGERS_LONGER_M`); True when it did. Idempotent: call it on every rebuilt or updated twin."""
+    if TWIN_FINGERS_LONGER_M.get(world.spec.robot.name, 0.0) <= 0.0:
+        return False
+    for link in world.finger_idx:
+        p.setCollisionFilterPair(world.robot_id, world.table_id, link, -1, 0, physicsClientId=world.client)
+    return True
 
 
 @functools.lru_cache(maxsize=32)
@@ -203,14 +229,22 @@ class GraspFinder:
         lo, hi = self.geo.bounds
         low = max(lo[2] + config.grasp_min_height_m, config.min_tcp_z_m)
         high = hi[2] - config.grasp_min_depth_m
-        if low > high:   # a flat object: smaller margins (the holding rule still needs GRASP_DEPTH_M)
-            low = max(lo[2] + config.grasp_min_height_m / 2, config.min_tcp_z_m)
-            high = hi[2] - GRASP_DEPTH_M - 0.001
+        if low > high:
+            # a flat object (a cream cheese box lying down, 18-19 mm): the TCP as low as the fingertips allow and
+            # no lower than its middle; high enough below its top for the held-object rule, which measures that
+            # top on the twin's own bounding box (`World._update_grasp`), so the same box decides it here
+            low = max(lo[2] + 0.5 * (hi[2] - lo[2]), config.min_tcp_z_m)
+            high = float(world.object_aabb(name)[1][2]) - GRASP_DEPTH_M - 0.0005
+        self.flat = lo[2] + config.grasp_min_height_m + config.grasp_min_depth_m > hi[2]
         self.z_grasp = float(np.clip(lo[2] + 0.5 * (hi[2] - lo[2]), low, max(low, high)))
         self.shallow = low > high
+        self.cone_deg = config.flat_friction_cone_deg if self.flat else config.friction_cone_deg
         self.tris = np.asarray(self.geo.mesh.triangles)
         self.face_normals = np.asarray(self.geo.mesh.face_normals)
         self.surface, self.surface_normals = surface_samples(self.geo.mesh)
+        # PyBullet reports a body's position at its centre of mass (the URDF's inertial origin): a long object
+        # (a 15 cm ketchup bottle) held far from it swings down in a two-pad grip
+        self.com = np.asarray(p.getBasePositionAndOrientation(world.body_ids[name], physicsClientId=world.client)[0])
         self.reach_m = float(np.linalg.norm(hi - lo)) + 0.05
         self.n_antipodal = 0   # antipodal grasps the last free_grasps found before the reach checks
 
@@ -225,6 +259,7 @@ class GraspFinder:
         other.tris = np.asarray(mesh.triangles)
         other.face_normals = np.asarray(mesh.face_normals)
         other.surface = self.surface + offset
+        other.com = self.com + offset
         return other
 
     def _span(self, perp: np.ndarray) -> float:
@@ -264,14 +299,15 @@ class GraspFinder:
         # counts by its line, not its sign.
         c_plus = float(np.mean(np.abs(normals[s >= s_plus - cfg.contact_band_m] @ d)))
         c_minus = float(np.mean(np.abs(normals[s <= s_minus + cfg.contact_band_m] @ d)))
-        cos_cone = math.cos(math.radians(cfg.friction_cone_deg))
+        cos_cone = math.cos(math.radians(self.cone_deg))
         if c_plus < cos_cone or c_minus < cos_cone:
             return None
         center = c + d * (s_plus + s_minus) / 2.0
         span = self._span(perp)
-        centred = 1.0 - min(1.0, abs(offset_m) / max(span, 1e-3))
+        # centred on the centre of mass across the object (the grip's lever arm), not on its bounding box
+        centred = 1.0 - min(1.0, abs(float((c - self.com) @ perp)) / max(0.5 * span, 1e-3))
         margin = (self.max_width_m - 2 * cfg.finger_clearance_m - width) / self.max_width_m
-        quality = float(0.4 * (c_plus + c_minus) / 2 + 0.3 * centred + 0.3 * min(1.0, 4 * margin))
+        quality = float(0.4 * (c_plus + c_minus) / 2 + 0.3 * centred + 0.3 * min(1.0, 8 * margin))
         psi_obj = (psi_world - self.geo.yaw_rad) % self.geo.yaw_period_rad
         tcp = tcp_pose(center, d, -UP, self.finger_axis)
         pre = Pose(tuple(center + UP * (self.geo.bounds[1][2] - center[2] + cfg.pregrasp_height_m)), tcp.quat_xyzw)
@@ -316,21 +352,33 @@ class GraspFinder:
             f = R @ self.finger_axis
             base = math.atan2(f[1], f[0])
             psis = [base + k * period / (2 * cfg.n_yaws) for k in (-1, 0, 1)]
-        else:
-            psis = [yaw0 + period * k / cfg.n_yaws for k in range(cfg.n_yaws)]
+        else:   # a flat object is cheap to search and has few good sides: twice the directions
+            n = 2 * cfg.n_yaws if self.flat else cfg.n_yaws
+            psis = [yaw0 + period * k / n for k in range(n)]
         out = []
         for psi in psis:
             span, step = self.spacing_m(psi)
             if focus is not None:
                 offs = [off_f + k * step * focus[2] for k in (-1.0, -0.5, 0.0, 0.5, 1.0)]
                 offs = [o for o in offs if abs(o) <= span + 1e-9] or [0.0]
-            else:
+            else:   # across the object at its spacing, and through its centre of mass
                 n = int(span // step)
+                com_off = float((self.com - self.geo.center) @ np.array([-math.sin(psi), math.cos(psi), 0.0]))
                 offs = [k * step for k in range(-n, n + 1)]
+                for k in (-2, -1, 0, 1, 2):   # every centimetre near it: a bottle's body may start 1-2 cm off
+                    o = com_off + 0.01 * k
+                    if abs(o) <= span and min(abs(o - x) for x in offs) > 0.004:
+                        offs.append(o)
             for off in offs:
                 g = self.contact(psi, off)
                 if g is not None:
                     out.append(g)
+        if not out and focus is None and self.cone_deg < cfg.wide_friction_cone_deg:
+            narrow, self.cone_deg = self.cone_deg, cfg.wide_friction_cone_deg
+            try:   # nothing antipodal: a wider cone before pushing it about or giving up
+                out = self.search(tcp_now)
+            finally:
+                self.cone_deg = narrow
         out.sort(key=lambda g: -g.quality)
         return out
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pybullet as p
 
-from planner.candidates import choose, score_request
+from planner.candidates import choose, into_container, reference_objects, score_request
 from planner.components import object_models
 from planner.diagnosis import (
     Failure,
@@ -30,6 +31,7 @@ from planner.diagnosis import (
     no_progress,
 )
 from planner.errors import RunAborted
+from planner.grasps import fit_twin_fingers
 from planner.probe import identify_objects
 from planner.report import write_report
 from planner.rotation import RotationModule
@@ -48,6 +50,8 @@ from robot_io.trajectory import JointTrajectory
 from scoring import Scorer
 from scoring.failure import FailureQuestion, ask_agents
 from sim import predicates
+from sim.bodies import link_T_com
+from sim.geometry import Pose
 from sim.grasp import gripper_closed
 from sim.world import World
 
@@ -56,6 +60,27 @@ log = logging.getLogger(__name__)
 MAX_SILENT_STEPS = 3           # consecutive steps in which no agent answered before the run is aborted
 IDENTIFY_MIN_CONFIDENCE = 0.3  # fitted mass/friction below this confidence leave the catalog prior in the twin
 STALL_WIDTH_M = 0.002          # a gripper command that moved the fingers less than this changed nothing
+
+
+def put_back_let_go(world: World, recon: dict, let_go: dict[str, Pose], held: str | None) -> list[str]:
+    """Objects the hand let go of where the twin showed the subtask done, and that the cameras now miss or fit
+    poorly (a flat box hidden in a basket; its name then fitted onto another object 0.5 m away), stay in the
+    twin where the rollout left them, until a confident fit or the hand takes them again. Forgets those in
+    `let_go` (name -> pose) that are seen again; returns the names put back."""
+    objects = recon.get("objects", {})
+    used = []
+    for name, pose in list(let_go.items()):
+        if objects.get(name, {}).get("status") == "ok" or name == held or not world.has_object(name):
+            del let_go[name]
+            continue
+        body = world.body_ids[name]
+        com = pose @ link_T_com(world.client, body)
+        p.resetBasePositionAndOrientation(body, com.xyz, com.quat_xyzw, physicsClientId=world.client)
+        p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=world.client)
+        used.append(name)
+    if used:
+        recon["let_go_pose_used"] = used
+    return used
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -116,6 +141,7 @@ class MPCPlanner:
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
+        self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the subtask done (put_back_let_go)
         self.progress_watch = ProgressWatch()
         self.rotation = RotationModule(task.instruction, renderer, scorer, np.random.default_rng(
             self.config.seed + 1), runlog.save_image) if self.config.rotation_module else None
@@ -127,7 +153,7 @@ class MPCPlanner:
         """Advance past finished subtasks; returns the current one and whether it changed."""
         changed = False
         while self.subtask_index < len(self.task.subtasks) and predicates.evaluate(
-                world, self.task.subtasks[self.subtask_index].done):
+                world, self.task.subtasks[self.subtask_index].done, predicates.PLAN_INSIDE_MARGIN):
             self.subtask_index += 1
             changed = True
         if self.subtask_index < len(self.task.subtasks):
@@ -188,15 +214,19 @@ class MPCPlanner:
 
         t0 = time.perf_counter()
         world, recon = self.twin.update(obs)
+        fit_twin_fingers(world)
+        put_back_let_go(world, recon, self._let_go, self.twin.held_name)
         timings["reconstruct"] = time.perf_counter() - t0
 
-        if predicates.evaluate(world, self.task.success):
+        if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
             # Believe success only when a second, fresh observation shows it too: one reconstruction can be
             # wrong, and stopping early on a wrong belief ends the run.
             t0 = time.perf_counter()
             world, recon = self.twin.update(self.robot.observe())
+            fit_twin_fingers(world)
+            put_back_let_go(world, recon, self._let_go, self.twin.held_name)
             timings["confirm"] = time.perf_counter() - t0
-            if predicates.evaluate(world, self.task.success):
+            if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
                 return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
             recon["note"] = "a first observation showed the task done; a second did not"
         closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
@@ -226,10 +256,15 @@ class MPCPlanner:
             candidates, rotation = self.rotation.extend(k, world, subtask, candidates, not closed)
         allowed = frozenset(predicates.objects_of(subtask.done))
         success = self.task.success
+        margin = predicates.PLAN_INSIDE_MARGIN
+        still = {n: world.object_pose(n).position for n in reference_objects(subtask.done) if world.has_object(n)}
 
         def probe(w: World) -> dict:
-            return {"progress": predicates.progress(w, subtask.done), "done": predicates.evaluate(w, subtask.done),
-                    "success": predicates.evaluate(w, success)}
+            pushed = max((float(np.linalg.norm(w.object_pose(n).position - xyz)) for n, xyz in still.items()),
+                         default=0.0)
+            return {"progress": predicates.progress(w, subtask.done, margin),
+                    "done": predicates.evaluate(w, subtask.done, margin),
+                    "success": predicates.evaluate(w, success, margin), "pushed_m": pushed}
 
         rollouts = [world.rollout(c, allowed, speed_scale=self.config.speed_scale, probe=probe) for c in candidates]
         timings["sample_rollout"] = time.perf_counter() - t0
@@ -243,7 +278,7 @@ class MPCPlanner:
         table = self.scorer.score(request)
         timings["score"] = time.perf_counter() - t0
 
-        chosen = choose(rollouts, table)
+        chosen = choose(rollouts, table, into_container(subtask.done))
         record = step_record(k, self.subtask_index, subtask.say, self.sampler.t,
                              self.config.sampler.radius_m(self.sampler.t), recon, table, chosen, tcp,
                              obs.gripper_width_m, stalled)
@@ -255,7 +290,7 @@ class MPCPlanner:
         if rotation is not None:
             record["rotation"] = rotation
         record["request"] = request.to_dict()   # evidence and drawn end points: replay re-asks any backend
-        record["progress_now"] = predicates.progress(world, subtask.done)   # what a candidate must beat
+        record["progress_now"] = predicates.progress(world, subtask.done, margin)   # what a candidate must beat
         if failure is not None:
             record["failure"] = failure
 
@@ -275,6 +310,10 @@ class MPCPlanner:
                                      "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
                 self.sampler.remember(tcp, candidates, table.S)
                 self._prediction = Prediction.of(k, self.subtask_index, world, self.twin.held_name, roll)
+                held = self.twin.held_name
+                if roll.candidate.gripper == "open" and held is not None and roll.grasped_after is None \
+                        and roll.probe.get("done") and held in roll.object_poses_after:
+                    self._let_go[held] = roll.object_poses_after[held]
                 if roll.candidate.gripper != "keep":
                     self._toggle_width_m = obs.gripper_width_m
         timings["execute"] = time.perf_counter() - t0

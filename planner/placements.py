@@ -28,9 +28,13 @@ class PlaceConfig:
     unstick_m: float = 0.008        # a held object touching a neighbour first backs off this far from it
     near_gap_m: float = 0.02        # 'near': this much table between the two objects
     xy_jitter_m: float = 0.005      # spread of the variants around the goal
+    carry_clearance_m: float = 0.03  # the held object's bottom this far above the reference's top at the hover
+    rim_clearance_m: float = 0.015  # 'inside': the hand (not the fingers) stays this far above the container's
+                                    # top; lower, the 20 cm wide Panda hand shoves a basket across the floor
 
     def __post_init__(self) -> None:
-        for name in ("release_gap_m", "hover_m", "lift_margin_m", "near_gap_m", "xy_jitter_m"):
+        for name in ("release_gap_m", "hover_m", "lift_margin_m", "near_gap_m", "xy_jitter_m", "carry_clearance_m",
+                     "rim_clearance_m"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PlaceConfig.{name}: expected >= 0")
 
@@ -62,6 +66,39 @@ def away_from_neighbours(world: World, held: str, within_m: float = 0.01) -> np.
     push[2] = 0.0
     n = float(np.linalg.norm(push))
     return push / n if n > 1e-9 else push
+
+
+def hand_above_tcp_m(world: World) -> float:
+    """How far above the TCP the lowest point of the hand the fingers hang from is, as the arm stands now (the
+    fingers themselves may go below a container's rim, between its walls)."""
+    hand = p.getJointInfo(world.robot_id, world.finger_idx[0], physicsClientId=world.client)[16]
+    low = p.getAABB(world.robot_id, hand, physicsClientId=world.client)[0][2]
+    return float(low - world.tcp_pose().position[2])
+
+
+def _long_axis_yaw(geo) -> tuple[float, float, float]:
+    """(yaw of the longest horizontal axis, length, width) of a posed mesh, from its vertices' spread."""
+    xy = np.asarray(geo.mesh.vertices)[:, :2]
+    xy = xy - xy.mean(axis=0)
+    _, vecs = np.linalg.eigh(xy.T @ xy)
+    a = vecs[:, -1]
+    b = np.array([-a[1], a[0]])
+    return math.atan2(a[1], a[0]), float(np.ptp(xy @ a)), float(np.ptp(xy @ b))
+
+
+def diagonal_turns(held_geo, ref_geo) -> list[float]:
+    """Turns about the vertical that lay a long held object (a 15 cm ketchup bottle) along a diagonal of the
+    container's opening, where its length fits best; none for an object that fits either way."""
+    yaw_h, length, width = _long_axis_yaw(held_geo)
+    if length < 1.5 * width:
+        return []
+    R = ref_geo.T_world_obj.rotation()
+    local = (np.asarray(ref_geo.mesh.vertices) - ref_geo.T_world_obj.position) @ R
+    half_x, half_y = np.ptp(local[:, 0]) / 2, np.ptp(local[:, 1]) / 2
+    if length < 0.8 * 2 * min(half_x, half_y):
+        return []
+    diag = math.atan2(half_y, half_x)
+    return [_wrap(ref_geo.yaw_rad + s * diag - yaw_h, math.pi) for s in (1.0, -1.0)]
 
 
 def _turned(tcp: Pose, about_xy, angle_rad: float) -> Pose:
@@ -115,9 +152,16 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
     away = away_from_neighbours(world, held) * config.unstick_m
     start = [Pose(tuple(tcp_now.position + away + UP * config.unstick_m), tcp_now.quat_xyzw)] if away.any() else []
     spots = goal_spots(world, held, ref, kind, near_m, config)
+    clear_z = float(ref_geo.bounds[1][2]) + config.carry_clearance_m + bottom_below_tcp
+    # into a container the hand stops above its top and the object drops the rest (the twin judges the drop)
+    min_tcp_z = float(ref_geo.bounds[1][2]) + config.rim_clearance_m - hand_above_tcp_m(world) \
+        if kind == "inside" else -np.inf
     variants = [(0.0, np.zeros(2), config.release_gap_m)]
     if abs(align) > math.radians(3):
         variants.insert(0, (align, np.zeros(2), config.release_gap_m))
+    if kind == "inside":
+        for turn in diagonal_turns(held_geo, ref_geo):
+            variants.insert(0, (turn, np.zeros(2), config.release_gap_m))
     for _ in range(3):
         variants.append((variants[0][0], rng.normal(scale=config.xy_jitter_m, size=2),
                          config.release_gap_m * rng.uniform(0.5, 2.0)))
@@ -126,13 +170,17 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
             tcp = _turned(tcp_now, c_o[:2], turn)
             shift = np.array([*(spot_xy + jitter - c_o[:2]), 0.0])
             release = Pose(tuple(tcp.position + shift), tcp.quat_xyzw)
-            release = Pose((release.xyz[0], release.xyz[1], surface_z + gap + bottom_below_tcp), release.quat_xyzw)
-            hover = Pose(tuple(release.position + UP * config.hover_m), release.quat_xyzw)
+            release_z = max(surface_z + gap + bottom_below_tcp, min_tcp_z)
+            release = Pose((release.xyz[0], release.xyz[1], release_z), release.quat_xyzw)
+            # the hover carries what the hand holds clear over the reference (a 15 cm bottle hangs 12 cm below
+            # the TCP: at the usual hover it was dragged through the basket's wall)
+            hover_z = max(release_z + config.hover_m, clear_z)
+            hover = Pose((release.xyz[0], release.xyz[1], hover_z), release.quat_xyzw)
             path = list(start)
             if tcp_z < hover.position[2] - config.lift_margin_m:
                 path.append(Pose((tcp_now.xyz[0], tcp_now.xyz[1], hover.xyz[2]), tcp_now.quat_xyzw))
             path += [hover, release]
-            bottom = np.array([*(spot_xy + jitter), surface_z + gap])
+            bottom = np.array([*(spot_xy + jitter), release_z - bottom_below_tcp])
             out.append(PlaceMove(tuple(path), "open", f"place {kind} {ref} and let go", bottom))
     if out:
         first = out[0]

@@ -8,9 +8,9 @@ import dataclasses
 
 import numpy as np
 
-from planner.candidates import choose, evidence
+from planner.candidates import choose, evidence, into_container, reference_objects, restless
 from planner.components import object_models
-from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner
+from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner, put_back_let_go
 from planner.runlog import RunLog
 from planner.sampler import SamplerConfig
 from planner.step_record import STALLED_NOTE
@@ -100,11 +100,12 @@ def test_a_gripper_command_that_changed_nothing_is_not_repeated_in_place(task, k
 
 
 # ------------------------------------------------------------------ veto
-def _rollout(cid: int, feasible: bool = True, clean: bool = True) -> Rollout:
+def _rollout(cid: int, feasible: bool = True, clean: bool = True, probe: dict | None = None,
+             drop_m: float = 0.0) -> Rollout:
     path = np.zeros((3, 7))
     return Rollout(Candidate(cid, (Pose((0.5, 0.0, 0.3)),)), path, np.full(3, 0.08), 0.05, np.zeros((2, 3)),
                    Pose(), (), (), 0.1, 0.5, 0.0, feasible=feasible, clean=clean,
-                   reason="" if clean else VETOED)
+                   reason="" if clean else VETOED, probe=probe or {}, release_drop_m=drop_m)
 
 
 def _table(scores: dict[int, float]) -> ScoreTable:
@@ -123,6 +124,36 @@ def test_the_twin_vetoes_before_any_score_counts():
     assert choose([_rollout(2, feasible=False)], _table({2: 9.0})) is None
     # unscored candidates are never chosen
     assert choose(rollouts, _table({0: 9.0, 2: 8.0})) == 0
+
+
+def test_a_pushed_container_vetoes_and_a_drop_into_it_passes():
+    # 0 shoves the basket 10 cm (the twin allows touching it), 1 hovers, 2 lets go above the rim and the object
+    # falls in (vetoed by the twin for its drop height alone, the subtask done), 3 drops it beside
+    into = {"pushed_m": 0.0, "done": True}
+    rollouts = [_rollout(0, probe={"pushed_m": 0.10, "done": True}), _rollout(1, probe={"pushed_m": 0.0}),
+                _rollout(2, clean=False, probe=into, drop_m=0.08), _rollout(3, clean=False, drop_m=0.08)]
+    table = _table({0: 9.0, 1: 7.0, 2: 6.0, 3: 8.0})
+    assert choose(rollouts, table, into=True) == 2
+    assert evidence(rollouts[0]).collisions == 1 and evidence(rollouts[1]).collisions == 0
+    # not into a container, a drop stays vetoed (a block let go from height bounces off its target)
+    assert choose(rollouts, table) == 1
+    # a push is sent only when nothing else is feasible
+    assert choose([rollouts[0], _rollout(4, feasible=False)], _table({0: 9.0, 4: 9.5})) == 0
+    assert into_container({"all": [{"inside": ["a", "b"]}, {"gripper_open": True}]})
+    assert not into_container({"on_top": ["a", "b"]})
+    assert reference_objects({"all": [{"inside": ["a", "b"]}, {"on_top": ["c", "d"]}]}) == {"b", "d"}
+
+
+def test_an_object_every_rollout_disturbs_counts_against_none():
+    def disturbing(cid, *names):
+        return dataclasses.replace(_rollout(cid, clean=False), disturbed=names)
+
+    # the twin's carton tips over whatever the arm does; 1 also knocks the can: 0 is chosen, scored lower
+    rollouts = [disturbing(0, "carton"), disturbing(1, "carton", "can"), disturbing(2, "carton")]
+    assert restless(rollouts) == {"carton"}
+    assert choose(rollouts, _table({0: 5.0, 1: 9.0, 2: 4.0})) == 0
+    assert evidence(rollouts[0], restless(rollouts)).collisions == 0
+    assert evidence(rollouts[1], restless(rollouts)).collisions == 1
 
 
 def test_evidence_carries_the_one_verdict():
@@ -188,3 +219,27 @@ def test_the_twin_carries_the_held_object_until_the_cameras_see_it_elsewhere(tas
         assert summary["held"] is None and world.grasped() is None
     finally:
         tracker.close()
+
+
+def test_an_object_let_go_into_its_goal_stays_there_while_unseen(client, panda_spec):
+    import pybullet_data
+
+    from sim.scene import ObjectSpec, SceneSpec
+    from sim.world import World
+
+    cube = f"{pybullet_data.getDataPath()}/cube_small.urdf"
+    world = World.from_scene(client, SceneSpec(panda_spec, (
+        ObjectSpec("box", Pose((0.5, 0.0, 0.025)), urdf=cube), ObjectSpec("can", Pose((0.4, 0.2, 0.025)), urdf=cube))))
+    dropped_at = Pose((0.6, -0.1, 0.025))
+    # hidden in the basket: the tracker put it back where it was last seen (here 0.5, 0, 0.025); the twin keeps it
+    # where the rollout let it go
+    let_go = {"box": dropped_at}
+    assert put_back_let_go(world, {"objects": {"box": {"status": "missing"}}}, let_go, None) == ["box"]
+    assert np.allclose(world.object_pose("box").position, dropped_at.position, atol=1e-6)
+    assert let_go == {"box": dropped_at}
+    # a confident fit wins and the memory is forgotten; so is an object the hand holds again
+    world.update_scene(world.spec)
+    assert put_back_let_go(world, {"objects": {"box": {"status": "ok"}}}, let_go, None) == [] and not let_go
+    let_go = {"box": dropped_at}
+    assert put_back_let_go(world, {"objects": {"box": {"status": "low_confidence"}}}, let_go, "box") == []
+    assert not let_go and np.allclose(world.object_pose("box").position, (0.5, 0.0, 0.025), atol=1e-3)
