@@ -247,6 +247,7 @@ class GraspFinder:
         self.com = np.asarray(p.getBasePositionAndOrientation(world.body_ids[name], physicsClientId=world.client)[0])
         self.reach_m = float(np.linalg.norm(hi - lo)) + 0.05
         self.n_antipodal = 0   # antipodal grasps the last free_grasps found before the reach checks
+        self._rim: list[GraspPoint] | None = None   # pinches across a rim wall, found once (rim_grasps)
 
     def shifted(self, offset_xyz) -> GraspFinder:
         """The same finder for the object moved by offset_xyz (where a push is predicted to leave it)."""
@@ -260,6 +261,7 @@ class GraspFinder:
         other.face_normals = np.asarray(mesh.face_normals)
         other.surface = self.surface + offset
         other.com = self.com + offset
+        other._rim = None   # found again on the moved mesh
         return other
 
     def _span(self, perp: np.ndarray) -> float:
@@ -410,9 +412,33 @@ class GraspFinder:
             out.append(replace(g, tcp=tcp, pregrasp=pre, approach="side", quality=0.8 * g.quality))
         return out
 
+    def rim(self) -> list[GraspPoint]:
+        """Pinches across the object's rim wall (a bowl wider than the opening), in the world, best first."""
+        if self._rim is None:
+            from planner.rim_grasps import RimGraspConfig, rim_grasps  # here: rim_grasps imports this module
+            cfg = self.config
+            rim_cfg = RimGraspConfig(max_width_m=self.max_width_m, pad_width_m=cfg.pad_width_m,
+                                     pad_height_m=cfg.pad_height_m, pad_below_m=cfg.pad_below_m,
+                                     depth_below_rim_m=cfg.grasp_min_depth_m, min_tcp_z_m=cfg.min_tcp_z_m,
+                                     pregrasp_height_m=cfg.pregrasp_height_m, friction_mu=1.0)
+            # geo.mesh is posed in the world already; rim_grasps' psi is from world yaw 0, this finder's from the
+            # object's yaw
+            found = rim_grasps(self.geo.name, self.geo.mesh, Pose(), self.finger_axis, config=rim_cfg)
+            self._rim = [replace(g, psi_rad=(g.psi_rad - self.geo.yaw_rad) % (2 * math.pi)) for g in found]
+        return self._rim
+
     def free_grasps(self, tcp_now: Pose, limit: int, focus=None, q_seed=None) -> list[GraspPoint]:
-        """Up to `limit` free grasps, spread over the object: top-down first, side approaches where none is."""
+        """Up to `limit` free grasps, spread over the object: top-down first; where none is antipodal (a bowl wider
+        than the opening), pinches across its rim wall; side approaches where neither is."""
         found = self.search(tcp_now, focus)
+        if not found and self.rim():
+            found = self.rim()
+            if focus is not None:   # the narrowing: rim pinches near the earlier direction
+                found = [g for g in found if _angle_close(g.psi_rad, focus[0], max(0.2, math.pi * focus[2]),
+                                                          2 * math.pi)] or found
+            self.n_antipodal = len(found)
+            # no nearest_equivalent: it turns about the model origin, which is off a bowl's axis
+            return [f for f in (self.free(g, q_seed) for g in found) if f is not None][:limit]
         self.n_antipodal = len(found)
         out = self._first_free(found, limit, q_seed, tcp_now)
         if not out and focus is None:

@@ -135,7 +135,7 @@ class MPCPlanner:
         self.sampler = AnnealedSampler(self.config.sampler, spec.tcp_down, spec.workspace_min_xyz,
                                        spec.workspace_max_xyz, np.random.default_rng(self.config.seed))
         self.twin = TwinTracker(spec, reconstructor, object_models(task), self.config.settle_steps,
-                                self.config.fast_render)
+                                self.config.fast_render, start_hints=task.start_hints)
         self.reconstructor = reconstructor
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
