@@ -31,7 +31,15 @@ from reconstruction.fusion import PointSet, transform, voxel_downsample
 from reconstruction.models import ObjectModel
 from reconstruction.pose_model import PreparedModel, hybrid, prepare_model
 from reconstruction.repeatable import rounded_transform
-from reconstruction.resting import _align, fit_quality, planar_icp, planar_icp_many, turn_about
+from reconstruction.resting import (
+    _align,
+    fit_quality,
+    lean_direction,
+    leaning_poses,
+    planar_icp,
+    planar_icp_many,
+    turn_about,
+)
 from reconstruction.segmentation import Cluster
 from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
 from sim.geometry import rotation_error_deg
@@ -66,6 +74,10 @@ class PoseConfig:
     rest_min_fitness_ratio: float = 0.94  # the constrained fit is kept if it explains this much of the free one
     rest_yaws_kept: int = 3             # per stable resting pose, the yaws (of yaw_steps) that look best are fitted
     yaws_kept: int = 4                  # free (6-DoF) fits from the upright yaws of a resting cluster: the best-looking
+    # tilts towards (> 0) or away from what a resting object touches; off: measured not to help (docs/perception.md)
+    lean_deg: tuple[float, ...] = ()
+    lean_margin: float = 0.02           # ... and how much better a leaning fit must rank than the stable pose
+    lean_contact_m: float = 0.01        # other points this close to the model's surface: something it touches
     coverage_weight: float = 0.2        # hypotheses rank by fitness x (1 - w + w x coverage) - rmse term
     silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)   # resting, chromatic, convex objects
     seed: int = 0
@@ -248,8 +260,8 @@ class PoseEstimator:
 
     def estimate(self, model: ObjectModel, cluster: Cluster, views: list[DepthView] | None = None,
                  T_world_tcp: np.ndarray | None = None, table_normal: np.ndarray | None = None,
-                 table_d: float | None = None, color_mask=None, T_prior: np.ndarray | None = None
-                 ) -> PoseResult | None:
+                 table_d: float | None = None, color_mask=None, T_prior: np.ndarray | None = None,
+                 scene_points: np.ndarray | None = None) -> PoseResult | None:
         """Best pose of the model in the cluster, or None when it has too few points to try.
 
         table_normal, table_d: the fitted table plane n . x + d = 0 (default z = 0), for the resting snap.
@@ -257,6 +269,8 @@ class PoseEstimator:
         object whose outline is convex gets x, y and yaw refined on its color outlines (silhouette.py).
         T_prior: where the object was last found (tracking): tried first, and when it still fits well
         (good_fitness) the global search is skipped, which is what keeps an MPC step cheap.
+        scene_points: (n, 3) all points above the table: an object resting on the table next to something it
+        touches may lean on it (_lean).
         """
         cfg = self.config
         prep = self.prepare(model)
@@ -291,10 +305,46 @@ class PoseEstimator:
         if best is None:
             return None
         result = best[1]
+        if result.resting == "table" and scene_points is not None and cfg.lean_deg:
+            result = self._lean(prep, pts, result, up, d, views, np.asarray(scene_points, dtype=float))
         if (result.resting and color_mask is not None and views and prep.convex_outline
                 and cfg.silhouette.enabled):
             result = self._silhouette(prep, pts, result, up, views, color_mask, self._inlier(prep))
         return result
+
+    def _rank(self, prep: PreparedModel, fit: float, coverage: float, contradiction: float, rmse: float) -> float:
+        """How the hypotheses of one object are ranked: fitness (less what the cameras see through), coverage, RMSE."""
+        w, inlier = self.config.coverage_weight, self._inlier(prep)
+        return fit * (1.0 - contradiction) * (1.0 - w + w * coverage) - 0.1 * rmse / inlier
+
+    def _lean(self, prep: PreparedModel, pts: np.ndarray, res: PoseResult, up: np.ndarray, table_d: float, views,
+              scene_points: np.ndarray) -> PoseResult:
+        """An object snapped to a stable pose on the table, touching something: the stable pose tilted towards what
+        it touches (lean_deg), fitted in x, y and yaw with its lowest point on the table, replaces it when it ranks
+        better by lean_margin (a lean must be shown by the points; a free-standing object keeps its stable pose)."""
+        cfg = self.config
+        inlier = self._inlier(prep)
+        direction = lean_direction(prep, pts, res.T_world_object, up, table_d, scene_points, cfg.lean_contact_m,
+                                   cfg.min_points)
+        if direction is None:
+            return res
+        Ts = planar_icp_many(prep, pts, leaning_poses(prep, res.T_world_object, up, direction, cfg.lean_deg), up,
+                             fix_height=True, max_corr_m=inlier)
+        base = self._rank(prep, res.icp_fitness, res.coverage, res.contradiction, res.rmse_m)
+        best, best_rank = res, base + cfg.lean_margin
+        for T in Ts:
+            T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
+            fit, rmse = fit_quality(prep, pts, T, inlier)
+            coverage, contradiction = 1.0, 0.0
+            if views:
+                coverage, contradiction, _ = visibility(transform(T, prep.points), prep.normals @ T[:3, :3].T, views,
+                                                        cfg.visibility_tol_m)
+            rank = self._rank(prep, fit, coverage, contradiction, rmse)
+            if rank > best_rank:
+                best, best_rank = dataclasses.replace(res, T_world_object=T, fitness=fit * (1.0 - contradiction),
+                                                      icp_fitness=fit, rmse_m=rmse, coverage=coverage,
+                                                      contradiction=contradiction, resting="leaning"), rank
+        return best
 
     def _inlier(self, prep: PreparedModel) -> float:
         return max(self.config.inlier_m, prep.voxel_m)

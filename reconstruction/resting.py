@@ -142,3 +142,35 @@ def planar_icp_many(prep, pts_world: np.ndarray, Ts_wo: np.ndarray, up: np.ndarr
         done = ~enough | ((np.linalg.norm(shift, axis=1) < 1e-5) & (np.abs(x[:, -1]) < 1e-5))
         active[a_idx[done]] = False
     return T
+
+
+def lean_direction(prep, pts_world: np.ndarray, T_wo: np.ndarray, up: np.ndarray, table_d: float,
+                   scene_points: np.ndarray, contact_m: float, min_points: int) -> np.ndarray | None:
+    """The horizontal unit direction towards something the object at T_wo touches (other points above the table,
+    within contact_m of the model's surface and not the object's own), or None when nothing is there to lean on."""
+    if len(scene_points) == 0 or len(pts_world) == 0:
+        return None
+    R, t = T_wo[:3, :3], T_wo[:3, 3]
+    near, _ = prep.tree.query((scene_points - t) @ R, distance_upper_bound=contact_m)
+    cand = scene_points[np.isfinite(near) & (scene_points @ up + table_d > contact_m)]
+    if len(cand) < min_points:
+        return None
+    own, _ = cKDTree(pts_world).query(cand, distance_upper_bound=contact_m / 2)
+    other = cand[~np.isfinite(own)]
+    if len(other) < min_points:
+        return None
+    d = other.mean(axis=0) - (R @ prep.center + t)
+    d -= (d @ up) * up
+    n = float(np.linalg.norm(d))
+    return None if n < 1e-6 else d / n
+
+
+def leaning_poses(prep, T_wo: np.ndarray, up: np.ndarray, direction: np.ndarray, angles_deg) -> np.ndarray:
+    """T_wo tilted towards `direction` (horizontal) by each angle, about the model's centre: (k, 4, 4)."""
+    axis = np.cross(up, direction)         # turning about up x d by +angle moves up towards d
+    c = T_wo[:3, :3] @ prep.center + T_wo[:3, 3]
+    out = np.repeat(T_wo[None], len(angles_deg), axis=0).astype(float)
+    for i, R in enumerate(turn_about(axis / np.linalg.norm(axis), np.radians(np.asarray(angles_deg, dtype=float)))):
+        out[i, :3, :3] = R @ T_wo[:3, :3]
+        out[i, :3, 3] = R @ (T_wo[:3, 3] - c) + c
+    return out
