@@ -175,7 +175,8 @@ class PoseEstimator:
             out.append(("yaw", T))
         if resting and len(out) > cfg.yaws_kept:
             # a free ICP per yaw is the costliest prior: only the yaws that look best before any fitting are fitted
-            out = [out[i] for i in np.argsort([self._look(prep, pts, T) for _, T in out], kind="stable")]
+            sub = self._look_points(pts)
+            out = [out[i] for i in np.argsort([self._look(prep, sub, T) for _, T in out], kind="stable")]
             out = out[:cfg.yaws_kept]
         if T_world_tcp is not None and np.linalg.norm(pts.mean(axis=0) - T_world_tcp[:3, 3]) < cfg.in_hand_m:
             for yaw in self._yaws(model):
@@ -205,6 +206,7 @@ class PoseEstimator:
         tol = max(0.01, 0.2 * h_cluster)
         chosen = [(u, R0) for dh, u, R0 in poses[:4] if dh < tol] or [poses[0][1:]]
         center = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+        sub = self._look_points(pts)
         out = []
         for u, R0 in chosen:
             per_pose = []
@@ -214,14 +216,17 @@ class PoseEstimator:
                 T[:3, :3] = R
                 T[:3, 3] = center - R @ prep.center
                 T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
-                per_pose.append((self._look(prep, pts, T), T))
+                per_pose.append((self._look(prep, sub, T), T))
             per_pose.sort(key=lambda ct: ct[0])
             out += [("rest", T) for _, T in per_pose[:self.config.rest_yaws_kept]]
         return out
 
-    def _look(self, prep: PreparedModel, pts: np.ndarray, T_wo: np.ndarray) -> float:
-        """A cheap look at a pose before any fitting: mean distance (capped) of 150 points to the sparse model."""
-        sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
+    @staticmethod
+    def _look_points(pts: np.ndarray) -> np.ndarray:
+        return pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
+
+    def _look(self, prep: PreparedModel, sub: np.ndarray, T_wo: np.ndarray) -> float:
+        """A cheap look at a pose before any fitting: mean distance (capped) of _look_points to the sparse model."""
         cap = max(self.config.coarse_corr_m, 2 * prep.voxel_m)
         dist, _ = prep.sparse_tree.query((sub - T_wo[:3, 3]) @ T_wo[:3, :3], distance_upper_bound=cap)
         return float(np.mean(np.minimum(dist, cap)))

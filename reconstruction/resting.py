@@ -69,13 +69,19 @@ def fit_quality(prep, pts_world: np.ndarray, T_wo: np.ndarray, inlier_m: float) 
     return float(ok.mean()), float(np.sqrt(np.mean(dist[ok] ** 2)))
 
 
+_EYE3 = np.eye(3)
+
+
 def turn_about(up: np.ndarray, angles_rad) -> np.ndarray:
     """Rotation matrices (..., 3, 3) by angles_rad (any shape) about the unit axis `up` (Rodrigues; no scipy
     object per call: these run inside the Gauss-Newton loops)."""
     a = np.asarray(angles_rad, dtype=float)
-    K = np.array([[0.0, -up[2], up[1]], [up[2], 0.0, -up[0]], [-up[1], up[0], 0.0]])
+    ux, uy, uz = float(up[0]), float(up[1]), float(up[2])
+    K = np.array([[0.0, -uz, uy], [uz, 0.0, -ux], [-uy, ux, 0.0]])
+    KK = np.array([[-uy * uy - uz * uz, ux * uy, ux * uz], [ux * uy, -ux * ux - uz * uz, uy * uz],
+                   [ux * uz, uy * uz, -ux * ux - uy * uy]])          # K @ K for a unit axis
     s, c = np.sin(a)[..., None, None], np.cos(a)[..., None, None]
-    return np.eye(3) + s * K + (1.0 - c) * (K @ K)
+    return _EYE3 + s * K + (1.0 - c) * KK
 
 
 def planar_icp(prep, pts_world: np.ndarray, T_wo: np.ndarray, up: np.ndarray, fix_height: bool,
@@ -128,7 +134,9 @@ def planar_icp_many(prep, pts_world: np.ndarray, Ts_wo: np.ndarray, up: np.ndarr
         r = np.einsum("amj,amj->am", n, pts_world[None] - q) * w
         arm = q - c[:, None]
         # n . (up x arm) = arm . (n x up): the rotation column
-        rot_col = np.einsum("amj,amj->am", arm, np.cross(n, up))
+        n_x_up = np.stack([n[..., 1] * up[2] - n[..., 2] * up[1], n[..., 2] * up[0] - n[..., 0] * up[2],
+                           n[..., 0] * up[1] - n[..., 1] * up[0]], axis=-1)
+        rot_col = np.einsum("amj,amj->am", arm, n_x_up)
         J = np.concatenate([n @ axes.T, rot_col[..., None]], axis=2) * w[..., None]   # (a, m, k)
         H = np.einsum("ami,amj->aij", J, J) + 1e-9 * np.eye(k)
         x = np.linalg.solve(H, np.einsum("ami,am->ai", J, r)[..., None])[..., 0]   # (a, k)
