@@ -25,20 +25,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
-import trimesh
-from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 
 from reconstruction.depth_views import DepthView, visibility
 from reconstruction.fusion import PointSet, transform, voxel_downsample
-from reconstruction.model_symmetry import object_symmetry
 from reconstruction.models import ObjectModel
+from reconstruction.pose_model import PreparedModel, hybrid, prepare_model
 from reconstruction.repeatable import rounded_transform
-from reconstruction.resting import _align, fills_hull, fit_quality, planar_icp, stable_up_directions
+from reconstruction.resting import (
+    _align,
+    fit_quality,
+    lean_direction,
+    leaning_poses,
+    planar_icp,
+    planar_icp_many,
+    turn_about,
+)
 from reconstruction.segmentation import Cluster
 from reconstruction.silhouette import SilhouetteConfig, refine_on_silhouettes
 from sim.geometry import rotation_error_deg
-from sim.symmetry import MeshSymmetry, named_symmetry
+from sim.symmetry import MeshSymmetry
 
 log = logging.getLogger(__name__)
 reg = o3d.pipelines.registration
@@ -68,6 +73,11 @@ class PoseConfig:
     rest_contact_m: float = 0.012       # ... and set down on the table when its lowest point is this close
     rest_min_fitness_ratio: float = 0.94  # the constrained fit is kept if it explains this much of the free one
     rest_yaws_kept: int = 3             # per stable resting pose, the yaws (of yaw_steps) that look best are fitted
+    yaws_kept: int = 4                  # free (6-DoF) fits from the upright yaws of a resting cluster: the best-looking
+    # tilts towards (> 0) or away from what a resting object touches; off: measured not to help (docs/perception.md)
+    lean_deg: tuple[float, ...] = ()
+    lean_margin: float = 0.02           # ... and how much better a leaning fit must rank than the stable pose
+    lean_contact_m: float = 0.01        # other points this close to the model's surface: something it touches
     coverage_weight: float = 0.2        # hypotheses rank by fitness x (1 - w + w x coverage) - rmse term
     silhouette: SilhouetteConfig = field(default_factory=SilhouetteConfig)   # resting, chromatic, convex objects
     seed: int = 0
@@ -82,8 +92,9 @@ class PoseConfig:
         for name in ("rest_min_fitness_ratio", "coverage_weight", "good_fitness", "ransac_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PoseConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.n_refine < 1 or self.max_candidates < 1 or self.min_points < 3 or self.rest_yaws_kept < 1:
-            raise ValueError("PoseConfig: n_refine, max_candidates and rest_yaws_kept must be >= 1, min_points >= 3")
+        if min(self.n_refine, self.max_candidates, self.rest_yaws_kept, self.yaws_kept) < 1 or self.min_points < 3:
+            raise ValueError("PoseConfig: n_refine, max_candidates, rest_yaws_kept and yaws_kept must be >= 1, "
+                             "min_points >= 3")
 
 
 @dataclass(frozen=True)
@@ -103,53 +114,6 @@ class PoseResult:
     rival: float = 0.0       # rank of the best clearly different hypothesis / the winner's (near 1: ambiguous)
 
 
-@dataclass(frozen=True, eq=False)
-class _Prepared:
-    voxel_m: float
-    sparse: o3d.geometry.PointCloud      # ~one sample per voxel, with FPFH: global registration
-    fpfh: reg.Feature
-    dense: o3d.geometry.PointCloud       # denser samples: ICP target and fitness (no sparse-sampling bias)
-    points: np.ndarray                   # sparse samples and their normals: the visibility check
-    normals: np.ndarray
-    center: np.ndarray
-    bottom_z: float
-    dense_points: np.ndarray             # the dense samples as arrays, with a KD-tree: constrained refinement
-    dense_normals: np.ndarray
-    tree: cKDTree
-    hull_vertices: np.ndarray            # of the collision geometry: the lowest point of a pose
-    stable_ups: np.ndarray               # (k, 3) object-frame directions that point up in a stable resting pose
-    convex_outline: bool                 # the mesh fills its convex hull: its outline is the hull's outline
-    sparse_tree: cKDTree | None = None   # over the sparse samples: coarse resting fits
-    rest_ups: np.ndarray | None = None   # stable_ups, one per class of poses the symmetry makes alike
-    symmetry: MeshSymmetry | None = None   # declared, or inferred from the mesh (model_symmetry.object_symmetry)
-
-
-def even_samples(mesh: trimesh.Trimesh, spacing_m: float, seed: int = 0, max_points: int = 20000
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Surface samples about spacing_m apart (one random sample kept per voxel), with their exact face normals.
-
-    Averaging per voxel would cancel normals on thin double-sided walls, so a real sample is kept.
-    """
-    n = int(np.clip(8.0 * mesh.area / spacing_m**2, 500, 20 * max_points))
-    pts, face = trimesh.sample.sample_surface(mesh, n, seed=seed)
-    keys = np.floor(pts / spacing_m).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    if len(first) > max_points:
-        first = np.random.default_rng(seed).choice(first, max_points, replace=False)
-    first = np.sort(first)
-    return np.ascontiguousarray(pts[first]), np.ascontiguousarray(np.asarray(mesh.face_normals)[face[first]])
-
-
-def distinct_ups(ups: np.ndarray, symmetry: str | MeshSymmetry) -> np.ndarray:
-    """The stable up directions, one per class that the object's symmetry maps onto each other (a cube: one)."""
-    sym = named_symmetry(symmetry) if isinstance(symmetry, str) else symmetry
-    out: list[np.ndarray] = []
-    for u in ups:
-        if not any(sym.maps(u, v) for v in out):
-            out.append(u)
-    return np.array(out, dtype=float).reshape(-1, 3)
-
-
 def clearly_different(T_a: np.ndarray, T_b: np.ndarray, symmetry: str | MeshSymmetry, t_m: float = 0.02,
                       r_deg: float = 20.0) -> bool:
     """Two poses of one object that would not both count as right: over t_m apart or r_deg turned (symmetry-aware;
@@ -161,18 +125,8 @@ def clearly_different(T_a: np.ndarray, T_b: np.ndarray, symmetry: str | MeshSymm
     return bool(dt > t_m or dr > r_deg)
 
 
-def _cloud(points: np.ndarray, normals: np.ndarray) -> o3d.geometry.PointCloud:
-    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points, dtype=np.float64)))
-    pc.normals = o3d.utility.Vector3dVector(np.ascontiguousarray(normals, dtype=np.float64))
-    return pc
-
-
 def _rz(deg: float) -> np.ndarray:
-    return Rotation.from_euler("z", deg, degrees=True).as_matrix()
-
-
-def _hybrid(radius: float, max_nn: int) -> o3d.geometry.KDTreeSearchParamHybrid:
-    return o3d.geometry.KDTreeSearchParamHybrid(radius=float(radius), max_nn=int(max_nn))
+    return turn_about(np.array([0.0, 0.0, 1.0]), np.radians(deg))
 
 
 class PoseEstimator:
@@ -180,29 +134,15 @@ class PoseEstimator:
 
     def __init__(self, config: PoseConfig | None = None) -> None:
         self.config = config or PoseConfig()
-        self._prepared: dict[tuple, _Prepared] = {}
+        self._prepared: dict[tuple, PreparedModel] = {}
 
-    def prepare(self, model: ObjectModel) -> _Prepared:
+    def prepare(self, model: ObjectModel) -> PreparedModel:
         key = (model.urdf, model.scale, model.symmetry)
         prep = self._prepared.get(key)
         if prep is not None:
             return prep
-        cfg = self.config
-        geom = model.geometry
-        voxel = float(np.clip(geom.diameter / cfg.voxel_per_diameter, cfg.voxel_min_m, cfg.voxel_max_m))
-        pts, normals = even_samples(geom.mesh, voxel, cfg.seed)
-        sparse = _cloud(pts, normals)
-        fpfh = reg.compute_fpfh_feature(sparse, _hybrid(5 * voxel, 100))
-        dense_pts, dense_normals = even_samples(geom.mesh, float(np.clip(voxel / 2, 0.0025, 0.005)), cfg.seed)
-        # Resting is judged on the visual mesh, the surface the cameras measure: catalog collision shapes are
-        # often coarser (the tray's tilted wall boxes reach 2 mm below its visual bottom).
-        support = geom.mesh
-        ups = stable_up_directions(support)
-        sym = object_symmetry(model)
-        prep = _Prepared(voxel, sparse, fpfh, _cloud(dense_pts, dense_normals), pts, normals,
-                         geom.bounds.mean(axis=0), float(support.bounds[0, 2]), dense_pts, dense_normals,
-                         cKDTree(dense_pts), np.asarray(support.convex_hull.vertices, dtype=float),
-                         ups, fills_hull(geom.mesh, dense_pts, voxel), cKDTree(pts), distinct_ups(ups, sym), sym)
+        prep = prepare_model(model, self.config.voxel_min_m, self.config.voxel_max_m,
+                             self.config.voxel_per_diameter, self.config.seed)
         self._prepared[key] = prep
         return prep
 
@@ -218,7 +158,7 @@ class PoseEstimator:
         n = int(min(self.config.yaw_steps_max, max(1, round(period / self.config.yaw_step_deg))))
         return np.arange(n) * period / n
 
-    def _prior_hypotheses(self, model: ObjectModel, prep: _Prepared, pts: np.ndarray,
+    def _prior_hypotheses(self, model: ObjectModel, prep: PreparedModel, pts: np.ndarray,
                           T_world_tcp: np.ndarray | None) -> list[tuple[str, np.ndarray]]:
         cfg = self.config
         lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -233,6 +173,11 @@ class PoseEstimator:
             if resting:
                 T[2, 3] = -prep.bottom_z  # upright on the table
             out.append(("yaw", T))
+        if resting and len(out) > cfg.yaws_kept:
+            # a free ICP per yaw is the costliest prior: only the yaws that look best before any fitting are fitted
+            sub = self._look_points(pts)
+            out = [out[i] for i in np.argsort([self._look(prep, sub, T) for _, T in out], kind="stable")]
+            out = out[:cfg.yaws_kept]
         if T_world_tcp is not None and np.linalg.norm(pts.mean(axis=0) - T_world_tcp[:3, 3]) < cfg.in_hand_m:
             for yaw in self._yaws(model):
                 R = T_world_tcp[:3, :3] @ _rz(yaw)
@@ -242,7 +187,7 @@ class PoseEstimator:
                 out.append(("tcp", T))
         return out
 
-    def _rest_hypotheses(self, model: ObjectModel, prep: _Prepared, pts: np.ndarray, up: np.ndarray,
+    def _rest_hypotheses(self, model: ObjectModel, prep: PreparedModel, pts: np.ndarray, up: np.ndarray,
                          table_d: float) -> list[tuple[str, np.ndarray]]:
         """For a cluster standing on the table: the model in each stable resting pose (upright, on its side, upside
         down) whose height matches the cluster's, at every yaw of one symmetry period, set down on the table."""
@@ -261,25 +206,32 @@ class PoseEstimator:
         tol = max(0.01, 0.2 * h_cluster)
         chosen = [(u, R0) for dh, u, R0 in poses[:4] if dh < tol] or [poses[0][1:]]
         center = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
-        sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
-        cap = max(self.config.coarse_corr_m, 2 * prep.voxel_m)
+        sub = self._look_points(pts)
         out = []
         for u, R0 in chosen:
             per_pose = []
             for yaw in self._yaws(model, u):
-                R = Rotation.from_rotvec(up * np.radians(yaw)).as_matrix() @ R0
+                R = turn_about(up, np.radians(yaw)) @ R0
                 T = np.eye(4)
                 T[:3, :3] = R
                 T[:3, 3] = center - R @ prep.center
                 T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
-                # a cheap look before any fitting: mean distance (capped) of the points to the sparse model
-                dist, _ = prep.sparse_tree.query((sub - T[:3, 3]) @ R, distance_upper_bound=cap)
-                per_pose.append((float(np.mean(np.minimum(dist, cap))), T))
+                per_pose.append((self._look(prep, sub, T), T))
             per_pose.sort(key=lambda ct: ct[0])
             out += [("rest", T) for _, T in per_pose[:self.config.rest_yaws_kept]]
         return out
 
-    def _global(self, src: o3d.geometry.PointCloud, prep: _Prepared) -> np.ndarray | None:
+    @staticmethod
+    def _look_points(pts: np.ndarray) -> np.ndarray:
+        return pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 150), replace=False)]
+
+    def _look(self, prep: PreparedModel, sub: np.ndarray, T_wo: np.ndarray) -> float:
+        """A cheap look at a pose before any fitting: mean distance (capped) of _look_points to the sparse model."""
+        cap = max(self.config.coarse_corr_m, 2 * prep.voxel_m)
+        dist, _ = prep.sparse_tree.query((sub - T_wo[:3, 3]) @ T_wo[:3, :3], distance_upper_bound=cap)
+        return float(np.mean(np.minimum(dist, cap)))
+
+    def _global(self, src: o3d.geometry.PointCloud, prep: PreparedModel) -> np.ndarray | None:
         """FPFH + RANSAC: T_model_scene, or None when it found nothing."""
         cfg = self.config
         voxel = prep.voxel_m
@@ -288,7 +240,7 @@ class PoseEstimator:
             src.normalize_normals()
         if len(src.points) < 3 * cfg.min_points // 2:
             return None
-        src_fpfh = reg.compute_fpfh_feature(src, _hybrid(5 * voxel, 100))
+        src_fpfh = reg.compute_fpfh_feature(src, hybrid(5 * voxel, 100))
         dist = 1.5 * voxel
         result = reg.registration_ransac_based_on_feature_matching(
             src, prep.sparse, src_fpfh, prep.fpfh, False, dist,
@@ -304,7 +256,7 @@ class PoseEstimator:
         """Cluster points at registration density, normals oriented towards the cameras that saw them."""
         down = voxel_downsample(points, voxel_m) if voxel_m > 1e-9 else points
         pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(down.points)))
-        pc.estimate_normals(_hybrid(2.5 * voxel_m, 30))
+        pc.estimate_normals(hybrid(2.5 * voxel_m, 30))
         n = np.asarray(pc.normals)
         flip = np.einsum("ij,ij->i", n, down.view_origins - down.points) < 0
         n[flip] *= -1.0
@@ -313,8 +265,8 @@ class PoseEstimator:
 
     def estimate(self, model: ObjectModel, cluster: Cluster, views: list[DepthView] | None = None,
                  T_world_tcp: np.ndarray | None = None, table_normal: np.ndarray | None = None,
-                 table_d: float | None = None, color_mask=None, T_prior: np.ndarray | None = None
-                 ) -> PoseResult | None:
+                 table_d: float | None = None, color_mask=None, T_prior: np.ndarray | None = None,
+                 scene_points: np.ndarray | None = None) -> PoseResult | None:
         """Best pose of the model in the cluster, or None when it has too few points to try.
 
         table_normal, table_d: the fitted table plane n . x + d = 0 (default z = 0), for the resting snap.
@@ -322,6 +274,8 @@ class PoseEstimator:
         object whose outline is convex gets x, y and yaw refined on its color outlines (silhouette.py).
         T_prior: where the object was last found (tracking): tried first, and when it still fits well
         (good_fitness) the global search is skipped, which is what keeps an MPC step cheap.
+        scene_points: (n, 3) all points above the table: an object resting on the table next to something it
+        touches may lean on it (_lean).
         """
         cfg = self.config
         prep = self.prepare(model)
@@ -356,12 +310,48 @@ class PoseEstimator:
         if best is None:
             return None
         result = best[1]
+        if result.resting == "table" and scene_points is not None and cfg.lean_deg:
+            result = self._lean(prep, pts, result, up, d, views, np.asarray(scene_points, dtype=float))
         if (result.resting and color_mask is not None and views and prep.convex_outline
                 and cfg.silhouette.enabled):
             result = self._silhouette(prep, pts, result, up, views, color_mask, self._inlier(prep))
         return result
 
-    def _inlier(self, prep: _Prepared) -> float:
+    def _rank(self, prep: PreparedModel, fit: float, coverage: float, contradiction: float, rmse: float) -> float:
+        """How the hypotheses of one object are ranked: fitness (less what the cameras see through), coverage, RMSE."""
+        w, inlier = self.config.coverage_weight, self._inlier(prep)
+        return fit * (1.0 - contradiction) * (1.0 - w + w * coverage) - 0.1 * rmse / inlier
+
+    def _lean(self, prep: PreparedModel, pts: np.ndarray, res: PoseResult, up: np.ndarray, table_d: float, views,
+              scene_points: np.ndarray) -> PoseResult:
+        """An object snapped to a stable pose on the table, touching something: the stable pose tilted towards what
+        it touches (lean_deg), fitted in x, y and yaw with its lowest point on the table, replaces it when it ranks
+        better by lean_margin (a lean must be shown by the points; a free-standing object keeps its stable pose)."""
+        cfg = self.config
+        inlier = self._inlier(prep)
+        direction = lean_direction(prep, pts, res.T_world_object, up, table_d, scene_points, cfg.lean_contact_m,
+                                   cfg.min_points)
+        if direction is None:
+            return res
+        Ts = planar_icp_many(prep, pts, leaning_poses(prep, res.T_world_object, up, direction, cfg.lean_deg), up,
+                             fix_height=True, max_corr_m=inlier)
+        base = self._rank(prep, res.icp_fitness, res.coverage, res.contradiction, res.rmse_m)
+        best, best_rank = res, base + cfg.lean_margin
+        for T in Ts:
+            T[:3, 3] -= (self._lowest(prep, T, up) + table_d) * up
+            fit, rmse = fit_quality(prep, pts, T, inlier)
+            coverage, contradiction = 1.0, 0.0
+            if views:
+                coverage, contradiction, _ = visibility(transform(T, prep.points), prep.normals @ T[:3, :3].T, views,
+                                                        cfg.visibility_tol_m)
+            rank = self._rank(prep, fit, coverage, contradiction, rmse)
+            if rank > best_rank:
+                best, best_rank = dataclasses.replace(res, T_world_object=T, fitness=fit * (1.0 - contradiction),
+                                                      icp_fitness=fit, rmse_m=rmse, coverage=coverage,
+                                                      contradiction=contradiction, resting="leaning"), rank
+        return best
+
+    def _inlier(self, prep: PreparedModel) -> float:
         return max(self.config.inlier_m, prep.voxel_m)
 
     def _coarse(self, ctx, hyps: list[tuple[str, np.ndarray]]) -> list[tuple[float, str, np.ndarray]]:
@@ -372,11 +362,16 @@ class PoseEstimator:
         inlier = self._inlier(prep)
         coarse = max(cfg.coarse_corr_m, 2 * prep.voxel_m)
         scored = []
-        for name, T_ms in hyps:
-            if name == "rest":     # a resting pose keeps its tilt: only x, y and yaw are fitted
-                T_wo = planar_icp(prep, pts, np.linalg.inv(T_ms), up, fix_height=True, max_corr_m=coarse,
-                                  iterations=6, max_points=200, sparse=True)
-                T_new = np.linalg.inv(T_wo)
+        # a resting pose keeps its tilt: only x, y and yaw are fitted, all resting hypotheses in one batch
+        rest = [i for i, (name, _) in enumerate(hyps) if name == "rest"]
+        rest_fit = {}
+        if rest:
+            Ts_wo = planar_icp_many(prep, pts, np.linalg.inv(np.array([hyps[i][1] for i in rest])), up,
+                                    fix_height=True, max_corr_m=coarse, iterations=6, max_points=200, sparse=True)
+            rest_fit = dict(zip(rest, np.linalg.inv(Ts_wo)))
+        for i, (name, T_ms) in enumerate(hyps):
+            if name == "rest":
+                T_new = rest_fit[i]
             else:
                 T_new = reg.registration_icp(src, prep.sparse, coarse, T_ms, p2l,
                                              reg.ICPConvergenceCriteria(max_iteration=15)).transformation
@@ -409,10 +404,15 @@ class PoseEstimator:
             if all(sc is not c for c in chosen):
                 chosen.append(sc)
         ranked: list[tuple[float, PoseResult]] = []
-        for _, name, T_ms in chosen:
+        rest = [i for i, c in enumerate(chosen) if c[1] == "rest"]
+        rest_fit = {}
+        if rest:
+            rest_fit = dict(zip(rest, planar_icp_many(prep, pts, np.linalg.inv(np.array([chosen[i][2] for i in rest])),
+                                                      up, fix_height=True, max_corr_m=inlier)))
+        for i, (_, name, T_ms) in enumerate(chosen):
             resting = ""
             if name == "rest":
-                T_wo = planar_icp(prep, pts, np.linalg.inv(T_ms), up, fix_height=True, max_corr_m=inlier)
+                T_wo = rest_fit[i]
                 T_wo[:3, 3] -= (self._lowest(prep, T_wo, up) + d) * up
                 fit, rmse = fit_quality(prep, pts, T_wo, inlier)
                 resting = "table"
@@ -448,7 +448,7 @@ class PoseEstimator:
             best = dataclasses.replace(best, rival=float(np.clip(max(rivals) / rank, 0.0, 1.0)))
         return rank, best
 
-    def _silhouette(self, prep: _Prepared, pts: np.ndarray, res: PoseResult, up: np.ndarray, views, color_mask,
+    def _silhouette(self, prep: PreparedModel, pts: np.ndarray, res: PoseResult, up: np.ndarray, views, color_mask,
                     inlier: float) -> PoseResult:
         cfg = self.config
         out = refine_on_silhouettes(prep.hull_vertices, res.T_world_object, up, views, color_mask, cfg.silhouette)
@@ -467,7 +467,7 @@ class PoseEstimator:
                                    source=res.source + "+silhouette")
 
     # ------------------------------------------------------------------ resting objects
-    def _rest_refine(self, prep: _Prepared, pts: np.ndarray, T_wo: np.ndarray, up: np.ndarray, table_d: float,
+    def _rest_refine(self, prep: PreparedModel, pts: np.ndarray, T_wo: np.ndarray, up: np.ndarray, table_d: float,
                      inlier_m: float) -> tuple[np.ndarray, str] | None:
         """Snap a fit near a stable pose onto it and refine the free degrees of freedom; None if not near one."""
         cfg = self.config
@@ -494,6 +494,6 @@ class PoseEstimator:
         return T, "table" if on_table else "support"
 
     @staticmethod
-    def _lowest(prep: _Prepared, T: np.ndarray, up: np.ndarray) -> float:
+    def _lowest(prep: PreparedModel, T: np.ndarray, up: np.ndarray) -> float:
         """min over the model of up . x in the world (up . x + d is the height above the table plane)."""
         return float(np.min((prep.hull_vertices @ T[:3, :3].T + T[:3, 3]) @ up))

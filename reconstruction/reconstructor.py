@@ -178,7 +178,8 @@ class Reconstructor:
         reasons: dict[str, str] = {}
         # Only closed fingers can hold something: with an open gripper every object is posed as resting, also
         # the one the fingers are about to close on (that is when its yaw matters most).
-        results = self._pose_objects(clusters, low, views, T_world_tcp if closed else None, reasons, table)
+        results = self._pose_objects(clusters, low, views, T_world_tcp if closed else None, reasons, table,
+                                     points.points)
         objects = {name: self._estimated(name, results.get(name), obs, T_world_tcp, reasons, notes, issues)
                    for name in self.models}
         lap("pose")
@@ -255,7 +256,8 @@ class Reconstructor:
             return cluster
         return Cluster(PointSet.concatenate([cluster.points, low.subset(inside)]), cluster.label)
 
-    def _pose_objects(self, clusters, low: PointSet, views, T_world_tcp, reasons, table) -> dict[str, PoseResult]:
+    def _pose_objects(self, clusters, low: PointSet, views, T_world_tcp, reasons, table,
+                      scene_xyz: np.ndarray) -> dict[str, PoseResult]:
         cfg = self.config
         low_labels = None
         if isinstance(self.segmenter, ColorDbscanSegmenter) and len(low):
@@ -272,7 +274,7 @@ class Reconstructor:
             if last is not None and np.linalg.norm(cluster.centroid - last.position) < model.geometry.diameter:
                 prior = last.matrix()
             return self.pose_estimator.estimate(model, cluster, views, T_world_tcp, np.asarray(table.normal),
-                                                table.d, self._color_mask(name), prior)
+                                                table.d, self._color_mask(name), prior, scene_xyz)
 
         parents: dict[int, Cluster] = {}    # id(result) -> the whole segment, for a result fitted in a part of it
 

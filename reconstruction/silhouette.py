@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
-from scipy.spatial.transform import Rotation
+
+from reconstruction.resting import turn_about
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _outline(uv: np.ndarray, spacing_px: float = 1.0) -> tuple[np.ndarray, np.nd
 
 def _pose(T0: np.ndarray, centre: np.ndarray, up: np.ndarray, axes: tuple[np.ndarray, np.ndarray],
           x: np.ndarray) -> np.ndarray:
-    dR = Rotation.from_rotvec(up * x[2]).as_matrix()
+    dR = turn_about(up, x[2])
     T = np.eye(4)
     T[:3, :3] = dR @ T0[:3, :3]
     T[:3, 3] = dR @ (T0[:3, 3] - centre) + centre + x[0] * axes[0] + x[1] * axes[1]
@@ -150,16 +151,35 @@ def refine_on_silhouettes(vertices: np.ndarray, T_wo: np.ndarray, up: np.ndarray
     _, valid = residuals(x)       # the points usable at the start are used throughout: a smooth cost
     if valid.sum() < cfg.min_samples:
         return None
+    # per view, only the outline points usable at the start
+    kept, at = [], 0
+    for ia, ib, t in outlines:
+        v = valid[at:at + len(t)]
+        kept.append((ia[v], ib[v], t[v]))
+        at += len(t)
+
+    def costs(xs: np.ndarray) -> np.ndarray:
+        """cost(x) for several x (n, 3) at once: one interpolation per view for all of them, (n, samples)."""
+        out = []
+        Ts = [_pose(T_wo, centre, up, axes, x_) for x_ in xs]
+        for d, (ia, ib, t) in zip(data, kept):
+            uv = np.stack([_project(d.K, d.T_cw, vertices @ T[:3, :3].T + T[:3, 3])[0] for T in Ts])   # (n, v, 2)
+            local = uv[:, ia] + t[None, :, None] * (uv[:, ib] - uv[:, ia]) - np.asarray(d.origin, dtype=float)
+            flat = local.reshape(-1, 2)
+            out.append(ndimage.map_coordinates(d.sdf, [flat[:, 1], flat[:, 0]], order=1, mode="nearest")
+                       .reshape(len(xs), -1))
+        return np.concatenate(out, axis=1)
 
     def cost(x_: np.ndarray) -> np.ndarray:
-        return residuals(x_)[0][valid]
+        return costs(x_[None])[0]
 
     start = cost(x)
     steps = np.array([5e-4, 5e-4, np.radians(0.2)])
+    probes = np.concatenate([[np.zeros(3)], np.diag(steps), -np.diag(steps)])     # x, x + s e_i, x - s e_i
     for _ in range(cfg.iterations):
-        r = cost(x)
-        J = np.stack([(cost(x + s * np.eye(3)[i]) - cost(x - s * np.eye(3)[i])) / (2 * s)
-                      for i, s in enumerate(steps)], axis=1)
+        c = costs(x + probes)
+        r = c[0]
+        J = ((c[1:4] - c[4:7]) / (2 * steps[:, None])).T
         a = np.abs(r)
         w = np.where(a <= cfg.huber_px, 1.0, cfg.huber_px / np.maximum(a, 1e-9))
         H = J.T @ (J * w[:, None]) + 1e-6 * np.eye(3)

@@ -56,6 +56,18 @@ def clutter_object(name: str, idx: int, xyz, yaw_deg: float, rgba) -> ObjectSpec
     return ObjectSpec(name, Pose.from_xyz_rpy_deg(xyz, (0.0, 0.0, yaw_deg)), urdf=urdf, rgba=tuple(rgba))
 
 
+def touching_pair_scene(robot: RobotSpec, a: tuple[str, str], b: tuple[str, str], yaw_deg: float,
+                        clutter_xyz=(0.45, -0.2, 0.04), cat: dict | None = None) -> SceneSpec:
+    """Two catalog blocks side by side and touching (5.05 cm apart along their common yaw, from (0.5, 0)), plus one
+    clutter object: a = (name, asset), b = (name, asset)."""
+    cat = cat or catalog()
+    step = 0.0505 * np.array([np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))])
+    return SceneSpec(robot, (
+        named_object(a[0], a[1], (0.5, 0.0, 0.0251), yaw_deg, cat),
+        named_object(b[0], b[1], (0.5 + step[0], step[1], 0.0251), yaw_deg, cat),
+        clutter_object("c0", 45, clutter_xyz, 0, NEUTRAL_RGBA[1])))
+
+
 def models_for(assets: dict[str, str], cat: dict | None = None) -> dict[str, ObjectModel]:
     """object name -> asset key  =>  models (geometry and physics priors) as the planner would build them."""
     cat = cat or catalog()

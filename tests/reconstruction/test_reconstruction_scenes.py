@@ -29,6 +29,7 @@ from tests.fakes.recon_scenes import (
     pose_errors,
     random_scene,
     shoot,
+    touching_pair_scene,
 )
 
 MAX_TRANS_M = 0.010
@@ -144,13 +145,7 @@ def test_empty_table_finds_nothing_and_does_not_crash(robot, cams):
 
 
 def test_touching_blocks_of_different_colors_are_both_found(robot, cams):
-    cat = catalog()
-    yaw = 27.0
-    step = 0.0505 * np.array([np.cos(np.radians(yaw)), np.sin(np.radians(yaw))])
-    scene = SceneSpec(robot, (
-        named_object("red_block", "block_red", (0.5, 0.0, 0.0251), yaw, cat),
-        named_object("blue_block", "block_blue", (0.5 + step[0], step[1], 0.0251), yaw, cat),
-        clutter_object("c0", 45, (0.45, -0.2, 0.04), 0, NEUTRAL_RGBA[1])))
+    scene = touching_pair_scene(robot, ("red_block", "block_red"), ("blue_block", "block_blue"), 27.0)
     shot = shoot(scene, cams)
     est, models = _reconstruct(robot, cams, {"red_block": "block_red", "blue_block": "block_blue"}, shot)
     for name in ("red_block", "blue_block"):

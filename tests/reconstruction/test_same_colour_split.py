@@ -4,21 +4,14 @@ reconstruction fits one model, takes away the points it explains, and fits again
 import numpy as np
 
 from reconstruction import Reconstructor
-from sim.scene import SceneSpec
-from tests.fakes.recon_scenes import NEUTRAL_RGBA, catalog, clutter_object, models_for, named_object, pose_errors, shoot
+from tests.fakes.recon_scenes import models_for, pose_errors, shoot, touching_pair_scene
 
 MAX_TRANS_M = 0.010
 MAX_ROT_DEG = 10.0
 
 
 def test_two_touching_red_blocks_are_both_found(robot, cams):
-    cat = catalog()
-    yaw = 15.0
-    step = 0.0505 * np.array([np.cos(np.radians(yaw)), np.sin(np.radians(yaw))])
-    scene = SceneSpec(robot, (
-        named_object("red_a", "block_red", (0.5, 0.0, 0.0251), yaw, cat),
-        named_object("red_b", "block_red", (0.5 + step[0], step[1], 0.0251), yaw, cat),
-        clutter_object("c0", 45, (0.42, -0.2, 0.04), 0, NEUTRAL_RGBA[1])))
+    scene = touching_pair_scene(robot, ("red_a", "block_red"), ("red_b", "block_red"), 15.0, (0.42, -0.2, 0.04))
     shot = shoot(scene, cams)
     models = models_for({"red_a": "block_red", "red_b": "block_red"})
     with Reconstructor(models, robot, cams) as rec:
