@@ -41,9 +41,13 @@ def render_threads(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
-def _init_worker(driver_pid: int, lp_threads: int) -> None:
-    """Pool worker initializer: llvmpipe's thread count (unless the user set one; the lab inherits it), and
-    the worker's end with the driver's."""
+def _init_worker(driver_pid: int, lp_threads: int, environ: dict[str, str] | None = None) -> None:
+    """Pool worker initializer: the driver's environment as it is now (the fork server keeps the one it started
+    with, and a driver may have set e.g. ANTIGROUNDING_LIBERO_ASSETS since), llvmpipe's thread count (unless the
+    user set one; the lab inherits it), and the worker's end with the driver's."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     os.environ.setdefault("LP_NUM_THREADS", str(lp_threads))
     _die_with_driver(driver_pid)
 
@@ -93,7 +97,7 @@ def run_in_processes(pending: list[Episode], out_dir: str, options: EpisodeOptio
     ctx.set_forkserver_preload(PRELOAD)   # no effect once this process's fork server runs (it has them)
     workers = min(parallel, len(pending))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(os.getpid(), render_threads(workers))) as pool:
+                             initargs=(os.getpid(), render_threads(workers), dict(os.environ))) as pool:
         futures = {pool.submit(run_episode, ep, out_dir, options): ep for ep in pending}
         # any exception out of a future is a dead worker (BrokenProcessPool): run_episode catches the episode's own
         return _collect(futures, lambda fs: wait(fs, timeout=POLL_S, return_when=FIRST_COMPLETED)[0],

@@ -234,8 +234,8 @@ class InstanceNamer:
                                                - np.asarray(m.geometry.bounds, float)[0, :2]))
                             for n, m in models.items()}
         by_model: dict[tuple, list[str]] = {}
-        for name, m in models.items():
-            by_model.setdefault((m.urdf, m.scale), []).append(name)
+        for name, m in models.items():   # one URDF in two colours (the sim lab's red and blue blocks) is two models
+            by_model.setdefault((m.urdf, m.scale, m.rgba), []).append(name)
         self.groups = [sorted(g) for g in by_model.values() if len(g) > 1]
         for g in self.groups:
             if len(g) > MAX_IDENTICAL:

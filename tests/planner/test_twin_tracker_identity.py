@@ -213,3 +213,12 @@ def test_a_doubtful_fit_far_from_the_hint_is_not_the_instance(robot):
     confident = InstanceNamer(_models(), HINTS)
     est2 = _estimate({"bowl_1": far, "bowl_2": (0.485, 0.325, 0.0), "plate_1": PLATE})
     assert confident.rename(est2, {}).objects["bowl_1"].found
+
+
+def test_one_urdf_in_two_colours_is_two_models_not_identical_instances():
+    # the sim lab's red and blue blocks share cube_small.urdf: their colour hints tell them apart, so the namer
+    # must neither group nor rename them (it once dropped a dropped red block as the blue one's duplicate)
+    models = {"red_block": ObjectModel("red_block", CUBE, rgba=(0.8, 0.1, 0.1, 1.0)),
+              "blue_block": ObjectModel("blue_block", CUBE, rgba=(0.1, 0.1, 0.8, 1.0)),
+              **_models()}
+    assert InstanceNamer(models, {}).groups == [["bowl_1", "bowl_2"]]
