@@ -373,6 +373,11 @@ class World(KinematicQueries):
 
         The fixed constraint stands in for a real gripper's friction grip, which PyBullet models poorly.
         """
+        max_width = self.spec.robot.gripper_max_width_m
+        if self._grasp is None and not grasp.gripper_closed(self._gripper_target_m, max_width):
+            # commanded open, nothing held: nothing can be taken (closing onto a held width needs a closed target),
+            # so skip the joint-state query, which rollouts would otherwise pay on every physics step
+            return
         width = self.gripper_width_m()
         if self._grasp is not None:
             if grasp.releases(width, self._gripper_target_m):
@@ -381,7 +386,6 @@ class World(KinematicQueries):
             return
         if not grasp.closing(width, self._gripper_target_m):
             return
-        max_width = self.spec.robot.gripper_max_width_m
         if not grasp.may_hold(width, max_width):   # nearly shut fingers have nothing between them
             return
         tcp = self.tcp_pose()
