@@ -44,7 +44,9 @@ ROBOT_CONFIG = "panda_libero"
 DEFAULT_CAMERAS = ("agentview", "frontview", "birdview")
 # A tabletop scene's birdview (2.1 m up) sees the floor 0.9 m below the table around it, which the reconstruction's
 # frame check takes for a wrong camera pose (58% of its depth "below the table" in LIBERO-Spatial task 0).
-CAMERAS_BY_PROBLEM = {"libero_tabletop_manipulation": ("agentview", "frontview")}
+# The same for every tabletop problem class (LIBERO-Goal's and LIBERO-10's kitchen, living-room and study scenes).
+CAMERAS_BY_PROBLEM = {f"libero_{room}tabletop_manipulation": ("agentview", "frontview")
+                      for room in ("", "kitchen_", "living_room_", "study_")}
 DEFAULT_SIZE_PX = 320
 MAX_STEPS = 30
 ARENA_FIXTURES = {"floor", "table", "main_table", "kitchen_table", "living_room_table", "study_table", "coffee_table"}
