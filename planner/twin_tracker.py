@@ -32,6 +32,9 @@ JUMP_M = 0.08                # a doubtful fit of an identical instance this far 
 ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
 ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
 UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
+SEPARATE_GAP_M = 0.003       # two objects the fits left touching side by side are set this far apart
+SEPARATE_MAX_M = 0.01        # ... by at most this much each (more is a fit error, not a touch)
+STACKED_NZ = 0.7             # a contact normal this close to vertical is one object standing on the other
 
 
 class LookAgain:
@@ -127,6 +130,7 @@ class TwinTracker:
         else:
             self.world.update_scene(scene)
         self.world.step(self.settle_steps)
+        separated = separate_touching(self.world)
         self._mark_turn_only(report["objects"], estimate)
         summary = {
             "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
@@ -136,6 +140,8 @@ class TwinTracker:
         }
         if self.namer.last_note:
             summary["identical_instances"] = self.namer.last_note
+        if separated:
+            summary["separated"] = separated
         return self.world, summary
 
     def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
@@ -205,6 +211,46 @@ class TwinTracker:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
+
+
+def separate_touching(world: World, gap_m: float = SEPARATE_GAP_M, max_m: float = SEPARATE_MAX_M) -> list[list]:
+    """Set apart the objects that stand touching side by side in the twin (LIBERO-Spatial's bowl fitted against the
+    plate's rim, within a millimetre of it): the fits are good to a few millimetres, so whether two neighbours
+    touch is below what the cameras can tell, and a twin that has them touching calls every grasp of one a
+    collision with the other (the held object touches it as the fingers close). Each pair closer than `gap_m`
+    along a horizontal contact normal is pushed apart along it to `gap_m`, half each (all of it on the free one
+    where the other is fixed), at most `max_m` per object; a stacked pair (a near-vertical normal), the held
+    object and a fixed pair are left alone. Returns [[a, b, moved_mm], ...] for the step record."""
+    held = world.grasped()
+    fixed = {o.name: o.fixed for o in world.spec.objects}
+    names = [n for n in world.body_ids if n != held]
+    out = []
+    for a, b in itertools.combinations(sorted(names), 2):
+        if fixed.get(a) and fixed.get(b):
+            continue
+        pts = p.getClosestPoints(world.body_ids[a], world.body_ids[b], gap_m, physicsClientId=world.client)
+        if not pts:
+            continue
+        c = min(pts, key=lambda c: c[8])
+        n_b_to_a = np.asarray(c[7], float)            # contactNormalOnB points from B towards A
+        if abs(n_b_to_a[2]) > STACKED_NZ:
+            continue
+        horiz = np.array([n_b_to_a[0], n_b_to_a[1], 0.0])
+        horiz /= max(float(np.linalg.norm(horiz)), 1e-9)
+        need = gap_m - float(c[8])
+        share = {a: 0.0 if fixed.get(a) else 1.0, b: 0.0 if fixed.get(b) else 1.0}
+        total = share[a] + share[b]
+        for name, sign in ((a, 1.0), (b, -1.0)):
+            if share[name] == 0.0:
+                continue
+            move = min(need * share[name] / total, max_m)
+            body = world.body_ids[name]
+            pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=world.client)
+            p.resetBasePositionAndOrientation(body, tuple(np.asarray(pos) + sign * move * horiz), quat,
+                                              physicsClientId=world.client)
+            p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=world.client)
+        out.append([a, b, round(1000 * need, 1)])
+    return out
 
 
 class InstanceNamer:

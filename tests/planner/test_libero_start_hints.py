@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from planner.bddl import parse_bddl
-from planner.libero_task import identical_instances, start_hints
+from planner.libero_task import arena_base_pose, identical_instances, start_hints
 
 REGIONS = """
     (:regions
@@ -52,7 +52,7 @@ TABLE_TOP = (0.0, 0.0, 0.90)
 BOUNDS = {"cookies": [[-0.03, -0.04, -0.01], [0.03, 0.04, 0.01]],
           "glazed_rim_porcelain_ramekin": [[-0.044, -0.044, 0.0], [0.044, 0.044, 0.0433]],
           "wooden_cabinet": [[-0.12, -0.11, 0.0046], [0.13, 0.11, 0.2216]],
-          "akita_black_bowl": [[-0.056, -0.156, 0.0], [0.056, -0.044, 0.053]]}
+          "akita_black_bowl": [[-0.056, -0.056, 0.0], [0.056, 0.056, 0.053]]}
 
 
 def test_bowls_on_table_regions_start_at_their_centres():
@@ -97,3 +97,20 @@ def test_instances_without_an_init_fact_get_no_hint():
     problem = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
     assert "akita_black_bowl_2" not in start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS)
     assert problem.init[0] == ["On", "akita_black_bowl_1", "main_table_plate_region"]
+
+
+def test_the_planner_world_is_the_base_frame_lowered_onto_the_table():
+    """The twin's table is the plane z = 0: LIBERO-Spatial's base, 12 mm above its table, stands at z = 0.012 in
+    the planner's world, and the start hints (the table's regions) land on z = 0; a floor scene is not moved."""
+    base = arena_base_pose(T_WORLD_BASE, TABLE_TOP)
+    assert base.xyz == pytest.approx((0.0, 0.0, 0.012))
+    assert base.quat_xyzw == pytest.approx((0.0, 0.0, 0.0, 1.0))
+    floor = np.array([[1, 0, 0, -0.6], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    assert arena_base_pose(floor, (0.0, 0.0, 0.0)).xyz == (0.0, 0.0, 0.0)
+    assert arena_base_pose(T_WORLD_BASE, None).xyz == (0.0, 0.0, 0.0)
+    problem = parse_bddl(_spatial("Pick the akita black bowl between the plate and the ramekin and place it on "
+                                  "the plate", """(On akita_black_bowl_1 main_table_between_plate_ramekin_region)
+    (On akita_black_bowl_2 main_table_next_to_ramekin_region)"""))
+    T_mujoco_world = T_WORLD_BASE @ np.linalg.inv(base.matrix())
+    hints = start_hints(problem, T_mujoco_world, TABLE_TOP, BOUNDS, identical_instances(problem))
+    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.61, 0.20, 0.0))
