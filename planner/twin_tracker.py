@@ -238,6 +238,8 @@ def separate_touching(world: World, gap_m: float = SEPARATE_GAP_M, max_m: float 
         horiz = np.array([n_b_to_a[0], n_b_to_a[1], 0.0])
         horiz /= max(float(np.linalg.norm(horiz)), 1e-9)
         need = gap_m - float(c[8])
+        if need < 5e-4:
+            continue
         share = {a: 0.0 if fixed.get(a) else 1.0, b: 0.0 if fixed.get(b) else 1.0}
         total = share[a] + share[b]
         for name, sign in ((a, 1.0), (b, -1.0)):
