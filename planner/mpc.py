@@ -52,7 +52,7 @@ from scoring.failure import FailureQuestion, ask_agents
 from sim import predicates
 from sim.bodies import link_T_com
 from sim.geometry import Pose
-from sim.grasp import gripper_closed
+from sim.grasp import ExpectedHold, Held, gripper_closed
 from sim.world import World
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,14 @@ def put_back_let_go(world: World, recon: dict, let_go: dict[str, Pose], held: st
     if used:
         recon["let_go_pose_used"] = used
     return used
+
+
+def expected_hold(roll) -> ExpectedHold | None:
+    """What a rollout (sim.rollout.Rollout) left in the twin's hand, for the tracker's next look."""
+    name = roll.grasped_after
+    if name is None or name not in roll.object_poses_after:
+        return None
+    return ExpectedHold(Held(name, roll.ee_end_pose.inverse() @ roll.object_poses_after[name]), roll.gripper_after_m)
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -141,6 +149,7 @@ class MPCPlanner:
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
+        self._expected_hold: ExpectedHold | None = None   # what the executed rollout left in the hand
         self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the subtask done (put_back_let_go)
         self.progress_watch = ProgressWatch()
         self.rotation = RotationModule(task.instruction, renderer, scorer, np.random.default_rng(
@@ -213,7 +222,8 @@ class MPCPlanner:
         timings["observe"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        world, recon = self.twin.update(obs)
+        world, recon = self.twin.update(obs, self._expected_hold)
+        self._expected_hold = None
         fit_twin_fingers(world)
         put_back_let_go(world, recon, self._let_go, self.twin.held_name)
         timings["reconstruct"] = time.perf_counter() - t0
@@ -310,6 +320,7 @@ class MPCPlanner:
                                      "notes": list(report.notes), "waypoints_sent": len(report.sent.joint_pos_rad)}
                 self.sampler.remember(tcp, candidates, table.S)
                 self._prediction = Prediction.of(k, self.subtask_index, world, self.twin.held_name, roll)
+                self._expected_hold = expected_hold(roll)
                 held = self.twin.held_name
                 if roll.candidate.gripper == "open" and held is not None and roll.grasped_after is None \
                         and roll.probe.get("done") and held in roll.object_poses_after:

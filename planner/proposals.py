@@ -40,10 +40,12 @@ class ProposalConfig:
     max_rounds: int = 4               # narrowing rounds before the spread stops shrinking
     deeper_m: float = 0.006           # a variant of the best grasp this much lower
     lift_margin_m: float = 0.02       # a hand this far below the pre-grasp first lifts in place
+    pregrasp_reached_m: float = 0.03  # a hand this near a pre-grasp is offered the grasp, not the pre-grasp again
 
     def __post_init__(self) -> None:
-        if self.n_grasps < 1 or self.n_focused < 0 or self.max_rounds < 1:
-            raise ValueError("ProposalConfig: expected n_grasps >= 1, n_focused >= 0, max_rounds >= 1")
+        if self.n_grasps < 1 or self.n_focused < 0 or self.max_rounds < 1 or self.pregrasp_reached_m < 0:
+            raise ValueError("ProposalConfig: expected n_grasps >= 1, n_focused >= 0, max_rounds >= 1, "
+                             "pregrasp_reached_m >= 0")
 
 
 def anchor_goal(pred) -> tuple[str, object] | None:
@@ -142,6 +144,10 @@ class AnchoredProposer:
             out.append(Candidate(first_id + len(out), (*self._approach(tcp, best)[:-1], deeper), "close",
                                  label="grasp 0, deeper"))
         for g, _ in grasps[:2]:   # to the pre-grasp only: a choice a VLM can make before committing
+            if np.linalg.norm(tcp.position - g.pregrasp.position) < cfg.pregrasp_reached_m:
+                # already there: a scorer that finds the hover safer than the grasp would pick it again and again
+                # (LIBERO-Object task 1 spent 6 of its 8 steps on pre-grasps 1 cm apart)
+                continue
             self._grasp_of[first_id + len(out)] = g
             out.append(Candidate(first_id + len(out), self._approach(tcp, g)[:-1], "keep", label="pre-grasp"))
         return out[:limit]

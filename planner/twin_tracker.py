@@ -16,7 +16,7 @@ from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
-from sim.grasp import Held, track_held
+from sim.grasp import ExpectedHold, Held, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -99,8 +99,9 @@ class TwinTracker:
     def held_name(self) -> str | None:
         return None if self.held is None else self.held.name
 
-    def update(self, obs: Observation) -> tuple[World, dict]:
-        """Reconstruct the observation into the twin; returns the world and a summary for the step record."""
+    def update(self, obs: Observation, expected: ExpectedHold | None = None) -> tuple[World, dict]:
+        """Reconstruct the observation into the twin; returns the world and a summary for the step record.
+        expected: what the executed step's rollout left in the hand (None: nothing, or not the first look since)."""
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
         estimate = self._keep_round_turns(estimate)
         for name in self.namer.hints:
@@ -124,7 +125,7 @@ class TwinTracker:
         # not found this step (occluded, or a poor match): keep it where it was last seen
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
-        scene = self._carry_held(scene, estimate, T_world_tcp, obs.gripper_width_m)
+        scene = self._carry_held(scene, estimate, T_world_tcp, obs.gripper_width_m, expected)
         if self.world is None:
             self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
         else:
@@ -194,10 +195,12 @@ class TwinTracker:
             if fit_confidence >= cfg.low_confidence and outline_symmetric(self.models[name], est.pose):
                 entry["turn_only"] = True
 
-    def _carry_held(self, scene: SceneSpec, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float) -> SceneSpec:
+    def _carry_held(self, scene: SceneSpec, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float,
+                    expected: ExpectedHold | None = None) -> SceneSpec:
         """Decide which object the gripper holds and pin it to the hand (rigid grasp) in the twin."""
         seen = {n: o.pose for n, o in estimate.objects.items() if o.found}
-        self.held, why = track_held(self.held, width_m, self.robot.gripper_max_width_m, T_world_tcp, seen)
+        self.held, why = track_held(self.held, width_m, self.robot.gripper_max_width_m, T_world_tcp, seen,
+                                    expected, estimate.low_confidence)
         if why:
             log.info("%s", why)
         if self.held is None:

@@ -10,7 +10,7 @@ until the cameras see it elsewhere (`track_held`). The thresholds below are shar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,27 +78,51 @@ class Held:
         return T_world_tcp @ self.T_tcp_obj
 
 
+@dataclass(frozen=True)
+class ExpectedHold:
+    """What the twin's rollout of the executed step left in the hand: the object, its place in the hand and the
+    gripper width at which the twin's fingers stopped on it."""
+
+    held: Held
+    width_m: float
+
+
 def track_held(held: Held | None, width_m: float, max_width_m: float, T_world_tcp: Pose,
-               seen: Mapping[str, Pose]) -> tuple[Held | None, str]:
+               seen: Mapping[str, Pose], expected: ExpectedHold | None = None,
+               doubtful: Collection[str] = ()) -> tuple[Held | None, str]:
     """The observation's view of the rule: what the hand holds now, given what it held before.
 
-    seen: the found objects' poses this step. A newly closed gripper takes the nearest found object within
-    HELD_MAX_DIST_M of the TCP, where it is; a held object stays held, carried rigidly, unless the cameras see
-    it more than HELD_SLIP_M from where the hand would carry it. Returns (held or None, why it was dropped: ''
-    unless a held object was seen elsewhere).
+    seen: the found objects' poses this step; doubtful: those of them fitted with low confidence. A newly closed
+    gripper takes what the executed step's rollout left in the hand (`expected`) if its fingers stopped at the
+    width the twin's did and the cameras do not confidently see that object away from the hand (a flat box under
+    the hand is hidden from every camera); otherwise the nearest found object within HELD_MAX_DIST_M of the
+    TCP, where it is. A held object stays held, carried rigidly, unless the cameras confidently see it more than
+    HELD_SLIP_M from where the hand would carry it. Returns (held or None, why it was dropped: '' unless a held
+    object was seen elsewhere).
     """
     if not may_hold(width_m, max_width_m):
         return None, ""
+    confident = {name: pose for name, pose in seen.items() if name not in doubtful}
+
+    def dist_m(pose: Pose) -> float:
+        return float(np.linalg.norm(pose.position - T_world_tcp.position))
+
     if held is None:
-        near = [(float(np.linalg.norm(pose.position - T_world_tcp.position)), name) for name, pose in seen.items()]
+        if expected is not None and abs(width_m - expected.width_m) <= GRASP_WIDTH_SLACK_M:
+            name = expected.held.name
+            if name not in confident:
+                return expected.held, ""
+            if dist_m(confident[name]) < HELD_MAX_DIST_M:
+                return Held(name, T_world_tcp.inverse() @ confident[name]), ""
+        near = [(dist_m(pose), name) for name, pose in seen.items()]
         near = [x for x in near if x[0] < HELD_MAX_DIST_M]
         if not near:
             return None, ""
         name = min(near)[1]
         return Held(name, T_world_tcp.inverse() @ seen[name]), ""
     in_hand = held.pose(T_world_tcp)
-    if held.name in seen:
-        off = float(np.linalg.norm(seen[held.name].position - in_hand.position))
+    if held.name in confident:
+        off = float(np.linalg.norm(confident[held.name].position - in_hand.position))
         if off > HELD_SLIP_M:
             return None, f"{held.name} is seen {1000 * off:.0f} mm from where the hand would carry it: not held"
     return held, ""

@@ -143,6 +143,41 @@ def test_a_missed_grasp_is_typed_and_the_grasp_subtask_stays(task, kin, tmp_path
     assert f["agents"][0]["answer"]["failure_type"] == "grasp_missed"
 
 
+class HiddenGrip(ScriptedRobot):
+    """Closes on the red block as the twin predicts (the fingers stop on its 5 cm), after which no camera finds it:
+    LIBERO-Object's flat pudding box under the hand."""
+
+    def __init__(self, task, kin, recon) -> None:
+        super().__init__(task, kin)
+        self.recon = recon
+
+    def execute(self, traj, *, exact: bool = False):
+        report = super().execute(traj, exact=exact)
+        if traj.gripper_width_m[-1] < self.spec.gripper_max_width_m / 2:
+            self.width = 0.05
+            self.recon.poses["red_block"] = None
+        return report
+
+
+def test_a_grasp_the_cameras_cannot_see_is_held_where_the_twin_left_it(task, kin, tmp_path):
+    recon = ScriptedReconstruction(task)
+    robot = HiddenGrip(task, kin, recon)
+    scorer = JudgingScorer(lambda ev: 9.0 if ev.subtask_done else 1.0)   # the twin's rollout grasps the block
+    log = RunLog.create(str(tmp_path), task.name, 0)
+    planner = MPCPlanner(task, robot, recon, ScriptedRenderer(), scorer, log,
+                         MPCConfig(sampler=SamplerConfig(n_candidates=6)))
+    try:
+        planner.run(2)
+    finally:
+        planner.close()
+    first, second = [r for r in step_records(log.path) if r["type"] == "step"]
+    chosen = next(c for c in first["candidates"] if c["id"] == first["chosen"])
+    assert chosen["gripper"] == "close" and recon.poses["red_block"] is None
+    # held, where the rollout left it in the hand: no "grasp missed", and the plan moves on to placing it
+    assert second["reconstruction"]["held"] == "red_block"
+    assert "failure" not in second and second["subtask_index"] == 1
+
+
 def test_an_unexpected_push_is_typed_disturbed(task, kin, tmp_path):
     recon = ScriptedReconstruction(task)
 

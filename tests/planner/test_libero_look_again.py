@@ -83,6 +83,7 @@ def test_a_held_object_is_last_seen_where_the_hand_carries_it(monkeypatch):
     tracker.models = {"bottle": SimpleNamespace(at=lambda pose: SimpleNamespace(name="bottle", pose=pose))}
     # a scene stand-in: dataclasses.replace on it just sets the fields
     monkeypatch.setattr(dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
-    tracker._carry_held(SimpleNamespace(objects=()), SimpleNamespace(objects={}), Pose((0.61, 0.27, 0.21)), 0.035)
+    tracker._carry_held(SimpleNamespace(objects=()), SimpleNamespace(objects={}, low_confidence=()),
+                        Pose((0.61, 0.27, 0.21)), 0.035)
     assert tracker.held is not None and tracker.held.name == "bottle"
     assert tracker._last_seen["bottle"].xyz == pytest.approx((0.61, 0.27, 0.20))

@@ -221,6 +221,19 @@ def test_narrowing_samples_closer_to_the_last_choice(client, panda_spec):
     assert prop.focus is None
 
 
+def test_a_reached_pre_grasp_is_not_offered_again(client, panda_spec):
+    world = _world(client, panda_spec, _block("red", 0.5, 0.1, yaw=30))
+    prop = AnchoredProposer(ProposalConfig(), np.random.default_rng(0))
+    cands = prop.propose(world, {"grasped": "red"}, world.tcp_pose(), True, 1, 8)
+    pre = [c for c in cands if c.label == "pre-grasp"]
+    assert pre and any(c.label.startswith("grasp") for c in cands)
+    at_pregrasp = pre[0].waypoints[-1]   # the hand hovers there now
+    again = prop.propose(world, {"grasped": "red"}, at_pregrasp, True, 1, 8)
+    assert any(c.label.startswith("grasp") for c in again)
+    assert all(np.linalg.norm(at_pregrasp.position - c.waypoints[-1].position) >= 0.03
+               for c in again if c.label == "pre-grasp")
+
+
 def test_anchor_goal_reads_the_first_anchoring_leaf():
     assert anchor_goal({"grasped": "a"}) == ("grasped", "a")
     assert anchor_goal({"all": [{"gripper_open": True}, {"on_top": ["a", "b"]}]}) == ("on_top", ["a", "b"])

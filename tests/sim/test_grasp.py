@@ -9,6 +9,7 @@ from sim.grasp import (
     HELD_MAX_DIST_M,
     HELD_MIN_WIDTH_M,
     HELD_SLIP_M,
+    ExpectedHold,
     Held,
     grasp_width_plausible,
     holds_by_contact,
@@ -45,6 +46,41 @@ def test_tracking_takes_the_nearest_object_and_carries_it_rigidly():
     # an opened hand holds nothing; nothing near the hand: nothing held
     assert track_held(held, MAX_W, MAX_W, TCP, seen) == (None, "")
     assert track_held(None, 0.05, MAX_W, TCP, {"blue": seen["blue"]}) == (None, "")
+
+
+def test_a_grasp_the_cameras_cannot_see_is_held_where_the_twin_left_it():
+    """LIBERO-Object's pudding box: the hand closed on it at the width the twin predicted, but the flat box
+    under the hand was found by no camera; it is held where the rollout left it in the hand."""
+    in_hand = Pose((0.0, 0.0, 0.012))
+    expected = ExpectedHold(Held("pudding", in_hand), width_m=0.048)
+    neighbour = {"soup": TCP @ Pose((0.0, 0.04, 0.0))}          # another object near the hand
+    held, why = track_held(None, 0.0467, MAX_W, TCP, neighbour, expected)
+    assert held == expected.held and why == ""
+    # a doubtful fit of its name far away (on another object) does not stop it either
+    far = {"pudding": Pose((0.2, -0.1, 0.04))}
+    assert track_held(None, 0.0467, MAX_W, TCP, far, expected, doubtful={"pudding"})[0] == expected.held
+    # seen near the hand: held where the cameras see it
+    seen_near = TCP @ Pose((0.0, 0.0, 0.02))
+    held, _ = track_held(None, 0.0467, MAX_W, TCP, {"pudding": seen_near}, expected)
+    np.testing.assert_allclose(held.pose(TCP).matrix(), seen_near.matrix(), atol=1e-9)
+
+
+def test_an_expected_grasp_that_did_not_happen_is_not_believed():
+    expected = ExpectedHold(Held("pudding", Pose((0.0, 0.0, 0.012))), width_m=0.048)
+    # the fingers stopped far from the twin's width: something else, or nothing, is between them
+    assert track_held(None, 0.048 + 0.02, MAX_W, TCP, {}, expected) == (None, "")
+    # the cameras confidently see it where it stood, away from the hand: the grasp missed
+    still_there = {"pudding": Pose((0.7, 0.2, 0.015))}
+    assert track_held(None, 0.0467, MAX_W, TCP, still_there, expected) == (None, "")
+    # shut on nothing
+    assert track_held(None, HELD_MIN_WIDTH_M / 2, MAX_W, TCP, {}, expected) == (None, "")
+
+
+def test_only_a_confident_fit_elsewhere_drops_a_held_object():
+    held = Held("red", Pose((0.0, 0.0, 0.01)))
+    away = {"red": Pose(tuple(held.pose(TCP).position + (0.0, HELD_SLIP_M + 0.05, 0.0)))}
+    assert track_held(held, 0.05, MAX_W, TCP, away, doubtful={"red"}) == (held, "")
+    assert track_held(held, 0.05, MAX_W, TCP, away)[0] is None
 
 
 def test_the_physics_side_needs_two_fingers_deep_enough_on_a_closing_gripper():
