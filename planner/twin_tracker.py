@@ -16,7 +16,7 @@ from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
-from sim.grasp import GRASP_WIDTH_SLACK_M, HELD_SLIP_M, ExpectedHold, Held, track_held
+from sim.grasp import GRASP_WIDTH_SLACK_M, HELD_MIN_WIDTH_M, HELD_SLIP_M, ExpectedHold, Held, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -35,6 +35,8 @@ UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world
 SEPARATE_GAP_M = 0.003       # two objects the fits left touching side by side are set this far apart
 SEPARATE_MAX_M = 0.01        # ... by at most this much each (more is a fit error, not a touch)
 STACKED_NZ = 0.7             # a contact normal this close to vertical is one object standing on the other
+THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something: LIBERO's read 5.5-5.8 mm shut
+THIN_PINCH_AGREE_M = 0.0035  # ... and within this of the twin's width, a thin wall pinched as the twin predicted
 
 
 class LookAgain:
@@ -88,6 +90,7 @@ class TwinTracker:
         cfg = getattr(reconstructor, "config", None)
         self.namer = InstanceNamer(models, start_hints or {}, getattr(cfg, "low_confidence", 0.6))
         self._round_cache: dict[str, bool] = {}
+        self._thin_pinch_m: float | None = None   # the width a thin-wall pinch holds at (_rule_width)
 
     def close(self) -> None:
         if self.world is not None:
@@ -126,7 +129,9 @@ class TwinTracker:
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
         scene = self._carry_held(scene, self._seen_in_hand(estimate, T_world_tcp, obs.gripper_width_m, expected),
-                                 T_world_tcp, obs.gripper_width_m, expected)
+                                 T_world_tcp, self._rule_width(obs.gripper_width_m, expected), expected)
+        self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
+            else None
         if self.world is None:
             self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
         else:
@@ -145,6 +150,23 @@ class TwinTracker:
         if separated:
             summary["separated"] = separated
         return self.world, summary
+
+    def _rule_width(self, width_m: float, expected: ExpectedHold | None) -> float:
+        """The gripper width the held rule is given. A pinch across a wall thinner than the rule's
+        HELD_MIN_WIDTH_M (LIBERO's bowl: the fingers stop at 6.2-8.9 mm on its rim, and at 5.5-5.8 mm on nothing)
+        is given as just over that minimum while it lasts: when the fingers stopped above THIN_PINCH_MIN_M and
+        within THIN_PINCH_AGREE_M of the width the executed rollout's twin fingers stopped at, and on later steps
+        while the hand keeps holding within THIN_PINCH_AGREE_M of that width. Any other width passes unchanged."""
+        if not THIN_PINCH_MIN_M < width_m < HELD_MIN_WIDTH_M:
+            self._thin_pinch_m = None
+            return width_m
+        if self.held is None:
+            if expected is None or abs(width_m - expected.width_m) > THIN_PINCH_AGREE_M:
+                return width_m
+        elif self._thin_pinch_m is None or abs(width_m - self._thin_pinch_m) > THIN_PINCH_AGREE_M:
+            return width_m
+        self._thin_pinch_m = width_m
+        return HELD_MIN_WIDTH_M + 0.0005
 
     def _seen_in_hand(self, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float,
                       expected: ExpectedHold | None) -> SceneEstimate:
