@@ -209,6 +209,25 @@ def _goal_objects(pred: dict) -> list[str]:
     return list(arg) if isinstance(arg, list) else [arg]
 
 
+def nested_on_top(goal: dict, half_width_m: dict[str, float]) -> dict:
+    """The success the planner believes: every `on_top: [a, b]` leaf also holds when a rests (is not held) with its
+    origin within half of b's half-width of b's origin. The twin's on_top wants a's lowest point within 15 mm of
+    b's bounding-box top, and a bowl set on LIBERO's plate nests in its dish, 18 mm below the rim's box (LIBERO's
+    own On is a contact from above); both models have their origin at the bottom centre. b without a known
+    half-width (half_width_m: name -> m) keeps its plain leaf. Subtasks keep the plain leaves."""
+    (key, arg), = goal.items()
+    if key in ("all", "any"):
+        return {key: [nested_on_top(g, half_width_m) for g in arg]}
+    if key == "not":
+        return {key: nested_on_top(arg, half_width_m)}
+    if key == "on_top" and arg[1] in half_width_m:
+        a, b = arg
+        rests = {"all": [{"near": {"objects": [a, b], "within_m": round(0.5 * half_width_m[b], 4)}},
+                         {"not": {"grasped": a}}]}
+        return {"any": [goal, rests]}
+    return goal
+
+
 def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
     """grasp / place pairs for every inside / on_top leaf, in the goal's order."""
     leaves = goal["all"] if "all" in goal else [goal]
@@ -318,8 +337,11 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
         T_mujoco_world = np.asarray(scene["T_world_base"], float) @ np.linalg.inv(base_pose.matrix())
         hints = start_hints(problem, T_mujoco_world, ARENA_TOP_WORLD[info["problem"]], bounds,
                             identical_instances(problem) & set(objects))
+    half_width = {n: 0.5 * min(float(b[1][0]) - float(b[0][0]), float(b[1][1]) - float(b[0][1]))
+                  for n in objects if (b := manifest["objects"].get(problem.objects.get(n) or problem.fixtures.get(n)
+                                                                    or "", {}).get("bounds_m"))}
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
-                          goal, MAX_STEPS, (), ref, hints)
+                          nested_on_top(goal, half_width), MAX_STEPS, (), ref, hints)
     try:
         libero_python()     # the lab's interpreter must be there too, not only the assets
     except LiberoMissingError as exc:
