@@ -114,3 +114,21 @@ def test_the_planner_world_is_the_base_frame_lowered_onto_the_table():
     T_mujoco_world = T_WORLD_BASE @ np.linalg.inv(base.matrix())
     hints = start_hints(problem, T_mujoco_world, TABLE_TOP, BOUNDS, identical_instances(problem))
     assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.61, 0.20, 0.0))
+
+
+def test_on_a_dish_is_also_believed_when_the_object_rests_near_its_centre():
+    """The twin's on_top wants the top object's lowest point within 15 mm of the other's bounding-box top; a bowl
+    nests 18 mm below the plate's rim. The believed success also takes a bowl resting (not held) within half the
+    plate's half-width of its centre; the subtasks keep the plain leaf; a reference without a size is plain."""
+    from planner.libero_task import nested_on_top, subtasks_for
+    from sim.predicates import validate_predicate
+
+    goal = {"all": [{"on_top": ["bowl_1", "plate_1"]}, {"inside": ["can_1", "basket_1"]}]}
+    got = nested_on_top(goal, {"plate_1": 0.0686})
+    assert got == {"all": [{"any": [{"on_top": ["bowl_1", "plate_1"]},
+                                    {"all": [{"near": {"objects": ["bowl_1", "plate_1"], "within_m": 0.0343}},
+                                             {"not": {"grasped": "bowl_1"}}]}]},
+                           {"inside": ["can_1", "basket_1"]}]}
+    validate_predicate(got, "test", frozenset({"bowl_1", "plate_1", "can_1", "basket_1"}))
+    assert nested_on_top(goal, {}) == goal
+    assert [s.done for s in subtasks_for(goal)][1] == {"on_top": ["bowl_1", "plate_1"]}
