@@ -36,7 +36,8 @@ SEPARATE_GAP_M = 0.003       # two objects the fits left touching side by side a
 SEPARATE_MAX_M = 0.01        # ... by at most this much each (more is a fit error, not a touch)
 STACKED_NZ = 0.7             # a contact normal this close to vertical is one object standing on the other
 THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something: LIBERO's read 5.5-5.8 mm shut
-THIN_PINCH_AGREE_M = 0.0035  # ... and within this of the twin's width, a thin wall pinched as the twin predicted
+THIN_PINCH_GRASP_M = 0.0065  # ... and at the grasp itself wider than this (LIBERO's bowl rim: 7.5-8.9 mm)
+THIN_PINCH_AGREE_M = 0.0035  # a held thin pinch stays held while the width stays this close to the last
 
 
 class LookAgain:
@@ -153,15 +154,17 @@ class TwinTracker:
 
     def _rule_width(self, width_m: float, expected: ExpectedHold | None) -> float:
         """The gripper width the held rule is given. A pinch across a wall thinner than the rule's
-        HELD_MIN_WIDTH_M (LIBERO's bowl: the fingers stop at 6.2-8.9 mm on its rim, and at 5.5-5.8 mm on nothing)
-        is given as just over that minimum while it lasts: when the fingers stopped above THIN_PINCH_MIN_M and
-        within THIN_PINCH_AGREE_M of the width the executed rollout's twin fingers stopped at, and on later steps
-        while the hand keeps holding within THIN_PINCH_AGREE_M of that width. Any other width passes unchanged."""
+        HELD_MIN_WIDTH_M is given as just over that minimum while it lasts: when the executed rollout left an
+        object in the twin's hand and the fingers stopped wider than THIN_PINCH_GRASP_M, and on later steps while
+        they stay wider than THIN_PINCH_MIN_M and within THIN_PINCH_AGREE_M of the last width. LIBERO's fingers
+        stop at 7.5-8.9 mm on its bowl's rim (6.1-6.2 mm once it hangs, still held) and at 5.5-5.8 mm on
+        nothing; the twin's stop at 12-16 mm on the same pinch, so the two widths are not compared. Any other
+        width passes unchanged."""
         if not THIN_PINCH_MIN_M < width_m < HELD_MIN_WIDTH_M:
             self._thin_pinch_m = None
             return width_m
         if self.held is None:
-            if expected is None or abs(width_m - expected.width_m) > THIN_PINCH_AGREE_M:
+            if expected is None or width_m < THIN_PINCH_GRASP_M:
                 return width_m
         elif self._thin_pinch_m is None or abs(width_m - self._thin_pinch_m) > THIN_PINCH_AGREE_M:
             return width_m

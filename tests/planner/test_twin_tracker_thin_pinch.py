@@ -41,7 +41,7 @@ def _obs(robot: RobotSpec, width_m: float) -> Observation:
     return Observation((), np.asarray(robot.home_joint_pos_rad, float), width_m, T, 0.0)
 
 
-def _expected(width_m: float = 0.010) -> ExpectedHold:
+def _expected(width_m: float = 0.014) -> ExpectedHold:
     return ExpectedHold(Held("bowl", Pose(TCP).inverse() @ Pose(BOWL)), width_m)
 
 
@@ -62,12 +62,14 @@ def test_a_thin_wall_pinch_that_agrees_with_the_twin_is_held(robot, widths, held
         tracker.close()
 
 
-def test_a_thin_width_far_from_the_twins_is_not_held(robot):
+def test_a_thin_width_is_held_only_where_the_twin_expected_a_hold(robot):
     tracker = TwinTracker(robot, Scripted(1), {"bowl": ObjectModel("bowl", CUBE)}, settle_steps=0)
     try:
-        tracker.update(_obs(robot, 0.0075), _expected(width_m=0.030))   # the twin closed on 30 mm
+        tracker.update(_obs(robot, 0.0075), None)                        # no rollout left anything in the hand
         assert tracker.held_name is None
-        tracker.update(_obs(robot, 0.0075), None)                        # no rollout expected a hold
+        tracker.update(_obs(robot, 0.0062), _expected(width_m=0.014))   # too near shut for a fresh grasp
         assert tracker.held_name is None
+        tracker.update(_obs(robot, 0.0075), _expected(width_m=0.014))   # the twin's fingers stop wider: held
+        assert tracker.held_name == "bowl"
     finally:
         tracker.close()
