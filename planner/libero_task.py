@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from planner.task import LoadedTask, PlannerTask, StartHint, Subtask
 from robot_io.libero.launcher import LiberoMissingError, libero_python, load_manifest
 from robot_io.libero.spec import LiberoLabSpec
 from sim.camera import CameraSpec
+from sim.geometry import Pose
 from sim.predicates import PredicateError, validate_predicate
 from sim.scene import RobotSpec, SpecError
 
@@ -209,6 +211,25 @@ def _goal_objects(pred: dict) -> list[str]:
     return list(arg) if isinstance(arg, list) else [arg]
 
 
+def nested_on_top(goal: dict, half_width_m: dict[str, float]) -> dict:
+    """The success the planner believes: every `on_top: [a, b]` leaf also holds when a rests (is not held) with its
+    origin within half of b's half-width of b's origin. The twin's on_top wants a's lowest point within 15 mm of
+    b's bounding-box top, and a bowl set on LIBERO's plate nests in its dish, 18 mm below the rim's box (LIBERO's
+    own On is a contact from above); both models have their origin at the bottom centre. b without a known
+    half-width (half_width_m: name -> m) keeps its plain leaf. Subtasks keep the plain leaves."""
+    (key, arg), = goal.items()
+    if key in ("all", "any"):
+        return {key: [nested_on_top(g, half_width_m) for g in arg]}
+    if key == "not":
+        return {key: nested_on_top(arg, half_width_m)}
+    if key == "on_top" and arg[1] in half_width_m:
+        a, b = arg
+        rests = {"all": [{"near": {"objects": [a, b], "within_m": round(0.5 * half_width_m[b], 4)}},
+                         {"not": {"grasped": a}}]}
+        return {"any": [goal, rests]}
+    return goal
+
+
 def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
     """grasp / place pairs for every inside / on_top leaf, in the goal's order."""
     leaves = goal["all"] if "all" in goal else [goal]
@@ -223,14 +244,29 @@ def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
     return tuple(out)
 
 
-def _robot() -> RobotSpec:
+def _robot(base_pose: Pose | None = None) -> RobotSpec:
     try:
-        return RobotSpec.from_yaml(str(configs.find("robots", ROBOT_CONFIG)))
+        robot = RobotSpec.from_yaml(str(configs.find("robots", ROBOT_CONFIG)))
     except SpecError as exc:
         raise TaskError(str(exc)) from None
+    return robot if base_pose is None else replace(robot, base_pose=base_pose)
 
 
-def _cameras(problem_info: dict, names: tuple[str, ...], size_px: int, where: str) -> tuple[CameraSpec, ...]:
+def arena_base_pose(T_world_base: Any, arena_top_world: tuple[float, float, float] | None) -> Pose:
+    """The robot base in the planner's (and the lab's) world: the base frame lowered onto the arena's top, because
+    the twin's table is the plane z = 0. LIBERO-Spatial's base stands 12 mm above its table (base at z 0.912 in
+    MuJoCo's world, table top at 0.90): in the base frame the objects would rest 12 mm inside the twin's table,
+    which lifts them (a bowl pinched 14 mm too high). LIBERO-Object's base is on its floor: no shift."""
+    if arena_top_world is None:
+        return Pose()
+    top_base = np.linalg.inv(np.asarray(T_world_base, float)) @ np.append(np.asarray(arena_top_world, float), 1.0)
+    return Pose((0.0, 0.0, round(-float(top_base[2]), 6) + 0.0))   # + 0.0: no -0.0
+
+
+def _cameras(problem_info: dict, names: tuple[str, ...], size_px: int, where: str,
+             base_pose: Pose | None = None) -> tuple[CameraSpec, ...]:
+    """The scene's cameras in the planner's world (the manifest has them in the robot base frame)."""
+    T_world_base = np.eye(4) if base_pose is None else base_pose.matrix()
     cams = []
     for name in names:
         info = problem_info["cameras"].get(name)
@@ -238,7 +274,9 @@ def _cameras(problem_info: dict, names: tuple[str, ...], size_px: int, where: st
             raise TaskError(None, f"{where}: cameras", f"a camera of this scene {sorted(problem_info['cameras'])}",
                             name, hint=did_you_mean(name, problem_info["cameras"], list_choices=False))
         cams.append(CameraSpec.from_dict({"name": name, "width": size_px, "height": size_px,
-                                          "fov_deg": info["fovy_deg"], "T_world_camera": info["T_base_camera"],
+                                          "fov_deg": info["fovy_deg"],
+                                          "T_world_camera": (T_world_base @ np.asarray(info["T_base_camera"], float)
+                                                             ).tolist(),
                                           "near_m": 0.05, "far_m": 4.0, **SENSOR_MODEL}, f"{where}: {name}"))
     return tuple(cams)
 
@@ -263,6 +301,9 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
     if int(manifest.get("version", 1)) < 2:
         log.warning("LIBERO's converted models predate textures (manifest version %s): printed look-alikes are told "
                     "apart by shape alone; rerun `make libero`", manifest.get("version", 1))
+    elif int(manifest.get("version", 1)) < 3:
+        log.warning("LIBERO's converted models predate the object-frame fix (manifest version %s): the akita bowl's "
+                    "model is 10 cm off the pose LIBERO gives it; rerun `make libero`", manifest.get("version", 1))
     if suite not in manifest["suites"]:
         raise TaskError(None, "--task", f"a prepared LIBERO suite {sorted(manifest['suites'])}", suite,
                         hint=did_you_mean(suite, manifest["suites"], list_choices=False))
@@ -285,18 +326,24 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
         validate_predicate(goal, f"{ref}: goal", frozenset(objects))
     except PredicateError as exc:
         raise TaskError(str(exc)) from None
-    robot = _robot()
+    scene = manifest["problems"][info["problem"]]
+    base_pose = arena_base_pose(scene["T_world_base"], ARENA_TOP_WORLD.get(info["problem"]))
+    robot = _robot(base_pose)
     if cameras is None:
         cameras = CAMERAS_BY_PROBLEM.get(info["problem"], DEFAULT_CAMERAS)
-    cams = _cameras(manifest["problems"][info["problem"]], tuple(cameras), size_px, ref)
-    scene = manifest["problems"][info["problem"]]
+    cams = _cameras(scene, tuple(cameras), size_px, ref, base_pose)
     hints = {}
     if info["problem"] in ARENA_TOP_WORLD and identical_instances(problem):
         bounds = {c: m["bounds_m"] for c, m in manifest["objects"].items() if m.get("bounds_m")}
-        hints = start_hints(problem, scene["T_world_base"], ARENA_TOP_WORLD[info["problem"]], bounds,
+        # MuJoCo's world -> the planner's world (the base frame, lowered onto the table: arena_base_pose)
+        T_mujoco_world = np.asarray(scene["T_world_base"], float) @ np.linalg.inv(base_pose.matrix())
+        hints = start_hints(problem, T_mujoco_world, ARENA_TOP_WORLD[info["problem"]], bounds,
                             identical_instances(problem) & set(objects))
+    half_width = {n: 0.5 * min(float(b[1][0]) - float(b[0][0]), float(b[1][1]) - float(b[0][1]))
+                  for n in objects if (b := manifest["objects"].get(problem.objects.get(n) or problem.fixtures.get(n)
+                                                                    or "", {}).get("bounds_m"))}
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
-                          goal, MAX_STEPS, (), ref, hints)
+                          nested_on_top(goal, half_width), MAX_STEPS, (), ref, hints)
     try:
         libero_python()     # the lab's interpreter must be there too, not only the assets
     except LiberoMissingError as exc:

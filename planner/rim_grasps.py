@@ -2,10 +2,13 @@
 
 `GraspFinder.contact` measures the whole object along the closing direction; a 112 mm bowl never fits a 78 mm
 opening, yet the Panda holds it by pinching the rim wall: one finger inside the bowl, one outside. For N
-directions around the object's vertical axis (taken from the mesh's bounds, not its origin: converted LIBERO
-models are not centred), the closing direction is radial. At the grasp height the outer finger, closing inwards
-from outside the object, stops at the first surface its pad meets; the inner finger, starting inside the
-opening, stops at the first surface it meets closing outwards. A flared wall's normals are far from the
+directions around the object's vertical axis (taken from the mesh's bounds, not its origin), the closing
+direction is radial. At the grasp height the outer finger, closing inwards from outside the object, stops at
+the first surface its pad meets; the inner finger, starting inside the opening, stops at the first surface it
+meets closing outwards. Several TCP heights are tried (the shallowest 16 mm below the top, then deeper); a pinch
+at least `min_hold_width_m` across ranks first, because the tracker's held rule reads fingers stopped closer
+than sim.grasp.HELD_MIN_WIDTH_M (8 mm) as shut on nothing: LIBERO's bowl wall (its collision boxes) measures
+7-8 mm across 12-16 mm below the rim and 10 mm at 20-28 mm. A flared wall's normals are far from the
 horizontal closing direction (27-49 degrees on the LIBERO bowl) but nearly opposite each other, and the wall
 is squeezed along them: the pair is antipodal when the two contact normals oppose each other within the
 friction cone. A grasp is kept when both open fingers descend without touching the object and the closed
@@ -22,6 +25,7 @@ import trimesh
 
 from planner.grasps import UP, GraspPoint, ray_hits, surface_samples, tcp_pose
 from sim.geometry import Pose
+from sim.grasp import HELD_MIN_WIDTH_M
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,9 @@ class RimGraspConfig:
     pad_height_m: float = 0.018         # the pads reach this far above the TCP
     pad_below_m: float = 0.006          # and this far below it (the fingertips' floor)
     finger_thickness_m: float = 0.012   # a finger's depth along the closing direction
-    depth_below_rim_m: float = 0.016    # TCP this far below the object's top
+    depth_below_rim_m: float = 0.016    # TCP this far below the object's top (the shallowest tried)
+    extra_depths_m: tuple[float, ...] = (0.004, 0.008, 0.012)   # and these much deeper
+    min_hold_width_m: float = HELD_MIN_WIDTH_M + 0.002   # a pinch narrower reads as a shut gripper to the held rule
     min_tcp_z_m: float = 0.011          # fingertips off the table (world z of the TCP)
     friction_mu: float = 0.5            # the contact normals must oppose within atan(mu)
     min_width_m: float = 0.002
@@ -44,7 +50,10 @@ class RimGraspConfig:
         for name in ("max_width_m", "pad_width_m", "finger_thickness_m", "friction_mu", "max_wall_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"RimGraspConfig.{name}: expected > 0, got {getattr(self, name)}")
-        for name in ("pad_height_m", "pad_below_m", "depth_below_rim_m", "contact_band_m", "pregrasp_height_m"):
+        if any(d < 0 for d in self.extra_depths_m):
+            raise ValueError(f"RimGraspConfig.extra_depths_m: expected >= 0 each, got {self.extra_depths_m}")
+        for name in ("pad_height_m", "pad_below_m", "depth_below_rim_m", "contact_band_m", "pregrasp_height_m",
+                     "min_hold_width_m"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RimGraspConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.n_rays < 2:
@@ -169,9 +178,11 @@ def rim_grasps(name: str, mesh_obj: trimesh.Trimesh, T_world_obj: Pose, finger_a
     cfg = config
     mesh = world_mesh(mesh_obj, T_world_obj)
     lo, hi = np.asarray(mesh.bounds)
-    axis_xy = (lo[:2] + hi[:2]) / 2.0       # the bowl's axis from its geometry: the model's origin is off it
-    z_tcp = hi[2] - cfg.depth_below_rim_m
-    if z_tcp < max(cfg.min_tcp_z_m, lo[2] + cfg.pad_below_m):
+    axis_xy = (lo[:2] + hi[:2]) / 2.0       # the bowl's axis from its geometry, not the model's origin
+    floor_z = max(cfg.min_tcp_z_m, lo[2] + cfg.pad_below_m)
+    heights = [z for z in (hi[2] - cfg.depth_below_rim_m - extra for extra in (0.0, *cfg.extra_depths_m))
+               if z >= floor_z]
+    if not heights:
         return []                           # too shallow for the pads below the rim
     tris = np.asarray(mesh.triangles)
     surface, _ = surface_samples(mesh)
@@ -181,17 +192,28 @@ def rim_grasps(name: str, mesh_obj: trimesh.Trimesh, T_world_obj: Pose, finger_a
     out = []
     for k in range(n_dirs):
         phi = 2 * math.pi * k / n_dirs
-        c = rim_contact(mesh, axis_xy, phi, z_tcp, cfg, tris)
-        if c is None or c.opposition_deg > cone_deg:
-            continue
         d = np.array([math.cos(phi), math.sin(phi), 0.0])
-        s_mid = ((c.outer_xyz + c.inner_xyz) / 2 - np.array([*axis_xy, 0.0])) @ d
-        center = np.array([axis_xy[0], axis_xy[1], z_tcp]) + d * s_mid
-        if not fingers_free(surface, c, center, d, cfg, hi[2]):
+        best = None
+        for z_tcp in heights:
+            c = rim_contact(mesh, axis_xy, phi, z_tcp, cfg, tris)
+            if c is None or c.opposition_deg > cone_deg:
+                continue
+            s_mid = ((c.outer_xyz + c.inner_xyz) / 2 - np.array([*axis_xy, 0.0])) @ d
+            center = np.array([axis_xy[0], axis_xy[1], z_tcp]) + d * s_mid
+            if not fingers_free(surface, c, center, d, cfg, hi[2]):
+                continue
+            # a pinch the held rule can tell from a shut gripper first (the fingers stop on the wall as wide as
+            # it is: an 8 mm wall reads as closed on nothing), then the one whose normals oppose best
+            quality = float(0.6 * (1.0 - c.opposition_deg / cone_deg) + 0.4 * (1.0 - c.width_m / cfg.max_wall_m))
+            holds = c.width_m >= cfg.min_hold_width_m
+            if best is None or (holds, quality) > (best[0], best[1]):
+                best = (holds, quality, c, center)
+        if best is None:
             continue
+        holds, quality, c, center = best
         tcp = tcp_pose(center, d, -UP, finger_axis_tcp)
         pre = Pose(tuple(center + UP * (hi[2] - center[2] + cfg.pregrasp_height_m)), tcp.quat_xyzw)
-        quality = float(0.6 * (1.0 - c.opposition_deg / cone_deg) + 0.4 * (1.0 - c.width_m / cfg.max_wall_m))
-        out.append(GraspPoint(name, tcp, pre, c.width_m, (phi - yaw) % (2 * math.pi), 0.0, quality))
+        out.append(GraspPoint(name, tcp, pre, c.width_m, (phi - yaw) % (2 * math.pi), 0.0,
+                              quality + (1.0 if holds else 0.0)))
     out.sort(key=lambda g: -g.quality)
     return out

@@ -16,7 +16,7 @@ from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
-from sim.grasp import ExpectedHold, Held, track_held
+from sim.grasp import GRASP_WIDTH_SLACK_M, HELD_MIN_WIDTH_M, HELD_SLIP_M, ExpectedHold, Held, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -32,6 +32,12 @@ JUMP_M = 0.08                # a doubtful fit of an identical instance this far 
 ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
 ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
 UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
+SEPARATE_GAP_M = 0.003       # two objects the fits left touching side by side are set this far apart
+SEPARATE_MAX_M = 0.01        # ... by at most this much each (more is a fit error, not a touch)
+STACKED_NZ = 0.7             # a contact normal this close to vertical is one object standing on the other
+THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something: LIBERO's read 5.5-5.8 mm shut
+THIN_PINCH_GRASP_M = 0.0065  # ... and at the grasp itself wider than this (LIBERO's bowl rim: 7.5-8.9 mm)
+THIN_PINCH_AGREE_M = 0.0035  # a held thin pinch stays held while the width stays this close to the last
 
 
 class LookAgain:
@@ -85,6 +91,7 @@ class TwinTracker:
         cfg = getattr(reconstructor, "config", None)
         self.namer = InstanceNamer(models, start_hints or {}, getattr(cfg, "low_confidence", 0.6))
         self._round_cache: dict[str, bool] = {}
+        self._thin_pinch_m: float | None = None   # the width a thin-wall pinch holds at (_rule_width)
 
     def close(self) -> None:
         if self.world is not None:
@@ -122,12 +129,16 @@ class TwinTracker:
         # not found this step (occluded, or a poor match): keep it where it was last seen
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
-        scene = self._carry_held(scene, estimate, T_world_tcp, obs.gripper_width_m, expected)
+        scene = self._carry_held(scene, self._seen_in_hand(estimate, T_world_tcp, obs.gripper_width_m, expected),
+                                 T_world_tcp, self._rule_width(obs.gripper_width_m, expected), expected)
+        self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
+            else None
         if self.world is None:
             self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
         else:
             self.world.update_scene(scene)
         self.world.step(self.settle_steps)
+        separated = separate_touching(self.world)
         self._mark_turn_only(report["objects"], estimate)
         summary = {
             "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
@@ -137,7 +148,45 @@ class TwinTracker:
         }
         if self.namer.last_note:
             summary["identical_instances"] = self.namer.last_note
+        if separated:
+            summary["separated"] = separated
         return self.world, summary
+
+    def _rule_width(self, width_m: float, expected: ExpectedHold | None) -> float:
+        """The gripper width the held rule is given. A pinch across a wall thinner than the rule's
+        HELD_MIN_WIDTH_M is given as just over that minimum while it lasts: when the executed rollout left an
+        object in the twin's hand and the fingers stopped wider than THIN_PINCH_GRASP_M, and on later steps while
+        they stay wider than THIN_PINCH_MIN_M and within THIN_PINCH_AGREE_M of the last width. LIBERO's fingers
+        stop at 7.5-8.9 mm on its bowl's rim (6.1-6.2 mm once it hangs, still held) and at 5.5-5.8 mm on
+        nothing; the twin's stop at 12-16 mm on the same pinch, so the two widths are not compared. Any other
+        width passes unchanged."""
+        if not THIN_PINCH_MIN_M < width_m < HELD_MIN_WIDTH_M:
+            self._thin_pinch_m = None
+            return width_m
+        if self.held is None:
+            if expected is None or width_m < THIN_PINCH_GRASP_M:
+                return width_m
+        elif self._thin_pinch_m is None or abs(width_m - self._thin_pinch_m) > THIN_PINCH_AGREE_M:
+            return width_m
+        self._thin_pinch_m = width_m
+        return HELD_MIN_WIDTH_M + 0.0005
+
+    def _seen_in_hand(self, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float,
+                      expected: ExpectedHold | None) -> SceneEstimate:
+        """The estimate for the held rule: a grasp's object that the cameras see where the executed rollout left
+        it in the hand (within HELD_SLIP_M), with the fingers stopped at the twin's width, is passed as not seen,
+        so the rule keeps the rollout's hold. The rule's own test for a seen object is its origin within
+        HELD_MAX_DIST_M (50 mm) of the TCP, and a rim pinch holds a 112 mm bowl 55 mm from its centre (LIBERO-
+        Spatial: the fingers stopped on the 8 mm wall as the twin's did, and the loop called it 'grasp missed')."""
+        if expected is None or self.held is not None or abs(width_m - expected.width_m) > GRASP_WIDTH_SLACK_M:
+            return estimate
+        name = expected.held.name
+        est = estimate.objects.get(name)
+        if est is None or not est.found:
+            return estimate
+        if np.linalg.norm(est.pose.position - expected.held.pose(T_world_tcp).position) > HELD_SLIP_M:
+            return estimate
+        return dataclasses.replace(estimate, objects={**estimate.objects, name: dataclasses.replace(est, found=False)})
 
     def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
         """A round object standing still keeps the turn the twin last had: the cameras cannot see a bowl's turn
@@ -208,6 +257,48 @@ class TwinTracker:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
+
+
+def separate_touching(world: World, gap_m: float = SEPARATE_GAP_M, max_m: float = SEPARATE_MAX_M) -> list[list]:
+    """Set apart the objects that stand touching side by side in the twin (LIBERO-Spatial's bowl fitted against the
+    plate's rim, within a millimetre of it): the fits are good to a few millimetres, so whether two neighbours
+    touch is below what the cameras can tell, and a twin that has them touching calls every grasp of one a
+    collision with the other (the held object touches it as the fingers close). Each pair closer than `gap_m`
+    along a horizontal contact normal is pushed apart along it to `gap_m`, half each (all of it on the free one
+    where the other is fixed), at most `max_m` per object; a stacked pair (a near-vertical normal), the held
+    object and a fixed pair are left alone. Returns [[a, b, moved_mm], ...] for the step record."""
+    held = world.grasped()
+    fixed = {o.name: o.fixed for o in world.spec.objects}
+    names = [n for n in world.body_ids if n != held]
+    out = []
+    for a, b in itertools.combinations(sorted(names), 2):
+        if fixed.get(a) and fixed.get(b):
+            continue
+        pts = p.getClosestPoints(world.body_ids[a], world.body_ids[b], gap_m, physicsClientId=world.client)
+        if not pts:
+            continue
+        c = min(pts, key=lambda c: c[8])
+        n_b_to_a = np.asarray(c[7], float)            # contactNormalOnB points from B towards A
+        if abs(n_b_to_a[2]) > STACKED_NZ:
+            continue
+        horiz = np.array([n_b_to_a[0], n_b_to_a[1], 0.0])
+        horiz /= max(float(np.linalg.norm(horiz)), 1e-9)
+        need = gap_m - float(c[8])
+        if need < 5e-4:
+            continue
+        share = {a: 0.0 if fixed.get(a) else 1.0, b: 0.0 if fixed.get(b) else 1.0}
+        total = share[a] + share[b]
+        for name, sign in ((a, 1.0), (b, -1.0)):
+            if share[name] == 0.0:
+                continue
+            move = min(need * share[name] / total, max_m)
+            body = world.body_ids[name]
+            pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=world.client)
+            p.resetBasePositionAndOrientation(body, tuple(np.asarray(pos) + sign * move * horiz), quat,
+                                              physicsClientId=world.client)
+            p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=world.client)
+        out.append([a, b, round(1000 * need, 1)])
+    return out
 
 
 class InstanceNamer:

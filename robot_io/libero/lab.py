@@ -116,7 +116,10 @@ class LiberoLab(SimLab):
         for _ in range(spec.settle_steps):
             self._step(self._joint_pos(), spec.robot.gripper_max_width_m)
         base = self.robot.robot_model.root_body
-        self.T_base_world = np.linalg.inv(_pose_matrix(sim.data.get_body_xpos(base), sim.data.get_body_xmat(base)))
+        # the lab's world: the robot base where the robot spec puts it (LIBERO-Spatial's base is 12 mm above its
+        # table; libero_task sets base_pose so that the table top is z = 0, where the twin's table is)
+        self.T_base_world = np.asarray(spec.robot.base_pose.matrix(), dtype=float) @ np.linalg.inv(
+            _pose_matrix(sim.data.get_body_xpos(base), sim.data.get_body_xmat(base)))
         self._cam_ids = {}
         for cam in spec.cameras:
             try:
@@ -138,6 +141,8 @@ class LiberoLab(SimLab):
         self._protective_stop: str | None = None   # status field; robosuite's controller bounds the steps here
         log.info("LIBERO lab ready in %.2f s: %s task %d, initial state %d, %d camera(s)",
                  time.monotonic() - t0, spec.suite, spec.task_id, self.seed, len(spec.cameras))
+        # the truth at the start, in lab.log only (never on the control channel): what the planner first saw
+        log.info("initial objects %s", {n: [round(v, 3) for v in p["xyz"]] for n, p in self.initial_poses.items()})
 
     # ------------------------------------------------------------ MuJoCo state, engine thread only
     def _joint_pos(self) -> np.ndarray:

@@ -5,7 +5,8 @@
 Writes, into a git-ignored folder, everything the planner's side needs without importing LIBERO:
 - objects/<category>/: each task object's model as OBJ + URDF that PyBullet loads. The object's MJCF is compiled
   with mujoco.MjModel; every visual (group 1) and collision (group 0) geom's mesh (mesh_vert / mesh_face, or the
-  primitive) is placed by geom_xpos / geom_xmat in the object's root frame. The visual is written WITH its look
+  primitive) is placed by geom_xpos / geom_xmat in the object's root frame (the frame of the XML's body named
+  'object', the body robosuite puts in the scene and whose pose LIBERO reports). The visual is written WITH its look
   (textured.py): UVs (mesh_texcoord / mesh_facetexcoord), each material's texture (tex_data) as a PNG and an MTL,
   so the planner can tell printed look-alike packages apart; the URDF's visual is that textured OBJ. The colour
   hint in the manifest (optional for the planner) is the mean surface colour kept gray (surface_colour).
@@ -32,7 +33,7 @@ from robot_io.libero.textured import TexturedPart, write_textured_obj
 
 log = logging.getLogger("robot_io.libero.prepare")
 
-MANIFEST_VERSION = 2       # 2: object visuals carry their texture (textured.obj/.mtl/.png)
+MANIFEST_VERSION = 3       # 2: object visuals carry their texture; 3: models in the scene's object frame
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
 CAMERAS = ("agentview", "frontview", "birdview", "sideview")
 MAX_FACES = 20000         # scanned meshes are simplified to this many faces for the twin
@@ -47,8 +48,21 @@ def _pose_matrix(xpos: np.ndarray, xmat: np.ndarray) -> np.ndarray:
     return T
 
 
-def _geom_mesh(model, data, g: int):
-    """One geom as a trimesh in the compiled model's world frame (the object's root frame), or None."""
+def object_body_frame(model, data) -> np.ndarray:
+    """T_compiled_object: the pose of the body robosuite places in a scene. robosuite's MujocoXMLObject keeps only
+    the subtree of the body named 'object' (`_get_object_subtree`) and makes it the object's root body, dropping
+    its `pos` in the XML's outer body; the akita bowl's XML puts that body at (0, -0.1, 0), so the compiled model's
+    world frame is not the scene's object frame. Identity where the XML has no body named 'object'."""
+    import mujoco
+
+    bid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "object")
+    if bid < 0:
+        return np.eye(4)
+    return _pose_matrix(data.xpos[bid], data.xmat[bid])
+
+
+def _geom_mesh(model, data, g: int, T_object_compiled: np.ndarray | None = None):
+    """One geom as a trimesh in the object's root frame (the scene's: `object_body_frame`), or None."""
     import mujoco
     import trimesh
 
@@ -69,7 +83,8 @@ def _geom_mesh(model, data, g: int):
         mesh = trimesh.creation.icosphere(subdivisions=2, radius=size[0])
     else:
         return None
-    mesh.apply_transform(_pose_matrix(data.geom_xpos[g], data.geom_xmat[g]))
+    T = _pose_matrix(data.geom_xpos[g], data.geom_xmat[g])
+    mesh.apply_transform(T if T_object_compiled is None else T_object_compiled @ T)
     return mesh
 
 
@@ -150,8 +165,9 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     mujoco.mj_forward(model, data)
     visual, collision, colours, looks = [], [], [], []
     rng = np.random.default_rng(0)
+    T_object_compiled = np.linalg.inv(object_body_frame(model, data))
     for g in range(model.ngeom):
-        mesh = _geom_mesh(model, data, g)
+        mesh = _geom_mesh(model, data, g, T_object_compiled)
         if mesh is None:
             continue
         if model.geom_group[g] == 0 and model.geom_contype[g] != 0:

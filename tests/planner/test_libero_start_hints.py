@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from planner.bddl import parse_bddl
-from planner.libero_task import identical_instances, start_hints
+from planner.libero_task import arena_base_pose, identical_instances, start_hints
 
 REGIONS = """
     (:regions
@@ -52,7 +52,7 @@ TABLE_TOP = (0.0, 0.0, 0.90)
 BOUNDS = {"cookies": [[-0.03, -0.04, -0.01], [0.03, 0.04, 0.01]],
           "glazed_rim_porcelain_ramekin": [[-0.044, -0.044, 0.0], [0.044, 0.044, 0.0433]],
           "wooden_cabinet": [[-0.12, -0.11, 0.0046], [0.13, 0.11, 0.2216]],
-          "akita_black_bowl": [[-0.056, -0.156, 0.0], [0.056, -0.044, 0.053]]}
+          "akita_black_bowl": [[-0.056, -0.056, 0.0], [0.056, 0.056, 0.053]]}
 
 
 def test_bowls_on_table_regions_start_at_their_centres():
@@ -97,3 +97,38 @@ def test_instances_without_an_init_fact_get_no_hint():
     problem = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
     assert "akita_black_bowl_2" not in start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS)
     assert problem.init[0] == ["On", "akita_black_bowl_1", "main_table_plate_region"]
+
+
+def test_the_planner_world_is_the_base_frame_lowered_onto_the_table():
+    """The twin's table is the plane z = 0: LIBERO-Spatial's base, 12 mm above its table, stands at z = 0.012 in
+    the planner's world, and the start hints (the table's regions) land on z = 0; a floor scene is not moved."""
+    base = arena_base_pose(T_WORLD_BASE, TABLE_TOP)
+    assert base.xyz == pytest.approx((0.0, 0.0, 0.012))
+    assert base.quat_xyzw == pytest.approx((0.0, 0.0, 0.0, 1.0))
+    floor = np.array([[1, 0, 0, -0.6], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    assert arena_base_pose(floor, (0.0, 0.0, 0.0)).xyz == (0.0, 0.0, 0.0)
+    assert arena_base_pose(T_WORLD_BASE, None).xyz == (0.0, 0.0, 0.0)
+    problem = parse_bddl(_spatial("Pick the akita black bowl between the plate and the ramekin and place it on "
+                                  "the plate", """(On akita_black_bowl_1 main_table_between_plate_ramekin_region)
+    (On akita_black_bowl_2 main_table_next_to_ramekin_region)"""))
+    T_mujoco_world = T_WORLD_BASE @ np.linalg.inv(base.matrix())
+    hints = start_hints(problem, T_mujoco_world, TABLE_TOP, BOUNDS, identical_instances(problem))
+    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.61, 0.20, 0.0))
+
+
+def test_on_a_dish_is_also_believed_when_the_object_rests_near_its_centre():
+    """The twin's on_top wants the top object's lowest point within 15 mm of the other's bounding-box top; a bowl
+    nests 18 mm below the plate's rim. The believed success also takes a bowl resting (not held) within half the
+    plate's half-width of its centre; the subtasks keep the plain leaf; a reference without a size is plain."""
+    from planner.libero_task import nested_on_top, subtasks_for
+    from sim.predicates import validate_predicate
+
+    goal = {"all": [{"on_top": ["bowl_1", "plate_1"]}, {"inside": ["can_1", "basket_1"]}]}
+    got = nested_on_top(goal, {"plate_1": 0.0686})
+    assert got == {"all": [{"any": [{"on_top": ["bowl_1", "plate_1"]},
+                                    {"all": [{"near": {"objects": ["bowl_1", "plate_1"], "within_m": 0.0343}},
+                                             {"not": {"grasped": "bowl_1"}}]}]},
+                           {"inside": ["can_1", "basket_1"]}]}
+    validate_predicate(got, "test", frozenset({"bowl_1", "plate_1", "can_1", "basket_1"}))
+    assert nested_on_top(goal, {}) == goal
+    assert [s.done for s in subtasks_for(goal)][1] == {"on_top": ["bowl_1", "plate_1"]}

@@ -78,4 +78,6 @@ def test_start_hints_reach_the_planner_task(fake_install):
     assert [c.name for c in task.cameras] == ["agentview", "frontview"]
     hints = task.start_hints
     assert set(hints) == {"akita_black_bowl_1", "akita_black_bowl_2"}
-    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.73, 0.03, -0.012 + 0.05))   # on the cookies
+    # on the cookies (5 cm), in the planner's world: the base frame lowered onto the table (base at z = 0.012)
+    assert task.robot.base_pose.xyz == pytest.approx((0.0, 0.0, 0.012))
+    assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.73, 0.03, 0.05))
