@@ -23,10 +23,23 @@ def fills_hull(mesh: trimesh.Trimesh, surface_points: np.ndarray, spacing_m: flo
     return bool(np.mean(dist < max(spacing_m, 0.003)) > 0.95)
 
 
+def inside_convex(hull: trimesh.Trimesh, point, tol_m: float = 1e-9) -> bool:
+    """Whether a point lies inside a convex mesh (behind every face's plane)."""
+    offsets = np.einsum("ij,ij->i", hull.face_normals, np.asarray(point, dtype=float) - hull.triangles[:, 0])
+    return bool(np.all(offsets <= tol_m))
+
+
 def stable_up_directions(mesh: trimesh.Trimesh, min_probability: float = 0.02) -> np.ndarray:
     """Object-frame unit vectors that point up when the mesh rests on a plane in a stable pose."""
+    hull = mesh.convex_hull
+    com = mesh.center_mass
+    if not inside_convex(hull, com):
+        # An open scan's volume integral can put its "centre of mass" outside the object (LIBERO's black book: 2.7 m
+        # above a 14 cm book), and trimesh's walk over the hull's faces then never ends: use the solid hull's.
+        log.info("centre of mass %s lies outside the mesh's convex hull; using the hull's", np.round(com, 3))
+        com = hull.center_mass
     try:
-        transforms, probs = trimesh.poses.compute_stable_poses(mesh, n_samples=1, threshold=0.0)
+        transforms, probs = trimesh.poses.compute_stable_poses(hull, center_mass=com, n_samples=1, threshold=0.0)
     except (ValueError, IndexError, np.linalg.LinAlgError) as exc:   # degenerate hull: no resting prior
         log.info("no stable poses for a mesh of %d faces (%s)", len(mesh.faces), exc)
         return np.zeros((0, 3))

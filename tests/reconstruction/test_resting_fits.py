@@ -5,7 +5,15 @@ import numpy as np
 import trimesh
 
 from reconstruction.pose_model import even_samples
-from reconstruction.resting import lean_direction, leaning_poses, planar_icp, planar_icp_many, turn_about
+from reconstruction.resting import (
+    inside_convex,
+    lean_direction,
+    leaning_poses,
+    planar_icp,
+    planar_icp_many,
+    stable_up_directions,
+    turn_about,
+)
 
 
 class _Prep:
@@ -56,3 +64,18 @@ def test_lean_direction_points_at_the_touching_neighbour_and_tilts_towards_it():
     tilted = leaning_poses(prep, T, up, d, (5.0, -5.0))
     assert tilted[0][:3, 2] @ np.array([1.0, 0.0, 0.0]) > 0.08                    # +5 deg: the top moves to +x
     assert tilted[1][:3, 2] @ np.array([1.0, 0.0, 0.0]) < -0.08                   # -5 deg: away from it
+
+
+def test_an_open_scan_gets_its_resting_poses_from_its_hull():
+    """A mesh that is not closed (a scan's open bottom) can have its volume-integral centre of mass outside itself;
+    trimesh's stable-pose walk then never ended (LIBERO-10's black book hung the planner for 20 minutes)."""
+    box = trimesh.creation.box((0.2, 0.1, 0.03))
+    box.apply_translation((0.3, 0.0, 0.0))
+    open_box = trimesh.Trimesh(box.vertices, box.faces[:-2], process=False)   # one face missing
+    assert not open_box.is_watertight and not inside_convex(open_box.convex_hull, open_box.center_mass)
+    ups = stable_up_directions(open_box)
+    # a box rests on any of its six faces: the same up directions as the closed box's
+    closed = stable_up_directions(box)
+    assert len(ups) == len(closed) == 6
+    assert all(np.max(ups @ u) > 0.999 for u in closed)
+    assert inside_convex(box.convex_hull, box.center_mass)
