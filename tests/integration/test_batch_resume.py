@@ -58,7 +58,8 @@ def test_two_runs_of_one_task_seed_and_config_are_identical(tmp_path):
     assert all(r.error is None for r in runs)
     assert diff_runs(runs[0].run_dir, runs[1].run_dir) == []
     assert chosen_sequence(runs[0].run_dir) == chosen_sequence(runs[1].run_dir)
-    assert runs[0].success == runs[1].success and runs[0].steps == runs[1].steps == 3
+    # several steps (the loop's state carries over), the same number both times
+    assert runs[0].success == runs[1].success and runs[0].steps == runs[1].steps >= 2
     ident = read_header(runs[0].run_dir)["reproduce"]
     assert ident["seeds"] == {"lab": 2, "planner": 2}
     assert len(ident["configs"]["task"]["sha256"]) == 64 and len(ident["configs"]["scoring"]["sha256"]) == 64
