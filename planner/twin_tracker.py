@@ -16,7 +16,7 @@ from reconstruction.estimate import EstimatedObject, SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
-from sim.grasp import GRASP_WIDTH_SLACK_M, HELD_MIN_WIDTH_M, HELD_SLIP_M, ExpectedHold, Held, track_held
+from sim.grasp import HELD_MIN_WIDTH_M, ExpectedHold, Held, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -129,8 +129,8 @@ class TwinTracker:
         # not found this step (occluded, or a poor match): keep it where it was last seen
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
-        scene = self._carry_held(scene, self._seen_in_hand(estimate, T_world_tcp, obs.gripper_width_m, expected),
-                                 T_world_tcp, self._rule_width(obs.gripper_width_m, expected), expected)
+        rule_width_m = self._rule_width(obs.gripper_width_m, expected)
+        scene = self._carry_held(scene, estimate, T_world_tcp, rule_width_m, expected)
         self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
             else None
         if self.world is None:
@@ -170,23 +170,6 @@ class TwinTracker:
             return width_m
         self._thin_pinch_m = width_m
         return HELD_MIN_WIDTH_M + 0.0005
-
-    def _seen_in_hand(self, estimate: SceneEstimate, T_world_tcp: Pose, width_m: float,
-                      expected: ExpectedHold | None) -> SceneEstimate:
-        """The estimate for the held rule: a grasp's object that the cameras see where the executed rollout left
-        it in the hand (within HELD_SLIP_M), with the fingers stopped at the twin's width, is passed as not seen,
-        so the rule keeps the rollout's hold. The rule's own test for a seen object is its origin within
-        HELD_MAX_DIST_M (50 mm) of the TCP, and a rim pinch holds a 112 mm bowl 55 mm from its centre (LIBERO-
-        Spatial: the fingers stopped on the 8 mm wall as the twin's did, and the loop called it 'grasp missed')."""
-        if expected is None or self.held is not None or abs(width_m - expected.width_m) > GRASP_WIDTH_SLACK_M:
-            return estimate
-        name = expected.held.name
-        est = estimate.objects.get(name)
-        if est is None or not est.found:
-            return estimate
-        if np.linalg.norm(est.pose.position - expected.held.pose(T_world_tcp).position) > HELD_SLIP_M:
-            return estimate
-        return dataclasses.replace(estimate, objects={**estimate.objects, name: dataclasses.replace(est, found=False)})
 
     def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
         """A round object standing still keeps the turn the twin last had: the cameras cannot see a bowl's turn

@@ -95,7 +95,8 @@ def track_held(held: Held | None, width_m: float, max_width_m: float, T_world_tc
     seen: the found objects' poses this step; doubtful: those of them fitted with low confidence. A newly closed
     gripper takes what the executed step's rollout left in the hand (`expected`) if its fingers stopped at the
     width the twin's did and the cameras do not confidently see that object away from the hand (a flat box under
-    the hand is hidden from every camera); otherwise the nearest found object within HELD_MAX_DIST_M of the
+    the hand is hidden from every camera), where they see it if they do (near the TCP, or where the rollout left
+    it); otherwise the nearest found object within HELD_MAX_DIST_M of the
     TCP, where it is. A held object stays held, carried rigidly, unless the cameras confidently see it more than
     HELD_SLIP_M from where the hand would carry it. Returns (held or None, why it was dropped: '' unless a held
     object was seen elsewhere).
@@ -112,7 +113,9 @@ def track_held(held: Held | None, width_m: float, max_width_m: float, T_world_tc
             name = expected.held.name
             if name not in confident:
                 return expected.held, ""
-            if dist_m(confident[name]) < HELD_MAX_DIST_M:
+            off_m = float(np.linalg.norm(confident[name].position - expected.held.pose(T_world_tcp).position))
+            # seen where the rollout left it in the hand: a rim pinch holds a 112 mm bowl 55 mm from its centre
+            if dist_m(confident[name]) < HELD_MAX_DIST_M or off_m <= HELD_SLIP_M:
                 return Held(name, T_world_tcp.inverse() @ confident[name]), ""
         near = [(dist_m(pose), name) for name, pose in seen.items()]
         near = [x for x in near if x[0] < HELD_MAX_DIST_M]

@@ -65,6 +65,20 @@ def test_a_grasp_the_cameras_cannot_see_is_held_where_the_twin_left_it():
     np.testing.assert_allclose(held.pose(TCP).matrix(), seen_near.matrix(), atol=1e-9)
 
 
+def test_a_rim_pinch_is_held_where_the_cameras_see_it_beside_the_hand():
+    """A pinch across a bowl's rim holds the bowl's origin 55 mm from the TCP, beyond HELD_MAX_DIST_M: seen where
+    the rollout left it in the hand, it is held there."""
+    in_hand = Pose((0.0, 0.055, 0.0))
+    expected = ExpectedHold(Held("bowl", in_hand), width_m=0.014)
+    seen = TCP @ Pose((0.0, 0.055 + HELD_SLIP_M / 2, 0.0))
+    assert np.linalg.norm(seen.position - TCP.position) > HELD_MAX_DIST_M
+    held, _ = track_held(None, 0.014, MAX_W, TCP, {"bowl": seen}, expected)
+    np.testing.assert_allclose(held.pose(TCP).matrix(), seen.matrix(), atol=1e-9)
+    # farther from where the rollout left it than the slip tolerance: the pinch missed
+    beside = TCP @ Pose((0.0, 0.055 + 2 * HELD_SLIP_M, 0.0))
+    assert track_held(None, 0.014, MAX_W, TCP, {"bowl": beside}, expected) == (None, "")
+
+
 def test_an_expected_grasp_that_did_not_happen_is_not_believed():
     expected = ExpectedHold(Held("pudding", Pose((0.0, 0.0, 0.012))), width_m=0.048)
     # the fingers stopped far from the twin's width: something else, or nothing, is between them
