@@ -142,7 +142,8 @@ class TwinTracker:
         self._mark_turn_only(report["objects"], estimate)
         summary = {
             "objects": report["objects"], "issues": report["issues"], "cameras_used": report["cameras_used"],
-            "n_unknown": len(estimate.clutter), "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
+            "n_unknown": len(estimate.clutter), "unknown": report["unknown"],
+            "n_obstacle_parts": len(estimate.unknown) - len(at_hand),
             "held": self.held_name, "last_seen_pose_used": stale,
             "timings_s": getattr(estimate, "timings_s", {}),
         }

@@ -106,6 +106,10 @@ class SceneEstimate:
                                "xyz": [round(v, 4) for v in o.pose.xyz] if o.found else None}
                         for name, o in self.objects.items()},
             "n_unknown": len(self.clutter) if self.clutter else len(self.unknown),
+            # where each unknown obstacle stands: a veto by "arm contact with clutter_0_p1" is traced from here
+            "unknown": [{"name": c.name, "centroid": [round(v, 3) for v in c.centroid],
+                         "extent_m": [round(v, 3) for v in c.extent_m], "n_points": c.n_points}
+                        for c in self.clutter],
             "issues": [i.to_dict() for i in self.issues],
             "cameras_used": list(self.cameras_used),
         }

@@ -101,6 +101,7 @@ def test_timings_cover_every_stage_and_the_estimate_is_json(random_runs):
         json.dumps(report)
         assert all(o["status"] == "ok" for o in report["objects"].values()), report
         assert report["n_unknown"] == len(est.clutter) and est.cameras_used == ("front", "left", "right")
+        assert [u["centroid"] for u in report["unknown"]] == [[round(v, 3) for v in c.centroid] for c in est.clutter]
         assert STAGES <= set(est.timings_s)
         assert all(v >= 0 for v in est.timings_s.values())
         assert est.timings_s["total"] >= est.timings_s["pose"]
