@@ -39,7 +39,7 @@ from planner.runlog import RunLog
 from planner.sampler import AnnealedSampler, SamplerConfig
 from planner.step_record import candidate_row, failure_record, look_again_record, step_record
 from planner.task import PlannerTask, Subtask
-from planner.twin_tracker import LookAgain, TwinTracker
+from planner.twin_tracker import LOOK_AGAIN_MAX, LookAgain, TwinTracker
 from planner.twin_view import camera_spec_of, twin_beside_camera_png
 from reconstruction.identification import with_identified_physics
 from render.failure_view import failure_png, symbols_of
@@ -81,6 +81,14 @@ def put_back_let_go(world: World, recon: dict, let_go: dict[str, Pose], held: st
     if used:
         recon["let_go_pose_used"] = used
     return used
+
+
+def untrusted_for_success(recon: dict, names: set[str]) -> list[str]:
+    """The objects a success predicate names whose pose this observation does not trust: fitted with low
+    confidence or missing, and not put back where the hand let them go (put_back_let_go). A low-confidence fit
+    of a book inside the caddy is no evidence that the book is there (LIBERO-10 task 5 stopped on one)."""
+    objects, put_back = recon.get("objects", {}), set(recon.get("let_go_pose_used", ()))
+    return sorted(n for n in names if n in objects and objects[n].get("status") != "ok" and n not in put_back)
 
 
 def expected_hold(roll) -> ExpectedHold | None:
@@ -148,6 +156,7 @@ class MPCPlanner:
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
+        self._success_looks = 0   # steps in a row spent looking again at a success the twin shows on doubtful fits
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
         self._expected_hold: ExpectedHold | None = None   # what the executed rollout left in the hand
         self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the subtask done (put_back_let_go)
@@ -215,6 +224,18 @@ class MPCPlanner:
                     f"; back to subtask {self.subtask_index}" if acted else " (recovery off)")
         return subtask, changed, record
 
+    def _success_doubt(self, recon: dict) -> str | None:
+        """The hold reason when the twin shows the task done on fits it does not trust: look again (up to
+        LOOK_AGAIN_MAX steps in a row), then believe it and say so in recon's note."""
+        doubtful = untrusted_for_success(recon, predicates.objects_of(self.task.success))
+        if not doubtful:
+            return None
+        if self._success_looks < LOOK_AGAIN_MAX:
+            self._success_looks += 1
+            return f"look again: the twin shows the task done, but the poses of {doubtful} are not trusted"
+        recon["note"] = f"the twin shows the task done; {doubtful} still not trusted after {LOOK_AGAIN_MAX} looks"
+        return None
+
     def step(self, k: int) -> dict:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -229,6 +250,9 @@ class MPCPlanner:
         timings["reconstruct"] = time.perf_counter() - t0
 
         if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
+            doubt = self._success_doubt(recon)
+            if doubt is not None:
+                return look_again_record(k, self.subtask_index, self.task.instruction, recon, doubt, timings)
             # Believe success only when a second, fresh observation shows it too: one reconstruction can be
             # wrong, and stopping early on a wrong belief ends the run.
             t0 = time.perf_counter()
@@ -236,9 +260,13 @@ class MPCPlanner:
             fit_twin_fingers(world)
             put_back_let_go(world, recon, self._let_go, self.twin.held_name)
             timings["confirm"] = time.perf_counter() - t0
-            if predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN):
+            shown = predicates.evaluate(world, self.task.success, predicates.PLAN_INSIDE_MARGIN)
+            doubt = self._success_doubt(recon) if shown else None
+            if shown and doubt is None:
                 return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
-            recon["note"] = "a first observation showed the task done; a second did not"
+            recon["note"] = doubt or "a first observation showed the task done; a second did not"
+        else:
+            self._success_looks = 0
         closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
         t0 = time.perf_counter()
         subtask, changed, failure = self._diagnose_and_recover(k, world, obs, recon, closed)
@@ -365,8 +393,10 @@ class MPCPlanner:
                     stage[key] = stage.get(key, 0.0) + v
                 if record.get("done"):
                     believed = True
+                    # with what the twin saw: a success the lab denies is traced from here
                     self.runlog.append({"type": "event", "step": k,
-                                        "message": f"step {k}: the twin shows the task done; stopping"})
+                                        "message": f"step {k}: the twin shows the task done; stopping",
+                                        "reconstruction": record.get("reconstruction")})
                     break
                 self.runlog.append(record)
                 write_report(self.runlog.path)   # readable while running and after a kill
