@@ -119,7 +119,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                               loaded=loaded)
     if not args.json:
         for o in result["objects"]:
-            if o["found"]:
+            if o["found"] and o["t_err_mm"] is None:
+                print(f"{o['name']:16s} at {o['xyz']} (the lab gives no truth for it)   "
+                      f"confidence {o['confidence']:.2f} ({o['status']})", file=sys.stderr)
+            elif o["found"]:
                 print(f"{o['name']:16s} t_err {o['t_err_mm']:7.2f} mm   r_err {o['r_err_deg']:6.2f} deg   "
                       f"confidence {o['confidence']:.2f} ({o['status']})", file=sys.stderr)
             else:
