@@ -256,23 +256,55 @@ def _goal_objects(pred: dict) -> list[str]:
     return list(arg) if isinstance(arg, list) else [arg]
 
 
-def nested_on_top(goal: dict, half_width_m: dict[str, float]) -> dict:
+def nested_on_top(goal: dict, half_width_m: dict[str, float], site_reach_m: dict[str, float] | None = None) -> dict:
     """The success the planner believes: every `on_top: [a, b]` leaf also holds when a rests (is not held) with its
     origin within half of b's half-width of b's origin. The twin's on_top wants a's lowest point within 15 mm of
     b's bounding-box top, and a bowl set on LIBERO's plate nests in its dish, 18 mm below the rim's box (LIBERO's
     own On is a contact from above); both models have their origin at the bottom centre. b without a known
-    half-width (half_width_m: name -> m) keeps its plain leaf. Subtasks keep the plain leaves."""
+    half-width (half_width_m: name -> m) keeps its plain leaf. A goal on a fixture's region site (site_reach_m:
+    fixture -> how far that site's inner half lies from the fixture's origin, `goal_site_reach`) believes a at
+    rest off the table within that reach: the stove's cook region is 15 cm from its origin (its knob, which
+    stands 24 mm above the burner plate, so the plain leaf never holds there). Subtasks keep the plain leaves."""
+    site_reach_m = site_reach_m or {}
     (key, arg), = goal.items()
     if key in ("all", "any"):
-        return {key: [nested_on_top(g, half_width_m) for g in arg]}
+        return {key: [nested_on_top(g, half_width_m, site_reach_m) for g in arg]}
     if key == "not":
-        return {key: nested_on_top(arg, half_width_m)}
+        return {key: nested_on_top(arg, half_width_m, site_reach_m)}
+    if key == "on_top" and arg[1] in site_reach_m:
+        a, b = arg
+        rests = {"all": [{"near": {"objects": [a, b], "within_m": round(site_reach_m[b], 4)}},
+                         {"not": {"grasped": a}}, {"not": {"on_table": a}}]}
+        return {"any": [goal, rests]}
     if key == "on_top" and arg[1] in half_width_m:
         a, b = arg
         rests = {"all": [{"near": {"objects": [a, b], "within_m": round(0.5 * half_width_m[b], 4)}},
                          {"not": {"grasped": a}}]}
         return {"any": [goal, rests]}
     return goal
+
+
+def goal_site_reach(problem: BddlProblem, models: dict[str, dict]) -> dict[str, float]:
+    """fixture -> reach (m) for each goal `(On a fixture_region)` whose fixture's model has that region's site
+    (`models`: category -> the manifest's entry with "sites"): the site centre's distance from the fixture's
+    origin plus half the site's smaller half-width."""
+    out: dict[str, float] = {}
+
+    def walk(expr: Any) -> None:
+        if not isinstance(expr, list) or not expr or not isinstance(expr[0], str):
+            return
+        if expr[0].lower() == "on" and len(expr) == 3 and isinstance(expr[2], str):
+            region = _region(problem, expr[2])
+            if region is not None and region[0] in problem.fixtures:
+                site = models.get(problem.fixtures[region[0]], {}).get("sites", {}).get(region[1])
+                if site is not None:
+                    half = min(float(site["half_m"][0]), float(site["half_m"][1]))
+                    out[region[0]] = float(np.hypot(*site["pos_m"][:2])) + 0.5 * half
+        for sub in expr[1:]:
+            walk(sub)
+
+    walk(problem.goal)
+    return out
 
 
 def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
@@ -388,7 +420,8 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
                   for n in objects if (b := manifest["objects"].get(problem.objects.get(n) or problem.fixtures.get(n)
                                                                     or "", {}).get("bounds_m"))}
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
-                          nested_on_top(goal, half_width), MAX_STEPS, (), ref, hints)
+                          nested_on_top(goal, half_width, goal_site_reach(problem, manifest["objects"])),
+                          MAX_STEPS, (), ref, hints)
     try:
         libero_python()     # the lab's interpreter must be there too, not only the assets
     except LiberoMissingError as exc:
@@ -413,5 +446,5 @@ def dump(ref: str) -> str:
     """The planner's view of a LIBERO task as YAML (for `docs/libero.md` and debugging)."""
     t = load_libero_task(ref).planner
     return yaml.safe_dump({"name": t.name, "instruction": t.instruction, "success": t.success,
-                           "objects": {n: a.key for n, a in t.objects.items()},
+                           "objects": {n: a.name for n, a in t.objects.items()},
                            "subtasks": [{"say": s.say, "done": s.done} for s in t.subtasks]}, sort_keys=False)
