@@ -112,3 +112,41 @@ def articulation(obj) -> dict:
     art = props.get("articulation", {}) if isinstance(props, dict) else {}
     return {k: [float(v) for v in val] for k, val in art.items()
             if isinstance(val, (list, tuple)) and all(isinstance(v, (int, float)) for v in val)}
+
+
+OPEN_SEP = "@open:"     # a converted variant's category: "wooden_cabinet@open:top_region"
+
+
+def open_variants(initial_state: list, fixtures: dict[str, str]) -> set[tuple[str, str]]:
+    """(category, region) for each `(Open fixture_region)` fact of a task's init (LIBERO's parsed initial_state:
+    lowercase lists such as ['open', 'wooden_cabinet_1_top_region']); fixtures: instance -> category."""
+    out = set()
+    for fact in initial_state:
+        if len(fact) != 2 or str(fact[0]).lower() != "open":
+            continue
+        owners = [n for n in fixtures if str(fact[1]).startswith(f"{n}_")]
+        if owners:
+            owner = max(owners, key=len)
+            out.add((fixtures[owner], str(fact[1])[len(owner) + 1:]))
+    return out
+
+
+def open_site_joints(model, data, sites: tuple[str, ...], opened_m: float) -> list[str]:
+    """Slide the joint that carries each named site to opened_m (a drawer pulled out as LIBERO's (Open ...) sets
+    it) and run mj_forward; returns the joints moved."""
+    import mujoco
+
+    moved = []
+    for name in sites:
+        s = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, name)
+        body = int(model.site_bodyid[s]) if s >= 0 else 0
+        while body > 0:
+            joints = [j for j in range(model.body_jntadr[body], model.body_jntadr[body] + model.body_jntnum[body])
+                      if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE]
+            if joints:
+                data.qpos[model.jnt_qposadr[joints[0]]] = opened_m
+                moved.append(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, joints[0]))
+                break
+            body = model.body_parentid[body]
+    mujoco.mj_forward(model, data)
+    return moved
