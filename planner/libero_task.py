@@ -32,7 +32,6 @@ from planner.bddl import BddlProblem, parse_bddl
 from planner.catalog import Asset
 from planner.errors import TaskError
 from planner.task import LoadedTask, PlannerTask, StartHint, Subtask
-from robot_io.libero.fixtures import OPEN_SEP
 from robot_io.libero.launcher import LiberoMissingError, libero_python, load_manifest
 from robot_io.libero.spec import LiberoLabSpec
 from sim.camera import CameraSpec
@@ -241,26 +240,6 @@ def start_hints(problem: BddlProblem, T_world_base: Any, arena_top_world: tuple[
     return hints
 
 
-def open_fixture_models(problem: BddlProblem, models: dict[str, dict]) -> dict[str, str]:
-    """fixture -> the converted model with its drawer pulled out ("wooden_cabinet@open:top_region", written by
-    `make libero` for each `(Open ...)` of an init), for each fixture whose init opens a drawer that an object
-    starts In (LIBERO-Spatial task 4: the bowl in the opened top drawer). Such a fixture is named in the twin:
-    as unknown clutter, the cabinet with its drawer out is meshed down to the table around the bowl (its points
-    seen from above), and every lift of the bowl touches it."""
-    out = {}
-    starts_in = {f[2] for f in problem.init if len(f) == 3 and f[0].lower() == "in"}
-    for fact in problem.init:
-        if len(fact) != 2 or fact[0].lower() != "open" or fact[1] not in starts_in:
-            continue
-        region = _region(problem, fact[1])
-        if region is None or region[0] not in problem.fixtures:
-            continue
-        key = f"{problem.fixtures[region[0]]}{OPEN_SEP}{region[1]}"
-        if key in models:
-            out[region[0]] = key
-    return out
-
-
 def identical_instances(problem: BddlProblem) -> set[str]:
     """The instances that share their category with another (two akita_black_bowl): only a start hint tells
     them apart."""
@@ -418,10 +397,8 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
     in_goal = set(_goal_objects(goal))
     names = [n for n in problem.objects if name_all_objects or n in in_goal or n in problem.obj_of_interest]
     names += [n for n in problem.fixtures if n in in_goal]
-    opened = open_fixture_models(problem, manifest["objects"])
-    names += [n for n in opened if n not in names]
-    objects = {n: _asset(opened.get(n) or problem.objects.get(n) or problem.fixtures[n], manifest,
-                         f"{ref}: object {n!r}", fixed=n in problem.fixtures) for n in names}
+    objects = {n: _asset(problem.objects.get(n) or problem.fixtures[n], manifest, f"{ref}: object {n!r}",
+                         fixed=n in problem.fixtures) for n in names}
     try:
         validate_predicate(goal, f"{ref}: goal", frozenset(objects))
     except PredicateError as exc:

@@ -29,14 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.libero.cameras import T_world_camera_cv
-from robot_io.libero.fixtures import (
-    OPEN_SEP,
-    articulation,
-    compile_model,
-    open_site_joints,
-    open_variants,
-    region_sites,
-)
+from robot_io.libero.fixtures import articulation, compile_model, region_sites
 from robot_io.libero.textured import TexturedPart, write_textured_obj
 
 log = logging.getLogger("robot_io.libero.prepare")
@@ -163,10 +156,8 @@ def surface_colour(colours: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def convert_object(xml_path: str, out_dir: Path, open_sites: tuple[str, ...] = (), opened_m: float = 0.0) -> dict:
-    """Compile one object's MJCF and write visual.obj, collision.obj and model.urdf; return its manifest entry.
-    open_sites: the drawers (by their region sites) to convert pulled out to opened_m (a task that starts with
-    one open); the sites are recorded as in the closed model."""
+def convert_object(xml_path: str, out_dir: Path) -> dict:
+    """Compile one object's MJCF and write visual.obj, collision.obj and model.urdf; return its manifest entry."""
     import mujoco
     import trimesh
 
@@ -175,9 +166,6 @@ def convert_object(xml_path: str, out_dir: Path, open_sites: tuple[str, ...] = (
         log.info("%s: dropped repeated assets %s (robosuite's scene keeps the first of each name)", xml_path, dropped)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    sites = region_sites(model, data, np.linalg.inv(object_body_frame(model, data)))
-    if open_sites:
-        log.info("%s: opened %s to %.3f m", xml_path, open_site_joints(model, data, open_sites, opened_m), opened_m)
     visual, collision, colours, looks = [], [], [], []
     rng = np.random.default_rng(0)
     T_object_compiled = np.linalg.inv(object_body_frame(model, data))
@@ -241,7 +229,7 @@ def convert_object(xml_path: str, out_dir: Path, open_sites: tuple[str, ...] = (
     bounds = vis.bounds
     return {"urdf": str((out_dir / "model.urdf").resolve()), "rgba": [round(float(v), 3) for v in rgba],
             "mass_kg": round(mass, 4), "bounds_m": bounds.round(4).tolist(), "source": xml_path,
-            "textures": n_textures, "sites": sites}
+            "textures": n_textures, "sites": region_sites(model, data, T_object_compiled)}
 
 
 def _cameras_and_base(bddl: str) -> dict:
@@ -276,7 +264,6 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"version": MANIFEST_VERSION, "suites": {}, "problems": {}, "objects": {}, "failed_objects": {}}
     categories: dict[str, str] = {}
-    opened: set[tuple[str, str]] = set()      # (category, region) a task's init opens
     for suite in suites:
         bench = benchmark.get_benchmark_dict()[suite]()
         tasks = []
@@ -288,7 +275,6 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
             fixtures = {n: c for c, names in parsed["fixtures"].items() for n in names}
             for c in [*objs.values(), *fixtures.values()]:
                 categories.setdefault(c, bddl)
-            opened |= open_variants(parsed.get("initial_state", []), fixtures)
             tasks.append({"id": i, "name": task.name, "language": task.language, "bddl": bddl,
                           "problem": parsed["problem_name"], "n_init_states": n_init,
                           "objects": objs, "fixtures": fixtures})
@@ -306,14 +292,8 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
             continue
         try:
             manifest["objects"][category] = convert_object(xml, out / "objects" / category)
-            art = articulation(obj)
-            if art:
-                manifest["objects"][category]["articulation"] = art
-            for cat, region in sorted(opened):
-                if cat == category and art.get("default_open_ranges"):
-                    key = f"{category}{OPEN_SEP}{region}"
-                    manifest["objects"][key] = convert_object(xml, out / "objects" / key, (region,),
-                                                              float(np.mean(art["default_open_ranges"])))
+            if articulation(obj):
+                manifest["objects"][category]["articulation"] = articulation(obj)
         except (ValueError, OSError) as e:
             manifest["failed_objects"][category] = f"{type(e).__name__}: {e}"
         print(f"\rconverting objects {i + 1}/{len(categories)}", end="", file=sys.stderr, flush=True)

@@ -205,20 +205,3 @@ def test_a_goal_on_the_stoves_cook_region_is_believed_off_the_table_near_its_sit
     assert goal_site_reach(problem, {}) == {}
     plate = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
     assert goal_site_reach(plate, SITE_MODELS) == {}
-
-
-def test_a_cabinet_whose_open_drawer_holds_a_bowl_is_named_with_the_drawer_out():
-    """LIBERO-Spatial task 4: the init opens the top drawer and the bowl starts in it; the twin gets the cabinet
-    converted with that drawer pulled out (as clutter it is meshed down to the table around the bowl). A drawer
-    opened with nothing in it, or no converted variant, names nothing."""
-    from planner.libero_task import open_fixture_models
-
-    models = {**SITE_MODELS, "wooden_cabinet@open:top_region": {"urdf": "x"}}
-    task4 = parse_bddl(_spatial("Pick the akita black bowl in the top drawer", """
-    (In akita_black_bowl_1 wooden_cabinet_1_top_region) (Open wooden_cabinet_1_top_region)
-    (On akita_black_bowl_2 wooden_cabinet_1_top_side)"""))
-    assert open_fixture_models(task4, models) == {"wooden_cabinet_1": "wooden_cabinet@open:top_region"}
-    assert open_fixture_models(task4, SITE_MODELS) == {}
-    empty = parse_bddl(_spatial("Pick the akita black bowl", """(Open wooden_cabinet_1_top_region)
-    (On akita_black_bowl_1 wooden_cabinet_1_top_side)"""))
-    assert open_fixture_models(empty, models) == {}

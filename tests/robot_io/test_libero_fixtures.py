@@ -90,30 +90,3 @@ def test_the_stove_compiles_and_its_sites_are_in_the_object_frame(tmp_path):
     assert sites["top_region"]["half_m"] == pytest.approx([0.1, 0.075, 0.03], abs=1e-4)
     assert sites["top_region"]["slide"] == {"axis": pytest.approx([0.0, 1.0, 0.0]), "range_m": [-0.16, 0.01]}
     assert "slide" not in sites["cook_region"]
-
-
-def test_open_facts_of_an_init_name_the_fixture_and_its_drawer():
-    from robot_io.libero.fixtures import open_variants
-
-    # LIBERO-Spatial task 4's parsed initial_state (bddl_utils.robosuite_parse_problem)
-    init = [["in", "akita_black_bowl_1", "wooden_cabinet_1_top_region"],
-            ["on", "akita_black_bowl_2", "wooden_cabinet_1_top_side"], ["open", "wooden_cabinet_1_top_region"],
-            ["on", "wooden_cabinet_1", "main_table_cabinet_region"]]
-    fixtures = {"main_table": "table", "wooden_cabinet_1": "wooden_cabinet", "flat_stove_1": "flat_stove"}
-    assert open_variants(init, fixtures) == {("wooden_cabinet", "top_region")}
-    assert open_variants(init[:2], fixtures) == set()
-
-
-def test_an_opened_drawer_moves_its_geoms_out(tmp_path):
-    """With mujoco: the drawer body's geom slides along its joint by opened_m; the base stays."""
-    mujoco = pytest.importorskip("mujoco")
-    from robot_io.libero.fixtures import open_site_joints
-
-    plain = STOVE.replace('material="stove_knob_metal" ', "")      # no textures: no files needed
-    model = mujoco.MjModel.from_xml_string(plain.split("<asset>")[0] + plain.split("</asset>")[1])
-    data = mujoco.MjData(model)
-    mujoco.mj_forward(model, data)
-    before = data.geom_xpos.copy()
-    assert open_site_joints(model, data, ("top_region",), -0.15) == ["top_level"]
-    moved = np.linalg.norm(data.geom_xpos - before, axis=1)
-    assert sorted(np.round(moved, 3)) == [0.0, 0.15]
