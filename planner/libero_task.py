@@ -240,22 +240,6 @@ def start_hints(problem: BddlProblem, T_world_base: Any, arena_top_world: tuple[
     return hints
 
 
-def support_fixtures(problem: BddlProblem, models: dict[str, dict]) -> list[str]:
-    """The fixtures an object of interest starts On (a region of theirs: "the bowl on the stove"), where their
-    model converted: named in the twin (fixed) rather than meshed as clutter. As clutter, the stove's seen top
-    (depth noise included) rises a centimetre into the bowl standing on it, so the twin calls every lift of
-    the bowl a contact with the clutter (LIBERO-Spatial task 7)."""
-    out = []
-    for fact in problem.init:
-        if len(fact) != 3 or fact[0].lower() != "on" or fact[1] not in problem.obj_of_interest:
-            continue
-        region = _region(problem, fact[2]) if fact[2] not in problem.fixtures else (fact[2], "")
-        if (region is not None and region[0] in problem.fixtures and region[0] not in ARENA_FIXTURES
-                and problem.fixtures[region[0]] in models and region[0] not in out):
-            out.append(region[0])
-    return out
-
-
 def identical_instances(problem: BddlProblem) -> set[str]:
     """The instances that share their category with another (two akita_black_bowl): only a start hint tells
     them apart."""
@@ -413,7 +397,6 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
     in_goal = set(_goal_objects(goal))
     names = [n for n in problem.objects if name_all_objects or n in in_goal or n in problem.obj_of_interest]
     names += [n for n in problem.fixtures if n in in_goal]
-    names += [n for n in support_fixtures(problem, manifest["objects"]) if n not in names]
     objects = {n: _asset(problem.objects.get(n) or problem.fixtures[n], manifest, f"{ref}: object {n!r}",
                          fixed=n in problem.fixtures) for n in names}
     try:

@@ -205,23 +205,3 @@ def test_a_goal_on_the_stoves_cook_region_is_believed_off_the_table_near_its_sit
     assert goal_site_reach(problem, {}) == {}
     plate = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
     assert goal_site_reach(plate, SITE_MODELS) == {}
-
-
-@pytest.mark.parametrize("init, named", [
-    ("(On akita_black_bowl_1 flat_stove_1_cook_region)\n(On akita_black_bowl_2 wooden_cabinet_1_top_side)",
-     ["flat_stove_1"]),                                        # task 7: the bowl on the stove
-    ("(On akita_black_bowl_1 wooden_cabinet_1_top_side)\n(On akita_black_bowl_2 main_table_plate_region)",
-     ["wooden_cabinet_1"]),                                    # task 9: the bowl on the cabinet
-    ("(In akita_black_bowl_1 wooden_cabinet_1_top_region)\n(On akita_black_bowl_2 wooden_cabinet_1_top_side)",
-     []),                                                      # task 4: in a drawer; the other bowl is no interest
-])
-def test_the_fixture_an_object_of_interest_starts_on_is_named(init, named):
-    """A fixture under an object of interest goes into the twin as its converted model (fixed), not as clutter,
-    whose noisy top rises into the bowl standing on it; without a converted model it stays clutter."""
-    from planner.libero_task import support_fixtures
-
-    text = _spatial("Pick the akita black bowl", init).replace(
-        "(:init", "(:obj_of_interest akita_black_bowl_1 plate_1)\n  (:init")
-    problem = parse_bddl(text)
-    assert support_fixtures(problem, SITE_MODELS) == named
-    assert support_fixtures(problem, {}) == []
