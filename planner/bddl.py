@@ -1,8 +1,9 @@
 """Reading LIBERO's BDDL problem files (an S-expression format) into plain data, without LIBERO installed.
 
 Only what the planner needs: the language instruction, the objects and fixtures with their categories, the
-objects of interest, the regions (name, target, xy ranges), the initial facts (where each instance starts, in
-words: the only thing that tells two identical bowls apart) and the goal as nested lists of symbols.
+objects of interest, the regions (name, target, xy ranges, the yaw range a fixture placed there is turned by),
+the initial facts (where each instance starts, in words: the only thing that tells two identical bowls apart) and
+the goal as nested lists of symbols.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class BddlProblem:
     objects: dict[str, str]                      # instance name -> category
     fixtures: dict[str, str]
     obj_of_interest: tuple[str, ...]
-    regions: dict[str, dict] = field(default_factory=dict)   # region name -> {target, ranges}
+    regions: dict[str, dict] = field(default_factory=dict)   # region name -> {target, ranges[, yaw_rad]}
     goal: list = field(default_factory=list)     # e.g. ["And", ["In", "a_1", "basket_1_contain_region"]]
     init: tuple = ()                             # (:init ...) facts, e.g. (["On", "bowl_1", "main_table_x_region"],)
 
@@ -101,6 +102,13 @@ def parse_bddl(text: str, where: str = "BDDL") -> BddlProblem:
                         groups = attr[1] if len(attr) == 2 and isinstance(attr[1], list) else attr[1:]
                         info["ranges"] = [[float(v) for v in r] for r in groups
                                           if isinstance(r, list) and all(isinstance(v, str) for v in r)]
+                    elif isinstance(attr, list) and attr and attr[0] == ":yaw_rotation":
+                        # (:yaw_rotation ((lo hi))): LIBERO turns a fixture placed in the region about z by an
+                        # angle drawn from [lo, hi] (rad); the middle is what the task's words say
+                        groups = attr[1] if len(attr) == 2 and isinstance(attr[1], list) else attr[1:]
+                        vals = [float(v) for r in groups if isinstance(r, list) for v in r if isinstance(v, str)]
+                        if vals:
+                            info["yaw_rad"] = [min(vals), max(vals)]
                 regions[reg[0]] = info
         elif head == ":init":
             init = tuple(fact for fact in part[1:] if isinstance(fact, list) and fact

@@ -136,27 +136,70 @@ def translate_goal(problem: BddlProblem, expr: Any = None, where: str = "goal") 
         "(Open, Close, TurnOn, TurnOff) have no joints in the planner's twin")
 
 
+def _yaw_rad(info: dict) -> float:
+    """The middle of a region's yaw range (LIBERO turns a fixture placed there about z by it), 0 without one."""
+    yaw = info.get("yaw_rad")
+    return 0.5 * (float(yaw[0]) + float(yaw[1])) if yaw else 0.0
+
+
+def site_point(site: dict, head: str, opened_m: float = 0.0) -> np.ndarray:
+    """Where an object (On|In) a fixture's region site stands, in the fixture's root frame: on the site's top, or,
+    In a drawer's site, on its bottom (the drawer's floor); the drawer slid out by opened_m along its joint."""
+    pos, half = np.asarray(site["pos_m"], float), np.asarray(site["half_m"], float)
+    slide = site.get("slide")
+    if slide is not None:
+        pos = pos + opened_m * np.asarray(slide["axis"], float)
+    return pos + np.array([0.0, 0.0, -half[2] if head == "in" else half[2]])
+
+
+def _opened_m(problem: BddlProblem, place: str, model: dict) -> float:
+    """The drawer joint's position the task's init implies: (Open place) -> the middle of the fixture's
+    default_open_ranges (what LIBERO sets it to); otherwise closed (0)."""
+    opened = any(len(f) == 2 and f[0].lower() == "open" and f[1] == place for f in problem.init)
+    ranges = model.get("articulation", {}).get("default_open_ranges")
+    return float(np.mean(ranges)) if opened and ranges else 0.0
+
+
 def start_hints(problem: BddlProblem, T_world_base: Any, arena_top_world: tuple[float, float, float],
-                bounds: dict[str, Any], names: set[str] | None = None) -> dict[str, StartHint]:
+                bounds: dict[str, Any], names: set[str] | None = None,
+                models: dict[str, dict] | None = None) -> dict[str, StartHint]:
     """Where each instance starts, from the BDDL's `(:init (On|In obj place))` facts, in the robot base frame: the
     point its footprint's centre stands on (planner.twin_tracker compares it with the model's bottom centre).
 
-    A table/floor region: the centre of its ranges (LIBERO measures them from the arena's centre, at its top). On
-    or in another object or fixture (or one of its regions): where that one stands, raised by its height (the
-    converted model's `bounds`, category -> [[min xyz], [max xyz]] in its root frame); a drawer's region of a
-    cabinet half-way up it. z_known is False where a support's height is not known (a model that did not
-    convert). names: only these instances (None: all that resolve). This is the task's public text, as a user
-    would say it ("the bowl on the cookie box"); where LIBERO's initial state put the object is never read."""
+    A table/floor region: the centre of its ranges (LIBERO measures them from the arena's centre, at its top; a
+    fixture there is turned by the middle of the region's yaw range). On or in a region of a fixture whose model
+    has that region's site (`models`: category -> the manifest's model entry with "sites", "bounds_m" and
+    "articulation"): the site placed by the fixture's pose (its bottom on its support, turned by its yaw), on the
+    site's top, or, In a drawer, on its floor, slid out where the init says (Open ...) ("the bowl in the top drawer
+    of the cabinet", "on the stove's cook region"). Otherwise on or in another object or fixture: where that one
+    stands, raised by its height (`bounds`, category -> [[min xyz], [max xyz]] in its root frame); a drawer's
+    region without a site half-way up its cabinet. z_known is False where a support's height is not known (a model
+    that did not convert). names: only these instances (None: all that resolve). This is the task's public text
+    and the fixtures' models, as a user would say it ("the bowl on the cookie box"); where LIBERO's initial state
+    put the object is never read."""
     T_base_world = np.linalg.inv(np.asarray(T_world_base, float))
     facts = {f[1]: (f[0].lower(), f[2]) for f in problem.init if len(f) == 3 and f[0].lower() in ("on", "in")}
     category = {**problem.fixtures, **problem.objects}
-    placed: dict[str, tuple[np.ndarray, bool, str]] = {}
+    models = models or {}
+    placed: dict[str, tuple[np.ndarray, bool, str, float]] = {}
 
     def height(name: str) -> float | None:
         b = bounds.get(category.get(name, ""))
         return None if b is None else float(b[1][2]) - float(b[0][2])
 
-    def resolve(name: str, depth: int = 0) -> tuple[np.ndarray, bool, str] | None:
+    def on_site(name: str, head: str, place: str, owner: str, rname: str, under) -> tuple | None:
+        model = models.get(category.get(owner, ""), {})
+        site, b = model.get("sites", {}).get(rname), model.get("bounds_m") or bounds.get(category.get(owner, ""))
+        if site is None or head == "in" and rname.endswith("contain_region"):
+            return None
+        c, s = np.cos(under[3]), np.sin(under[3])
+        p = site_point(site, head, _opened_m(problem, place, model))
+        root_z = under[0][2] - (float(b[0][2]) if b is not None else 0.0)
+        xyz = under[0][:2] + np.array([c * p[0] - s * p[1], s * p[0] + c * p[1]])
+        return (np.array([xyz[0], xyz[1], root_z + p[2]]), under[1] and b is not None,
+                f"({head} {name} {place}) at its site", 0.0)
+
+    def resolve(name: str, depth: int = 0) -> tuple[np.ndarray, bool, str, float] | None:
         if name in placed or name not in facts or depth > len(facts):
             return placed.get(name)
         head, place = facts[name]
@@ -169,19 +212,21 @@ def start_hints(problem: BddlProblem, T_world_base: Any, arena_top_world: tuple[
             r = np.asarray(info["ranges"], float)
             xy = 0.5 * (r[:, 0:2].mean(axis=0) + r[:, 2:4].mean(axis=0))
             out = (np.array([xy[0] + arena_top_world[0], xy[1] + arena_top_world[1], arena_top_world[2]]), True,
-                   f"({head} {name} {place})")
+                   f"({head} {name} {place})", _yaw_rad(info))
         else:
             under, top = resolve(owner, depth + 1), height(owner)
             if under is None:
                 return None
-            if head == "in" and not rname.endswith("contain_region"):
-                up = None if top is None else DRAWER_HEIGHT_FRACTION * top
-            elif head == "in":
-                up = 0.0        # inside a container: on its floor
-            else:
-                up = top
-            out = (under[0] + np.array([0.0, 0.0, up or 0.0]), under[1] and up is not None,
-                   f"({head} {name} {place})")
+            out = on_site(name, head, place, owner, rname, under) if rname else None
+            if out is None:
+                if head == "in" and not rname.endswith("contain_region"):
+                    up = None if top is None else DRAWER_HEIGHT_FRACTION * top
+                elif head == "in":
+                    up = 0.0        # inside a container: on its floor
+                else:
+                    up = top
+                out = (under[0] + np.array([0.0, 0.0, up or 0.0]), under[1] and up is not None,
+                       f"({head} {name} {place})", 0.0)
         placed[name] = out
         return out
 
@@ -211,23 +256,55 @@ def _goal_objects(pred: dict) -> list[str]:
     return list(arg) if isinstance(arg, list) else [arg]
 
 
-def nested_on_top(goal: dict, half_width_m: dict[str, float]) -> dict:
+def nested_on_top(goal: dict, half_width_m: dict[str, float], site_reach_m: dict[str, float] | None = None) -> dict:
     """The success the planner believes: every `on_top: [a, b]` leaf also holds when a rests (is not held) with its
     origin within half of b's half-width of b's origin. The twin's on_top wants a's lowest point within 15 mm of
     b's bounding-box top, and a bowl set on LIBERO's plate nests in its dish, 18 mm below the rim's box (LIBERO's
     own On is a contact from above); both models have their origin at the bottom centre. b without a known
-    half-width (half_width_m: name -> m) keeps its plain leaf. Subtasks keep the plain leaves."""
+    half-width (half_width_m: name -> m) keeps its plain leaf. A goal on a fixture's region site (site_reach_m:
+    fixture -> how far that site's inner half lies from the fixture's origin, `goal_site_reach`) believes a at
+    rest off the table within that reach: the stove's cook region is 15 cm from its origin (its knob, which
+    stands 24 mm above the burner plate, so the plain leaf never holds there). Subtasks keep the plain leaves."""
+    site_reach_m = site_reach_m or {}
     (key, arg), = goal.items()
     if key in ("all", "any"):
-        return {key: [nested_on_top(g, half_width_m) for g in arg]}
+        return {key: [nested_on_top(g, half_width_m, site_reach_m) for g in arg]}
     if key == "not":
-        return {key: nested_on_top(arg, half_width_m)}
+        return {key: nested_on_top(arg, half_width_m, site_reach_m)}
+    if key == "on_top" and arg[1] in site_reach_m:
+        a, b = arg
+        rests = {"all": [{"near": {"objects": [a, b], "within_m": round(site_reach_m[b], 4)}},
+                         {"not": {"grasped": a}}, {"not": {"on_table": a}}]}
+        return {"any": [goal, rests]}
     if key == "on_top" and arg[1] in half_width_m:
         a, b = arg
         rests = {"all": [{"near": {"objects": [a, b], "within_m": round(0.5 * half_width_m[b], 4)}},
                          {"not": {"grasped": a}}]}
         return {"any": [goal, rests]}
     return goal
+
+
+def goal_site_reach(problem: BddlProblem, models: dict[str, dict]) -> dict[str, float]:
+    """fixture -> reach (m) for each goal `(On a fixture_region)` whose fixture's model has that region's site
+    (`models`: category -> the manifest's entry with "sites"): the site centre's distance from the fixture's
+    origin plus half the site's smaller half-width."""
+    out: dict[str, float] = {}
+
+    def walk(expr: Any) -> None:
+        if not isinstance(expr, list) or not expr or not isinstance(expr[0], str):
+            return
+        if expr[0].lower() == "on" and len(expr) == 3 and isinstance(expr[2], str):
+            region = _region(problem, expr[2])
+            if region is not None and region[0] in problem.fixtures:
+                site = models.get(problem.fixtures[region[0]], {}).get("sites", {}).get(region[1])
+                if site is not None:
+                    half = min(float(site["half_m"][0]), float(site["half_m"][1]))
+                    out[region[0]] = float(np.hypot(*site["pos_m"][:2])) + 0.5 * half
+        for sub in expr[1:]:
+            walk(sub)
+
+    walk(problem.goal)
+    return out
 
 
 def subtasks_for(goal: dict) -> tuple[Subtask, ...]:
@@ -338,12 +415,13 @@ def load_libero_task(ref: str, cameras: tuple[str, ...] | None = None, size_px: 
         # MuJoCo's world -> the planner's world (the base frame, lowered onto the table: arena_base_pose)
         T_mujoco_world = np.asarray(scene["T_world_base"], float) @ np.linalg.inv(base_pose.matrix())
         hints = start_hints(problem, T_mujoco_world, ARENA_TOP_WORLD[info["problem"]], bounds,
-                            identical_instances(problem) & set(objects))
+                            identical_instances(problem) & set(objects), manifest["objects"])
     half_width = {n: 0.5 * min(float(b[1][0]) - float(b[0][0]), float(b[1][1]) - float(b[0][1]))
                   for n in objects if (b := manifest["objects"].get(problem.objects.get(n) or problem.fixtures.get(n)
                                                                     or "", {}).get("bounds_m"))}
     planner = PlannerTask(f"{suite}_{task_id}", problem.language.strip(), robot, cams, objects, subtasks_for(goal),
-                          nested_on_top(goal, half_width), MAX_STEPS, (), ref, hints)
+                          nested_on_top(goal, half_width, goal_site_reach(problem, manifest["objects"])),
+                          MAX_STEPS, (), ref, hints)
     try:
         libero_python()     # the lab's interpreter must be there too, not only the assets
     except LiberoMissingError as exc:
@@ -368,5 +446,5 @@ def dump(ref: str) -> str:
     """The planner's view of a LIBERO task as YAML (for `docs/libero.md` and debugging)."""
     t = load_libero_task(ref).planner
     return yaml.safe_dump({"name": t.name, "instruction": t.instruction, "success": t.success,
-                           "objects": {n: a.key for n, a in t.objects.items()},
+                           "objects": {n: a.name for n, a in t.objects.items()},
                            "subtasks": [{"say": s.say, "done": s.done} for s in t.subtasks]}, sort_keys=False)

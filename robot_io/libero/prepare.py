@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.libero.cameras import T_world_camera_cv
+from robot_io.libero.fixtures import articulation, compile_model, region_sites
 from robot_io.libero.textured import TexturedPart, write_textured_obj
 
 log = logging.getLogger("robot_io.libero.prepare")
 
-MANIFEST_VERSION = 3       # 2: object visuals carry their texture; 3: models in the scene's object frame
+MANIFEST_VERSION = 4       # 2: textured visuals; 3: models in the scene's object frame; 4: region sites, fixtures
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
 CAMERAS = ("agentview", "frontview", "birdview", "sideview")
 MAX_FACES = 20000         # scanned meshes are simplified to this many faces for the twin
@@ -160,7 +161,9 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     import mujoco
     import trimesh
 
-    model = mujoco.MjModel.from_xml_path(xml_path)
+    model, dropped = compile_model(xml_path)
+    if dropped:
+        log.info("%s: dropped repeated assets %s (robosuite's scene keeps the first of each name)", xml_path, dropped)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     visual, collision, colours, looks = [], [], [], []
@@ -226,7 +229,7 @@ def convert_object(xml_path: str, out_dir: Path) -> dict:
     bounds = vis.bounds
     return {"urdf": str((out_dir / "model.urdf").resolve()), "rgba": [round(float(v), 3) for v in rgba],
             "mass_kg": round(mass, 4), "bounds_m": bounds.round(4).tolist(), "source": xml_path,
-            "textures": n_textures}
+            "textures": n_textures, "sites": region_sites(model, data, T_object_compiled)}
 
 
 def _cameras_and_base(bddl: str) -> dict:
@@ -282,12 +285,15 @@ def prepare(out: Path, suites: tuple[str, ...]) -> dict:
         log.info("%s: %d tasks", suite, len(tasks))
     for i, (category, _) in enumerate(sorted(categories.items())):
         try:
-            xml = get_object_fn(category)(name=f"{category}_1").file
+            obj = get_object_fn(category)(name=f"{category}_1")
+            xml = obj.file
         except (KeyError, AttributeError, TypeError) as e:
             manifest["failed_objects"][category] = f"no object class: {e}"
             continue
         try:
             manifest["objects"][category] = convert_object(xml, out / "objects" / category)
+            if articulation(obj):
+                manifest["objects"][category]["articulation"] = articulation(obj)
         except (ValueError, OSError) as e:
             manifest["failed_objects"][category] = f"{type(e).__name__}: {e}"
         print(f"\rconverting objects {i + 1}/{len(categories)}", end="", file=sys.stderr, flush=True)

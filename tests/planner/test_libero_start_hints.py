@@ -132,3 +132,76 @@ def test_on_a_dish_is_also_believed_when_the_object_rests_near_its_centre():
     validate_predicate(got, "test", frozenset({"bowl_1", "plate_1", "can_1", "basket_1"}))
     assert nested_on_top(goal, {}) == goal
     assert [s.done for s in subtasks_for(goal)][1] == {"on_top": ["bowl_1", "plate_1"]}
+
+
+# the sites `make libero` (manifest version 4) records for LIBERO's wooden cabinet and flat stove, in their root
+# frames: the cabinet's top and its top drawer (sliding along its y axis), the stove's cook region 15 cm off its knob
+SITE_MODELS = {
+    "wooden_cabinet": {"bounds_m": BOUNDS["wooden_cabinet"], "articulation": {"default_open_ranges": [-0.16, -0.14]},
+                       "sites": {"top_side": {"pos_m": [0.00354, 0.01567, 0.22152],
+                                              "half_m": [0.12534, 0.09438, 0.00147]},
+                                 "top_region": {"pos_m": [0.00328, 0.01128, 0.18563],
+                                                "half_m": [0.10224, 0.07561, 0.02993],
+                                                "slide": {"axis": [0.0, 1.0, 0.0], "range_m": [-0.16, 0.01]}}}},
+    "flat_stove": {"bounds_m": [[-0.0495, -0.095, -0.02], [0.245, 0.095, 0.0539]],
+                   "sites": {"cook_region": {"pos_m": [0.15, 0.0, 0.0], "half_m": [0.075, 0.075, 0.0025]}}}}
+
+
+@pytest.mark.parametrize("init, truth", [
+    # LIBERO-Spatial task 4 at initial state 0 (the lab's log): the bowl in the opened top drawer, the other on top
+    ("(In akita_black_bowl_1 wooden_cabinet_1_top_region)\n(Open wooden_cabinet_1_top_region)",
+     (0.745, -0.130, 0.163)),
+    # task 7: the bowl on the stove's cook region (the burner), not at the stove's origin (its knob)
+    ("(On akita_black_bowl_1 flat_stove_1_cook_region)", (0.398, -0.131, 0.026)),
+])
+def test_fixture_sites_put_the_bowl_where_libero_starts_it(init, truth):
+    """A bowl in a drawer or on a stove starts at the fixture's region site, placed by the fixture's pose (turned
+    by its region's yaw, the drawer slid out where the init says Open); within 3 cm of LIBERO's initial state,
+    and nearer to its own instance than to the other bowl on the cabinet (0.699, -0.282, 0.226)."""
+    other_init = "\n(On akita_black_bowl_2 wooden_cabinet_1_top_side)"
+    problem = parse_bddl(_spatial("Pick the akita black bowl", init + other_init))
+    base = arena_base_pose(T_WORLD_BASE, TABLE_TOP)
+    hints = start_hints(problem, T_WORLD_BASE @ np.linalg.inv(base.matrix()), TABLE_TOP, BOUNDS,
+                        identical_instances(problem), SITE_MODELS)
+    bowl, other = np.array(hints["akita_black_bowl_1"].xyz_m), np.array(hints["akita_black_bowl_2"].xyz_m)
+    assert hints["akita_black_bowl_1"].z_known and "site" in hints["akita_black_bowl_1"].source
+    assert np.linalg.norm(bowl - truth) < 0.03
+    assert np.linalg.norm(other - (0.699, -0.282, 0.226)) < 0.03
+
+
+def test_a_closed_drawer_keeps_its_site_in_the_cabinet():
+    problem = parse_bddl(_spatial("Pick the akita black bowl", "(In akita_black_bowl_1 wooden_cabinet_1_top_region)"))
+    closed = start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS, None, SITE_MODELS)["akita_black_bowl_1"].xyz_m
+    cabinet = start_hints(problem, T_WORLD_BASE, TABLE_TOP, BOUNDS, None, SITE_MODELS)["wooden_cabinet_1"].xyz_m
+    assert np.linalg.norm(np.subtract(closed[:2], cabinet[:2])) < 0.02
+
+
+def test_yaw_rotation_of_a_region_is_read():
+    problem = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
+    assert problem.regions["cabinet_region"]["yaw_rad"] == pytest.approx([2.66138, 2.72421], abs=1e-4)
+    assert "yaw_rad" not in problem.regions["stove_region"]
+
+
+def test_a_goal_on_the_stoves_cook_region_is_believed_off_the_table_near_its_site():
+    """LIBERO-Goal task 1 ("put the bowl on the stove"): the stove's knob, at its origin, stands 24 mm above the
+    burner plate, so the twin's on_top (lowest point within 15 mm of the stove's box top) never holds for a bowl
+    on the burner; the planner also believes it resting off the table within reach of the cook region's site."""
+    from planner.libero_task import goal_site_reach, nested_on_top, translate_goal
+    from sim.predicates import validate_predicate
+
+    text = _spatial("Put the bowl on the stove", "(On akita_black_bowl_1 main_table_plate_region)").replace(
+        "(On akita_black_bowl_1 plate_1)", "(On akita_black_bowl_1 flat_stove_1_cook_region)")
+    problem = parse_bddl(text)
+    goal = translate_goal(problem)
+    assert goal == {"on_top": ["akita_black_bowl_1", "flat_stove_1"]}
+    reach = goal_site_reach(problem, SITE_MODELS)
+    assert reach == {"flat_stove_1": pytest.approx(0.15 + 0.0375)}
+    got = nested_on_top(goal, {"flat_stove_1": 0.095}, reach)
+    assert got == {"any": [goal, {"all": [
+        {"near": {"objects": ["akita_black_bowl_1", "flat_stove_1"], "within_m": 0.1875}},
+        {"not": {"grasped": "akita_black_bowl_1"}}, {"not": {"on_table": "akita_black_bowl_1"}}]}]}
+    validate_predicate(got, "test", frozenset({"akita_black_bowl_1", "flat_stove_1"}))
+    # without the stove's sites (an older manifest) the plain rule stays
+    assert goal_site_reach(problem, {}) == {}
+    plate = parse_bddl(_spatial("Pick the bowl", "(On akita_black_bowl_1 main_table_plate_region)"))
+    assert goal_site_reach(plate, SITE_MODELS) == {}

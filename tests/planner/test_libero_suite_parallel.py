@@ -11,6 +11,7 @@ import stat
 
 import pybullet_data
 import pytest
+import yaml
 
 from tests.planner.test_libero_start_hints import _spatial
 
@@ -81,3 +82,11 @@ def test_start_hints_reach_the_planner_task(fake_install):
     # on the cookies (5 cm), in the planner's world: the base frame lowered onto the table (base at z = 0.012)
     assert task.robot.base_pose.xyz == pytest.approx((0.0, 0.0, 0.012))
     assert hints["akita_black_bowl_1"].xyz_m == pytest.approx((0.73, 0.03, 0.05))
+
+
+def test_dump_shows_the_planner_view(fake_install):
+    from planner.libero_task import dump
+
+    view = yaml.safe_load(dump("libero:libero_spatial/1"))
+    assert view["objects"]["akita_black_bowl_1"] == "akita_black_bowl"
+    assert view["subtasks"][0]["done"] == {"grasped": "akita_black_bowl_1"}
