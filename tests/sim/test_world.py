@@ -5,7 +5,7 @@ import pytest
 
 from sim import predicates
 from sim.geometry import Pose
-from sim.rollout import Candidate
+from sim.rollout import Candidate, Contact, _expected
 from sim.scene import ObjectSpec, RobotSpec, SceneSpec
 from sim.world import World
 
@@ -229,3 +229,30 @@ def test_a_path_slows_to_a_stop_at_its_goal_instead_of_overshooting(client, pand
                                                                                       world.tcp_pose().position[2])))
     assert lowest[0] > 0.02 - 0.001, f"dipped to {lowest[0]:.4f} m"
     assert world.tcp_pose().position[2] == pytest.approx(0.02, abs=1e-3)
+
+
+def test_lifting_an_object_off_what_it_stood_on_is_no_collision(client, panda_spec):
+    """The fits leave an object against the noisy top of the obstacle it stands on (a bowl on LIBERO's stove,
+    a bump of the obstacle's height map reaching into it): a held object's contact with what it touched before
+    the move is expected; its contact with anything else, and the hand's, is still a collision."""
+    stove = ObjectSpec("stove", Pose((0.5, 0.1, 0.0)), urdf=CUBE, scale=2.0, fixed=True)      # top at 5 cm
+    bump = ObjectSpec("bump", Pose((0.53, 0.1, 0.0575)), urdf=CUBE, scale=0.3, fixed=True)   # 1.5 cm, on its top
+    other = ObjectSpec("other", Pose((0.5, -0.1, 0.2)), urdf=CUBE, scale=2.0, fixed=True)     # in the way
+    red = ObjectSpec("red", Pose((0.5, 0.1, 0.075)), urdf=CUBE)                               # 2.5 mm into the bump
+    world = World.from_scene(client, SceneSpec(panda_spec, (stove, bump, other, red)))
+    world.step(24)   # as the tracker settles the twin
+    before = world.object_contact_pairs()
+    assert {frozenset(("red", "bump")), frozenset(("red", "stove"))} <= before
+    assert not any("other" in pair for pair in before)
+    assert _expected(Contact("held:red", "bump"), frozenset(), before)
+    assert not _expected(Contact("held:red", "other"), frozenset(), before)
+    assert not _expected(Contact("robot:arm", "bump"), frozenset(), before)
+    grasp = world.rollout(Candidate(0, (_down(panda_spec, (0.5, 0.1, 0.17)), _down(panda_spec, (0.5, 0.1, 0.075))),
+                                    "close"), allowed_contacts=frozenset({"red"}))
+    assert grasp.grasped_after == "red"
+    world.execute_joint_path(grasp.joint_path_rad, grasp.gripper_width_m, grasp.dt_s)
+    lift = world.rollout(Candidate(1, (_down(panda_spec, (0.5, 0.1, 0.2)),), "keep"))
+    assert lift.clean and lift.contacts == (), lift.contacts
+    into = world.rollout(Candidate(2, (_down(panda_spec, (0.5, 0.1, 0.2)), _down(panda_spec, (0.5, -0.1, 0.2))),
+                                   "keep"))
+    assert not into.clean and any(c.b == "other" for c in into.contacts)
