@@ -130,6 +130,40 @@ class InstanceNamer:
             self.pending.pop(name)
         return not again
 
+    def steady(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz, held: str | None = None
+               ) -> SceneEstimate:
+        """The estimate with the jumps of objects not in a group (rename handles those) held back: an object
+        once confidently seen whose fit lies over JUMP_M from where it was last seen, both places far from the
+        hand, stays there (not found this step) while the fit is doubtful, and until a confident fit is seen
+        there twice (LIBERO-Spatial task 9: the ramekin's doubtful fit 35 cm off, onto the other bowl, left the
+        twin's bowl and ramekin interpenetrating, and every rollout 'disturbed' them)."""
+        grouped = {n for g in self.groups for n in g}
+        objects, doubts = dict(estimate.objects), []
+        for name, est in estimate.objects.items():
+            if name in grouped or name == held or not est.found or est.held or name not in self.anchor_m:
+                continue
+            xyz = self.anchor(name, est.pose)
+            if est.confidence < self.low_confidence:
+                if name not in self.confident or name not in last_seen or hand_xyz is None:
+                    continue
+                ref, hand = self.anchor(name, last_seen[name]), np.asarray(hand_xyz, float)
+                if np.linalg.norm(xyz - ref) <= JUMP_M or min(np.linalg.norm(xyz - hand),
+                                                               np.linalg.norm(ref - hand)) < HAND_REACH_M:
+                    continue
+            elif not self.jumped(name, xyz, last_seen, hand_xyz):
+                self.confident.add(name)
+                continue
+            away_cm = 100 * float(np.linalg.norm(xyz - self.anchor(name, last_seen[name])))
+            objects[name] = dataclasses.replace(est, found=False, pose=last_seen[name])
+            doubts.append(Issue("low_confidence", name, (
+                f"'{name}': fitted {away_cm:.0f} cm from where it was last seen, far from the hand; kept there")))
+        if not doubts:
+            return estimate
+        log.info("held back: %s", "; ".join(i.message for i in doubts))
+        held_back = {i.subject for i in doubts}
+        issues = tuple(i for i in estimate.issues if i.subject not in held_back) + tuple(doubts)
+        return dataclasses.replace(estimate, objects=objects, issues=issues)
+
     def rename(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz=None) -> SceneEstimate:
         """The estimate with each group's found instances under their tracked names (the others not found).
         hand_xyz: the TCP's position (None: jumps are not held back)."""
