@@ -108,6 +108,9 @@ class TwinTracker:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record.
         expected: what the executed step's rollout left in the hand (None: nothing, or not the first look since)."""
         T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        if hasattr(self.reconstructor, "remember"):
+            # only where a fit once put it, not a start hint
+            self.reconstructor.remember({n: q for n, q in self._last_seen.items() if n in self.namer.confident})
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen, T_world_tcp.position)
         estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name)
         estimate = self._keep_round_turns(estimate)
