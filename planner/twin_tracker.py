@@ -27,8 +27,6 @@ LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again 
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
-SETTLE_MORE_MAX = 480        # physics steps (2 s) the twin may settle beyond settle_steps while objects still move
-SETTLE_SPEED_M_S = 0.01      # ... an object faster than this (or turning faster than 0.2 rad/s) still moves
 INSIDE_ROBOT_M = 0.02        # a fit that sinks this deep into the arm (not held) is not where the object is
 ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
 ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
@@ -146,7 +144,7 @@ class TwinTracker:
         inside = self._inside_robot(estimate)
         if inside:
             self.world.update_scene(self._put_back(scene, inside, before, report))
-        more = self._settle()
+        self.world.step(self.settle_steps)
         separated = separate_touching(self.world)
         self._mark_turn_only(report["objects"], estimate)
         summary = {
@@ -160,32 +158,7 @@ class TwinTracker:
             summary["identical_instances"] = self.namer.last_note
         if separated:
             summary["separated"] = separated
-        if more:
-            summary["settle_more_steps"] = more
         return self.world, summary
-
-    def _settle(self) -> int:
-        """Let the rebuilt twin settle: settle_steps, then more (up to SETTLE_MORE_MAX) while an object not held
-        still moves. Fits good to a few millimetres leave neighbours interpenetrating, pushed apart over more than
-        the usual 0.1 s; while one still moves, every rollout (even standing still) calls it disturbed
-        (LIBERO-Spatial task 9: the bowl on the stove's edge vetoed every candidate). Returns the extra steps."""
-        self.world.step(self.settle_steps)
-        more = 0
-        chunk = max(self.settle_steps, 1)
-        while self.settle_steps and more < SETTLE_MORE_MAX and self._moving():
-            self.world.step(chunk)
-            more += chunk
-        return more
-
-    def _moving(self) -> bool:
-        held = self.world.grasped()
-        for name, body in self.world.body_ids.items():
-            if name == held:
-                continue
-            v, w = p.getBaseVelocity(body, physicsClientId=self.client)
-            if np.linalg.norm(v) > SETTLE_SPEED_M_S or np.linalg.norm(w) > 0.2:
-                return True
-        return False
 
     def _inside_robot(self, estimate: SceneEstimate) -> dict[str, float]:
         """Found objects (not held) whose fit sinks over INSIDE_ROBOT_M into the arm at its measured joints: name

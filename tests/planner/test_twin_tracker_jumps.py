@@ -105,14 +105,3 @@ def test_a_single_objects_far_doubtful_fit_is_held_back_and_a_confident_one_need
     assert not step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": far})).objects["plate_1"].found
     assert step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": far})).objects["plate_1"].found
 
-
-def test_the_twin_settles_until_its_objects_rest(robot):
-    """A fit left in the air (or wedged into a neighbour) still moves after the usual 24 physics steps; every
-    rollout, even one that stands still, would call it disturbed."""
-    steps = [_estimate({"bowl_1": (0.6, 0.2, 0.25), "bowl_2": B, "plate_1": PLATE})]
-    tracker = TwinTracker(robot, ScriptedReconstructor(steps), _models(), settle_steps=24)
-    try:
-        world, summary = tracker.update(_obs(robot))
-        assert world.object_pose("bowl_1").xyz[2] < 0.05 and summary["settle_more_steps"] > 0
-    finally:
-        tracker.close()
