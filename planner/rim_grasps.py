@@ -2,10 +2,10 @@
 
 `GraspFinder.contact` measures the whole object along the closing direction; a 112 mm bowl never fits a 78 mm
 opening, yet the Panda holds it by pinching the rim wall: one finger inside the bowl, one outside. For N
-directions around the object's axis (its own z where it leans under 30 degrees, so a bowl resting tilted is
-pinched along its axis; the axis's place from the mesh's bounds, not its origin), the closing direction is
-radial. At the grasp height the outer finger, closing inwards from outside the object, stops at the first
-surface its pad meets; the inner finger, starting inside the opening, stops at the first surface it
+directions around the object's axis (with `max_tilt_deg` set, its own z where it leans less than that, so a bowl
+resting tilted is pinched along its axis; by default the world's vertical; the axis's place from the mesh's
+bounds, not its origin), the closing direction is radial. At the grasp height the outer finger, closing
+inwards from outside the object, stops at the first surface its pad meets; the inner finger, starting inside the opening, stops at the first surface it
 meets closing outwards. Several TCP heights are tried (the shallowest 16 mm below the top, then deeper); a pinch
 at least `min_hold_width_m` across ranks first, because the tracker's held rule reads fingers stopped closer
 than sim.grasp.HELD_MIN_WIDTH_M (8 mm) as shut on nothing: LIBERO's bowl wall (its collision boxes) measures
@@ -46,7 +46,9 @@ class RimGraspConfig:
     contact_band_m: float = 0.0015      # how far from a pad's touch the surface still counts as pressed
     pregrasp_height_m: float = 0.06
     n_rays: int = 5                     # rays per pad side (across x up)
-    max_tilt_deg: float = 30.0          # the object's own axis is the rim's axis up to this lean from vertical
+    # the object's own axis is the rim's axis up to this lean from vertical; 0: the world's vertical always (on
+    # LIBERO-Spatial task 5, following the doubtful fit's tilt lost the episode the vertical won: docs/bowl_grasp.md)
+    max_tilt_deg: float = 0.0
     high_side_weight: float = 0.3       # quality per unit of the closing direction's rise (a tilted rim's high side)
 
     def __post_init__(self) -> None:
@@ -175,8 +177,8 @@ def rim_grasps(name: str, mesh_obj: trimesh.Trimesh, T_world_obj: Pose, finger_a
                config: RimGraspConfig = RimGraspConfig()) -> list[GraspPoint]:
     """Pinch grasps across the object's rim wall in `n_dirs` directions around its axis, best first. mesh_obj is in
     the object frame; T_world_obj places it. The axis is the object's own z (the fitted pose's) where it leans
-    less than max_tilt_deg from the vertical, else the world's: a bowl resting tilted on a ramekin is pinched
-    along its own axis, the approach down that axis and the pads across its wall; among equally good pinches
+    less than config.max_tilt_deg from the vertical, else the world's (the default): a bowl resting tilted on a
+    ramekin is then pinched along its own axis, the approach down that axis and the pads across its wall; among equally good pinches
     the higher side of its rim first. psi_rad is the closing direction relative to the object's yaw; offset_m
     is 0 (the pinch is on the radial line); approach is 'top'."""
     if n_dirs < 1:
