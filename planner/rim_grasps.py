@@ -1,19 +1,19 @@
 """Top-down pinch grasps across a thin wall or rim (a bowl too wide for the gripper's opening).
 
 `GraspFinder.contact` measures the whole object along the closing direction; a 112 mm bowl never fits a 78 mm
-opening, yet the Panda holds it by pinching the rim wall: one finger inside the bowl, one outside. For N
-directions around the object's axis (with `max_tilt_deg` set, its own z where it leans less than that, so a bowl
-resting tilted is pinched along its axis; by default the world's vertical; the axis's place from the mesh's
-bounds, not its origin), the closing direction is radial. At the grasp height the outer finger, closing
-inwards from outside the object, stops at the first surface its pad meets; the inner finger, starting inside the opening, stops at the first surface it
-meets closing outwards. Several TCP heights are tried (the shallowest 16 mm below the top, then deeper); a pinch
-at least `min_hold_width_m` across ranks first, because the tracker's held rule reads fingers stopped closer
-than sim.grasp.HELD_MIN_WIDTH_M (8 mm) as shut on nothing: LIBERO's bowl wall (its collision boxes) measures
-7-8 mm across 12-16 mm below the rim and 10 mm at 20-28 mm. A flared wall's normals are far from the
-horizontal closing direction (27-49 degrees on the LIBERO bowl) but nearly opposite each other, and the wall
-is squeezed along them: the pair is antipodal when the two contact normals oppose each other within the
-friction cone. A grasp is kept when both open fingers descend without touching the object and the closed
-fingers sit on the contacts without cutting into the rest of it.
+opening, yet the Panda holds it by pinching the rim wall: one finger inside the bowl, one outside. For N directions
+around the object's axis (with `max_tilt_deg` set, its own z where it leans less than that, so a bowl resting tilted
+is pinched along its axis; by default the world's vertical; the axis's place from the mesh's bounds, not its
+origin), the closing direction is radial. At the grasp height the outer finger, closing inwards from outside the
+object, stops at the first surface its pad meets; the inner finger, starting inside the opening, stops at the first
+surface it meets closing outwards. Several TCP heights are tried (the shallowest 16 mm below the top, then deeper);
+a pinch at least `min_hold_width_m` across ranks first, because the tracker's held rule reads fingers stopped closer
+than sim.grasp.HELD_MIN_WIDTH_M (8 mm) as shut on nothing: LIBERO's bowl wall (its collision boxes) measures 7-8 mm
+across 12-16 mm below the rim and 10 mm at 20-28 mm. A flared wall's normals are far from the horizontal closing
+direction (27-49 degrees on the LIBERO bowl) but nearly opposite each other, and the wall is squeezed along them:
+the pair is antipodal when the two contact normals oppose each other within the friction cone. A grasp is kept when
+both open fingers descend without touching the object and the closed fingers sit on the contacts without cutting
+into the rest of it.
 """
 
 from __future__ import annotations
@@ -175,12 +175,12 @@ def fingers_free(surface: np.ndarray, contact: RimContact, tcp_xyz: np.ndarray, 
 
 def rim_grasps(name: str, mesh_obj: trimesh.Trimesh, T_world_obj: Pose, finger_axis_tcp, n_dirs: int = 16,
                config: RimGraspConfig = RimGraspConfig()) -> list[GraspPoint]:
-    """Pinch grasps across the object's rim wall in `n_dirs` directions around its axis, best first. mesh_obj is in
-    the object frame; T_world_obj places it. The axis is the object's own z (the fitted pose's) where it leans
-    less than config.max_tilt_deg from the vertical, else the world's (the default): a bowl resting tilted on a
-    ramekin is then pinched along its own axis, the approach down that axis and the pads across its wall; among equally good pinches
-    the higher side of its rim first. psi_rad is the closing direction relative to the object's yaw; offset_m
-    is 0 (the pinch is on the radial line); approach is 'top'."""
+    """Pinch grasps across the object's rim wall in `n_dirs` directions around its axis, best first. mesh_obj is in the
+    object frame; T_world_obj places it. The axis is the object's own z (the fitted pose's) where it leans less than
+    config.max_tilt_deg from the vertical, else the world's (the default): a bowl resting tilted on a ramekin is
+    then pinched along its own axis, the approach down that axis and the pads across its wall; among equally good
+    pinches the higher side of its rim first. psi_rad is the closing direction relative to the object's yaw;
+    offset_m is 0 (the pinch is on the radial line); approach is 'top'."""
     if n_dirs < 1:
         raise ValueError(f"rim_grasps: n_dirs expected >= 1, got {n_dirs}")
     cfg = config
