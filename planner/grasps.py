@@ -421,10 +421,10 @@ class GraspFinder:
                                      pad_height_m=cfg.pad_height_m, pad_below_m=cfg.pad_below_m,
                                      depth_below_rim_m=cfg.grasp_min_depth_m, min_tcp_z_m=cfg.min_tcp_z_m,
                                      pregrasp_height_m=cfg.pregrasp_height_m, friction_mu=1.0)
-            # geo.mesh is posed in the world already; rim_grasps' psi is from world yaw 0, this finder's from the
-            # object's yaw
-            found = rim_grasps(self.geo.name, self.geo.mesh, Pose(), self.finger_axis, config=rim_cfg)
-            self._rim = [replace(g, psi_rad=(g.psi_rad - self.geo.yaw_rad) % (2 * math.pi)) for g in found]
+            # geo.mesh is posed in the world; rim_grasps takes it in the object's frame, to pinch along its axis
+            mesh_obj = self.geo.mesh.copy()
+            mesh_obj.apply_transform(np.linalg.inv(self.geo.T_world_obj.matrix()))
+            self._rim = rim_grasps(self.geo.name, mesh_obj, self.geo.T_world_obj, self.finger_axis, config=rim_cfg)
         return self._rim
 
     def free_grasps(self, tcp_now: Pose, limit: int, focus=None, q_seed=None) -> list[GraspPoint]:

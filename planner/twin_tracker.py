@@ -7,12 +7,12 @@ import dataclasses
 import itertools
 import logging
 import math
-import re
 
 import numpy as np
 import pybullet as p
 
-from reconstruction.estimate import EstimatedObject, SceneEstimate
+from planner.instance_namer import InstanceNamer
+from reconstruction.estimate import SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.geometry import Pose
@@ -27,8 +27,7 @@ LOOK_AGAIN_MAX = 2           # steps in a row the arm holds still to look again 
 UNTRUSTED = ("low_confidence", "missing")   # reconstruction statuses the arm must not reach for
 OUTLINE_MAX = 0.2            # seen from above, the same outline turned half-way round within this (of its radius)
 OUTLINE_BINS = 24            # angular bins of the outline (15 degrees each)
-MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
-JUMP_M = 0.08                # a doubtful fit of an identical instance this far from its reference is not it
+INSIDE_ROBOT_M = 0.02        # a fit that sinks this deep into the arm (not held) is not where the object is
 ROUND_MAX = 0.08             # seen from above, an outline this close to a circle (of its radius) is round
 ROUND_STILL_M = 0.01         # a round object whose bottom centre moved less than this keeps its last turn
 UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world's
@@ -106,8 +105,14 @@ class TwinTracker:
     def update(self, obs: Observation, expected: ExpectedHold | None = None) -> tuple[World, dict]:
         """Reconstruct the observation into the twin; returns the world and a summary for the step record.
         expected: what the executed step's rollout left in the hand (None: nothing, or not the first look since)."""
-        estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen)
+        T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
+        if hasattr(self.reconstructor, "remember"):
+            # only where a fit once put it, not a start hint
+            self.reconstructor.remember({n: q for n, q in self._last_seen.items() if n in self.namer.confident})
+        estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen, T_world_tcp.position)
+        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name)
         estimate = self._keep_round_turns(estimate)
+        before = dict(self._last_seen)
         for name in self.namer.hints:
             # an identical instance not found yet: where the task says it started (it is no fit: still 'missing')
             pose = self.namer.hint_pose(name)
@@ -115,7 +120,6 @@ class TwinTracker:
             if pose is not None and name not in self._last_seen and (est is None or not est.found):
                 self._last_seen[name] = pose
         scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
-        T_world_tcp = Pose.from_matrix(obs.T_world_tcp)
         # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
         # the pose fit left over; as obstacles they would collide with every candidate.
         at_hand = {u.name for u in estimate.unknown
@@ -137,6 +141,9 @@ class TwinTracker:
             self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
         else:
             self.world.update_scene(scene)
+        inside = self._inside_robot(estimate)
+        if inside:
+            self.world.update_scene(self._put_back(scene, inside, before, report))
         self.world.step(self.settle_steps)
         separated = separate_touching(self.world)
         self._mark_turn_only(report["objects"], estimate)
@@ -152,6 +159,38 @@ class TwinTracker:
         if separated:
             summary["separated"] = separated
         return self.world, summary
+
+    def _inside_robot(self, estimate: SceneEstimate) -> dict[str, float]:
+        """Found objects (not held) whose fit sinks over INSIDE_ROBOT_M into the arm at its measured joints: name
+        -> depth. Nothing but the held object can be there; LIBERO's cameras leave bits of its arm near the base
+        that a black bowl's model fits (task 9: the bowl on the cabinet 'moved' 655 mm onto the arm's base)."""
+        out = {}
+        for name, body in self.world.body_ids.items():
+            est = estimate.objects.get(name)
+            if name == self.held_name or est is None or not est.found:
+                continue
+            pts = p.getClosestPoints(self.world.robot_id, body, 0.0, physicsClientId=self.client)
+            depth = -min((c[8] for c in pts), default=0.0)
+            if depth > INSIDE_ROBOT_M:
+                out[name] = depth
+        return out
+
+    def _put_back(self, scene: SceneSpec, inside: dict[str, float], before: dict[str, Pose],
+                  report: dict) -> SceneSpec:
+        """The scene with each object fitted inside the arm back where it was last seen (or left out, never seen
+        before); its report entry says so and is no longer 'ok' (a wrong fit is no 'disturbed' object)."""
+        for name, depth in inside.items():
+            entry = report["objects"][name]
+            entry.update(status="low_confidence", inside_robot_mm=round(1000 * depth, 1))
+            report["issues"].append({"kind": "low_confidence", "subject": name, "message": (
+                f"'{name}': its fit sinks {1000 * depth:.0f} mm into the arm; kept where it was last seen")})
+            if name in before:
+                self._last_seen[name] = before[name]
+            else:
+                self._last_seen.pop(name, None)
+        objects = tuple(self.models[o.name].at(before[o.name]) if o.name in inside else o
+                        for o in scene.objects if o.name not in inside or o.name in before)
+        return dataclasses.replace(scene, objects=objects)
 
     def _rule_width(self, width_m: float, expected: ExpectedHold | None) -> float:
         """The gripper width the held rule is given. A pinch across a wall thinner than the rule's
@@ -283,152 +322,6 @@ def separate_touching(world: World, gap_m: float = SEPARATE_GAP_M, max_m: float 
             p.resetBaseVelocity(body, (0, 0, 0), (0, 0, 0), physicsClientId=world.client)
         out.append([a, b, round(1000 * need, 1)])
     return out
-
-
-class InstanceNamer:
-    """Names identical instances (two objects with the same model, e.g. LIBERO-Spatial's two black bowls), which
-    the reconstruction can only tell apart by where they are, so its names for them are arbitrary and may swap
-    from one step to the next.
-
-    Each step the found instances of a group take the names whose reference lies nearest (the assignment of
-    least summed distance): a name's reference is where the twin last had it (`last_seen`: the tracker's memory,
-    the hand's pose for a held one), or, before it was ever seen, its start hint (the task's words: "the bowl
-    between the plate and the ramekin"). Places are compared at the model's bottom centre (a model's root frame
-    can lie far from its body: LIBERO's converted bowl has it 10 cm to one side). So the hint decides the names
-    once, on the first observation, and tracking keeps them: a name never jumps to the other instance while both
-    stay in view. Two names fitted into one instance keep the more confident fit; a doubtful fit far from its
-    name's reference is taken for a fit on something else; both leave the name not found this step."""
-
-    def __init__(self, models: dict[str, ObjectModel], start_hints: dict, low_confidence: float = 0.6) -> None:
-        """low_confidence: a fit below this confidence (the reconstruction's own threshold) that lies over JUMP_M
-        from its name's reference is taken for a fit on something else."""
-        self.hints = dict(start_hints)
-        self.low_confidence = low_confidence
-        self.anchor_m = {}      # name -> its bottom centre in its own frame
-        for name, m in models.items():
-            lo, hi = np.asarray(m.geometry.bounds, float)
-            self.anchor_m[name] = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2], 1.0])
-        self.min_apart_m = {n: 0.5 * float(min(np.asarray(m.geometry.bounds, float)[1, :2]
-                                               - np.asarray(m.geometry.bounds, float)[0, :2]))
-                            for n, m in models.items()}
-        by_model: dict[tuple, list[str]] = {}
-        for name, m in models.items():   # one URDF in two colours (the sim lab's red and blue blocks) is two models
-            by_model.setdefault((m.urdf, m.scale, m.rgba), []).append(name)
-        self.groups = [sorted(g) for g in by_model.values() if len(g) > 1]
-        for g in self.groups:
-            if len(g) > MAX_IDENTICAL:
-                raise ValueError(f"{len(g)} identical instances {g}: at most {MAX_IDENTICAL} can be named")
-        self.last_note: dict = {}
-
-    def anchor(self, name: str, pose: Pose) -> np.ndarray:
-        """Where `name`'s bottom centre is when its model stands at `pose`."""
-        return (pose.matrix() @ self.anchor_m[name])[:3]
-
-    def duplicates(self, found: dict[str, np.ndarray], estimate: SceneEstimate) -> list[str]:
-        """Names fitted onto an instance that a more confident name of the group already took: two identical
-        objects cannot stand with their bottom centres closer than half their width (the reconstruction fitted
-        both names into one bowl's points)."""
-        kept: list[np.ndarray] = []
-        out = []
-        for n in sorted(found, key=lambda n: -estimate.objects[n].confidence):
-            if any(np.linalg.norm((found[n] - k)[:2]) < self.min_apart_m[n] for k in kept):
-                out.append(n)
-            else:
-                kept.append(found[n])
-        return out
-
-    def hint_pose(self, name: str) -> Pose | None:
-        """The model placed so its bottom centre is at the start hint (unturned), where the height is known."""
-        hint = self.hints.get(name)
-        if hint is None or not hint.z_known:
-            return None
-        return Pose(tuple(np.asarray(hint.xyz_m, float) - self.anchor_m[name][:3]))
-
-    def reference(self, name: str, last_seen: dict[str, Pose]) -> tuple[np.ndarray, bool] | None:
-        """Where `name` should be found (xyz, whether z counts), or None where nothing says."""
-        if name in last_seen:
-            return self.anchor(name, last_seen[name]), True
-        hint = self.hints.get(name)
-        if hint is None:
-            return None
-        return np.asarray(hint.xyz_m, float), bool(hint.z_known)
-
-    def assign(self, group: list[str], found: dict[str, np.ndarray], last_seen: dict[str, Pose]) -> dict[str, str]:
-        """reconstruction's name -> tracked name for the found members of a group (`found`: their positions)."""
-        refs = {n: self.reference(n, last_seen) for n in group}
-        if not found or all(r is None for r in refs.values()):
-            return {n: n for n in found}
-        seen = sorted(found)
-        best, best_cost = None, np.inf
-        for names in itertools.permutations(group, len(seen)):
-            cost = 0.0
-            for src, dst in zip(seen, names, strict=True):
-                ref = refs[dst]
-                if ref is None:
-                    continue
-                d = found[src] - ref[0]
-                cost += float(np.linalg.norm(d if ref[1] else d[:2]))
-            # ties (no reference at all) keep the reconstruction's own names
-            if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and tuple(names) == tuple(seen)):
-                best, best_cost = names, cost
-        return dict(zip(seen, best, strict=True))
-
-    def rename(self, estimate: SceneEstimate, last_seen: dict[str, Pose]) -> SceneEstimate:
-        """The estimate with each group's found instances under their tracked names (the others not found)."""
-        if not self.groups:
-            return estimate
-        mapping: dict[str, str] = {}
-        dropped: set[str] = set()    # reconstruction names fitted onto an instance another name already has
-        for group in self.groups:
-            found = {n: self.anchor(n, estimate.objects[n].pose) for n in group
-                     if n in estimate.objects and estimate.objects[n].found}
-            for n in self.duplicates(found, estimate):
-                found.pop(n)
-                dropped.add(n)
-            got = self.assign(group, found, last_seen)
-            for src, dst in list(got.items()):
-                ref = self.reference(dst, last_seen)
-                if ref is None or estimate.objects[src].confidence >= self.low_confidence:
-                    continue
-                d = found[src] - ref[0]
-                if float(np.linalg.norm(d if ref[1] else d[:2])) > JUMP_M:
-                    # a doubtful fit far from where this instance was (or, never seen, where the task says it
-                    # started): a fit on something else, not the instance; it stays where it was
-                    del got[src]
-                    dropped.add(src)
-            mapping.update(got)
-            # the names no found instance took stay "not found"; a reconstruction name not taken passes its
-            # slot on, so every name of the group is still in the estimate once
-            free_src = [n for n in group if n not in got]
-            free_dst = [n for n in group if n not in got.values()]
-            mapping.update(zip(free_src, free_dst, strict=True))
-        swapped = {src: dst for src, dst in mapping.items() if src != dst}
-        self.last_note = {"groups": self.groups, "renamed": swapped} if swapped else {}
-        if dropped:
-            self.last_note = {**self.last_note, "groups": self.groups, "duplicates_dropped": sorted(dropped)}
-        if not swapped and not dropped:
-            return estimate
-        log.info("identical instances renamed (reconstruction's name -> tracked name): %s", swapped)
-        objects: dict[str, EstimatedObject] = {}
-        for name, est in estimate.objects.items():
-            new = mapping.get(name, name)
-            if name in dropped:
-                est = dataclasses.replace(est, found=False)
-            if not est.found and new in last_seen:
-                est = dataclasses.replace(est, pose=last_seen[new])
-            objects[new] = dataclasses.replace(est, name=new)
-        issues = tuple(dataclasses.replace(i, subject=mapping.get(i.subject, i.subject),
-                                           message=_swap_names(i.message, mapping)) for i in estimate.issues)
-        notes = tuple(_swap_names(n, mapping) for n in estimate.notes)
-        return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
-
-
-def _swap_names(text: str, mapping: dict[str, str]) -> str:
-    """Every quoted 'name' in a message under its new name (all at once, so a swap a<->b stays a swap)."""
-    keys = sorted(mapping, key=len, reverse=True)
-    if not keys:
-        return text
-    return re.sub("|".join(re.escape(f"'{k}'") for k in keys), lambda m: f"'{mapping[m.group(0)[1:-1]]}'", text)
 
 
 def _outline(model: ObjectModel, pose: Pose) -> np.ndarray:

@@ -101,6 +101,7 @@ class Reconstructor:
             self.pose_estimator.prepare(model)  # model sampling and features once, not in the first step
         self.mesher = UnknownMesher(cfg.clutter)
         self._last_pose: dict[str, Pose] = {}
+        self.remembered: dict[str, Pose] = {}   # where the caller's twin keeps each object (see remember)
         self.robot_filter = RobotFilter(robot, client, depth_tol_m=cfg.robot_depth_tol_m,
                                         dilate_px=cfg.robot_dilate_px, proxy=cfg.robot_proxy,
                                         renderer=cfg.robot_renderer, downscale=cfg.robot_render_downscale)
@@ -124,6 +125,13 @@ class Reconstructor:
         self.close()
 
     # ------------------------------------------------------------------ one step
+    def remember(self, poses: dict[str, Pose]) -> None:
+        """Where the caller's twin keeps its objects (the planner's memory). An object not found this step is
+        kept there by the twin, so its points there are not an unknown obstacle: left in one (LIBERO-Spatial task
+        9: the bowl on the cabinet, fitted doubtfully, merged into the cabinet's obstacle), the remembered bowl
+        was pushed up onto its own points, 5 cm too high, and every grasp lifted it through the obstacle."""
+        self.remembered = dict(poses)
+
     def update(self, obs: Observation) -> SceneEstimate:
         """obs: robot_io.observation.Observation (frames with K and T_world_camera, joint and gripper state).
 
@@ -378,8 +386,15 @@ class Reconstructor:
                 surface = self.pose_estimator.prepare(self.models[name]).dense_points
                 surfaces.append(surface @ T[:3, :3].T + T[:3, 3])
         forbidden = np.concatenate(surfaces) if surfaces else None
-        if forbidden is not None:
-            dist, _ = cKDTree(forbidden).query(points.points, distance_upper_bound=cfg.explain_m)
+        for name, pose in self.remembered.items():
+            if name in self.models and not (name in objects and objects[name].found):
+                T = pose.matrix()
+                surface = self.pose_estimator.prepare(self.models[name]).dense_points
+                surfaces.append(surface @ T[:3, :3].T + T[:3, 3])
+        if surfaces:
+            # the points of found objects and of the remembered ones not found are explained; only the found
+            # ones' columns are cut out of an obstacle (a remembered pose is good to a few millimetres only)
+            dist, _ = cKDTree(np.concatenate(surfaces)).query(points.points, distance_upper_bound=cfg.explain_m)
             keep = ~np.isfinite(dist)
         rest = points.subset(keep)
         if len(rest) < cfg.clutter_min_points:

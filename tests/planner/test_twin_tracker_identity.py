@@ -52,9 +52,9 @@ def robot() -> RobotSpec:
     return RobotSpec.from_yaml(str(configs.find("robots", "panda_libero")))
 
 
-def _obs(robot: RobotSpec) -> Observation:
+def _obs(robot: RobotSpec, hand_xyz=(0.3, 0.0, 0.5)) -> Observation:
     T = np.eye(4)
-    T[:3, 3] = (0.3, 0.0, 0.5)      # the hand far from the bowls, open: nothing held
+    T[:3, 3] = hand_xyz             # by default the hand far from the bowls, open: nothing held
     return Observation((), np.asarray(robot.home_joint_pos_rad, float), robot.gripper_max_width_m, T, 0.0)
 
 
@@ -75,8 +75,9 @@ def test_names_follow_the_hint_first_then_tracking(robot):
     tracker = TwinTracker(robot, ScriptedReconstructor(steps), _models(), settle_steps=0, start_hints=HINTS)
     try:
         expect = [(A, B), (A2, B), (A2, B), (A2, B)]
+        hand = [(0.3, 0.0, 0.5), (0.55, 0.15, 0.18), (0.55, 0.15, 0.18), (0.3, 0.0, 0.5)]   # it carried A to A2
         for k, (want_1, want_2) in enumerate(expect):
-            world, summary = tracker.update(_obs(robot))
+            world, summary = tracker.update(_obs(robot, hand[k]))
             got_1, got_2 = world.object_pose("bowl_1").xyz, world.object_pose("bowl_2").xyz
             assert got_1[:2] == pytest.approx(want_1[:2], abs=1e-3), f"step {k}: bowl_1 at {got_1}"
             assert got_2[:2] == pytest.approx(want_2[:2], abs=1e-3), f"step {k}: bowl_2 at {got_2}"

@@ -1,0 +1,237 @@
+"""Names for identical instances (two objects with one model, e.g. LIBERO-Spatial's two black bowls), kept stable
+from step to step: the reconstruction can only tell them apart by where they are."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import re
+
+import numpy as np
+
+from reconstruction.estimate import EstimatedObject, Issue, SceneEstimate
+from reconstruction.models import ObjectModel
+from sim.geometry import Pose
+
+log = logging.getLogger(__name__)
+
+MAX_IDENTICAL = 6            # identical instances named by trying every assignment (6! = 720)
+JUMP_M = 0.08                # a doubtful fit of an identical instance this far from its reference is not it
+HAND_REACH_M = 0.15          # ... a confident one this far from it and from the hand waits for a second look
+
+
+class InstanceNamer:
+    """Names identical instances (two objects with the same model, e.g. LIBERO-Spatial's two black bowls), which
+    the reconstruction can only tell apart by where they are, so its names for them are arbitrary and may swap
+    from one step to the next.
+
+    Each step the found instances of a group take the names whose reference lies nearest (the assignment of
+    least summed distance): a name's reference is where the twin last had it (`last_seen`: the tracker's memory,
+    the hand's pose for a held one), or, before it was ever seen, its start hint (the task's words: "the bowl
+    between the plate and the ramekin"). Places are compared at the model's bottom centre (a model's root frame
+    can lie far from its body: LIBERO's converted bowl has it 10 cm to one side). So the hint decides the names
+    once, on the first observation, and tracking keeps them: a name never jumps to the other instance while both
+    stay in view. Two names fitted into one instance keep the more confident fit; a doubtful fit far from its
+    name's reference is taken for a fit on something else; both leave the name not found this step."""
+
+    def __init__(self, models: dict[str, ObjectModel], start_hints: dict, low_confidence: float = 0.6) -> None:
+        """low_confidence: a fit below this confidence (the reconstruction's own threshold) that lies over JUMP_M
+        from its name's reference is taken for a fit on something else."""
+        self.hints = dict(start_hints)
+        self.low_confidence = low_confidence
+        self.anchor_m = {}      # name -> its bottom centre in its own frame
+        for name, m in models.items():
+            lo, hi = np.asarray(m.geometry.bounds, float)
+            self.anchor_m[name] = np.array([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2], 1.0])
+        self.min_apart_m = {n: 0.5 * float(min(np.asarray(m.geometry.bounds, float)[1, :2]
+                                               - np.asarray(m.geometry.bounds, float)[0, :2]))
+                            for n, m in models.items()}
+        by_model: dict[tuple, list[str]] = {}
+        for name, m in models.items():   # one URDF in two colours (the sim lab's red and blue blocks) is two models
+            by_model.setdefault((m.urdf, m.scale, m.rgba), []).append(name)
+        self.groups = [sorted(g) for g in by_model.values() if len(g) > 1]
+        for g in self.groups:
+            if len(g) > MAX_IDENTICAL:
+                raise ValueError(f"{len(g)} identical instances {g}: at most {MAX_IDENTICAL} can be named")
+        self.last_note: dict = {}
+        self.confident: set[str] = set()           # names once fitted with confidence (not just a hint)
+        self.pending: dict[str, np.ndarray] = {}   # name -> where its last held-back jump was fitted
+
+    def anchor(self, name: str, pose: Pose) -> np.ndarray:
+        """Where `name`'s bottom centre is when its model stands at `pose`."""
+        return (pose.matrix() @ self.anchor_m[name])[:3]
+
+    def duplicates(self, found: dict[str, np.ndarray], estimate: SceneEstimate) -> list[str]:
+        """Names fitted onto an instance that a more confident name of the group already took: two identical
+        objects cannot stand with their bottom centres closer than half their width (the reconstruction fitted
+        both names into one bowl's points)."""
+        kept: list[np.ndarray] = []
+        out = []
+        for n in sorted(found, key=lambda n: -estimate.objects[n].confidence):
+            if any(np.linalg.norm((found[n] - k)[:2]) < self.min_apart_m[n] for k in kept):
+                out.append(n)
+            else:
+                kept.append(found[n])
+        return out
+
+    def hint_pose(self, name: str) -> Pose | None:
+        """The model placed so its bottom centre is at the start hint (unturned), where the height is known."""
+        hint = self.hints.get(name)
+        if hint is None or not hint.z_known:
+            return None
+        return Pose(tuple(np.asarray(hint.xyz_m, float) - self.anchor_m[name][:3]))
+
+    def reference(self, name: str, last_seen: dict[str, Pose]) -> tuple[np.ndarray, bool] | None:
+        """Where `name` should be found (xyz, whether z counts), or None where nothing says."""
+        if name in last_seen:
+            return self.anchor(name, last_seen[name]), True
+        hint = self.hints.get(name)
+        if hint is None:
+            return None
+        return np.asarray(hint.xyz_m, float), bool(hint.z_known)
+
+    def assign(self, group: list[str], found: dict[str, np.ndarray], last_seen: dict[str, Pose]) -> dict[str, str]:
+        """reconstruction's name -> tracked name for the found members of a group (`found`: their positions)."""
+        refs = {n: self.reference(n, last_seen) for n in group}
+        if not found or all(r is None for r in refs.values()):
+            return {n: n for n in found}
+        seen = sorted(found)
+        best, best_cost = None, np.inf
+        for names in itertools.permutations(group, len(seen)):
+            cost = 0.0
+            for src, dst in zip(seen, names, strict=True):
+                ref = refs[dst]
+                if ref is None:
+                    continue
+                d = found[src] - ref[0]
+                cost += float(np.linalg.norm(d if ref[1] else d[:2]))
+            # ties (no reference at all) keep the reconstruction's own names
+            if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and tuple(names) == tuple(seen)):
+                best, best_cost = names, cost
+        return dict(zip(seen, best, strict=True))
+
+    def jumped(self, name: str, xyz: np.ndarray, last_seen: dict[str, Pose], hand_xyz) -> bool:
+        """Whether a fit at `xyz` (bottom centre) of an instance once confidently seen is a jump to hold back: over
+        JUMP_M from where it was last seen, both places over HAND_REACH_M from the hand (nothing moved it), and
+        not where the last held-back fit of it was (seen there twice, it moved: it is taken)."""
+        if name not in self.confident or name not in last_seen or hand_xyz is None:
+            self.pending.pop(name, None)
+            return False
+        ref = self.anchor(name, last_seen[name])
+        hand = np.asarray(hand_xyz, float)
+        if np.linalg.norm(xyz - ref) <= JUMP_M or min(np.linalg.norm(xyz - hand), np.linalg.norm(ref - hand)) \
+                < HAND_REACH_M:
+            self.pending.pop(name, None)
+            return False
+        again = name in self.pending and np.linalg.norm(self.pending[name] - xyz) <= JUMP_M
+        self.pending[name] = xyz
+        if again:
+            self.pending.pop(name)
+        return not again
+
+    def steady(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz, held: str | None = None
+               ) -> SceneEstimate:
+        """The estimate with the jumps of objects not in a group (rename handles those) held back: an object
+        once confidently seen whose fit lies over JUMP_M from where it was last seen, both places far from the
+        hand, stays there (not found this step) while the fit is doubtful, and until a confident fit is seen
+        there twice (LIBERO-Spatial task 9: the ramekin's doubtful fit 35 cm off, onto the other bowl, left the
+        twin's bowl and ramekin interpenetrating, and every rollout 'disturbed' them)."""
+        grouped = {n for g in self.groups for n in g}
+        objects, doubts = dict(estimate.objects), []
+        for name, est in estimate.objects.items():
+            if name in grouped or name == held or not est.found or est.held or name not in self.anchor_m:
+                continue
+            xyz = self.anchor(name, est.pose)
+            if est.confidence < self.low_confidence:
+                if name not in self.confident or name not in last_seen or hand_xyz is None:
+                    continue
+                ref, hand = self.anchor(name, last_seen[name]), np.asarray(hand_xyz, float)
+                if np.linalg.norm(xyz - ref) <= JUMP_M or min(np.linalg.norm(xyz - hand),
+                                                               np.linalg.norm(ref - hand)) < HAND_REACH_M:
+                    continue
+            elif not self.jumped(name, xyz, last_seen, hand_xyz):
+                self.confident.add(name)
+                continue
+            away_cm = 100 * float(np.linalg.norm(xyz - self.anchor(name, last_seen[name])))
+            objects[name] = dataclasses.replace(est, found=False, pose=last_seen[name])
+            doubts.append(Issue("low_confidence", name, (
+                f"'{name}': fitted {away_cm:.0f} cm from where it was last seen, far from the hand; kept there")))
+        if not doubts:
+            return estimate
+        log.info("held back: %s", "; ".join(i.message for i in doubts))
+        held_back = {i.subject for i in doubts}
+        issues = tuple(i for i in estimate.issues if i.subject not in held_back) + tuple(doubts)
+        return dataclasses.replace(estimate, objects=objects, issues=issues)
+
+    def rename(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz=None) -> SceneEstimate:
+        """The estimate with each group's found instances under their tracked names (the others not found).
+        hand_xyz: the TCP's position (None: jumps are not held back)."""
+        if not self.groups:
+            return estimate
+        mapping: dict[str, str] = {}
+        dropped: set[str] = set()    # reconstruction names fitted onto an instance another name already has
+        doubts: list[Issue] = []     # tracked names whose fit jumped away (not confirmed yet)
+        for group in self.groups:
+            found = {n: self.anchor(n, estimate.objects[n].pose) for n in group
+                     if n in estimate.objects and estimate.objects[n].found}
+            for n in self.duplicates(found, estimate):
+                found.pop(n)
+                dropped.add(n)
+            got = self.assign(group, found, last_seen)
+            for src, dst in list(got.items()):
+                ref = self.reference(dst, last_seen)
+                if ref is None or estimate.objects[src].confidence >= self.low_confidence:
+                    continue
+                d = found[src] - ref[0]
+                if float(np.linalg.norm(d if ref[1] else d[:2])) > JUMP_M:
+                    # a doubtful fit far from where this instance was (or, never seen, where the task says it
+                    # started): a fit on something else, not the instance; it stays where it was
+                    del got[src]
+                    dropped.add(src)
+            for src, dst in list(got.items()):
+                if self.jumped(dst, found[src], last_seen, hand_xyz):
+                    del got[src]
+                    dropped.add(src)
+                    away_cm = 100 * float(np.linalg.norm(found[src] - self.anchor(dst, last_seen[dst])))
+                    doubts.append(Issue("low_confidence", dst, (
+                        f"'{dst}': fitted {away_cm:.0f} cm from where it was last seen, far from the hand; kept "
+                        "there until seen there again")))
+                elif estimate.objects[src].confidence >= self.low_confidence:
+                    self.confident.add(dst)
+            mapping.update(got)
+            # the names no found instance took stay "not found"; a reconstruction name not taken passes its
+            # slot on, so every name of the group is still in the estimate once
+            free_src = [n for n in group if n not in got]
+            free_dst = [n for n in group if n not in got.values()]
+            mapping.update(zip(free_src, free_dst, strict=True))
+        swapped = {src: dst for src, dst in mapping.items() if src != dst}
+        self.last_note = {"groups": self.groups, "renamed": swapped} if swapped else {}
+        if doubts:
+            self.last_note = {**self.last_note, "groups": self.groups, "held_back": [i.subject for i in doubts]}
+        if dropped:
+            self.last_note = {**self.last_note, "groups": self.groups, "duplicates_dropped": sorted(dropped)}
+        if not swapped and not dropped:
+            return estimate
+        log.info("identical instances renamed (reconstruction's name -> tracked name): %s", swapped)
+        objects: dict[str, EstimatedObject] = {}
+        for name, est in estimate.objects.items():
+            new = mapping.get(name, name)
+            if name in dropped:
+                est = dataclasses.replace(est, found=False)
+            if not est.found and new in last_seen:
+                est = dataclasses.replace(est, pose=last_seen[new])
+            objects[new] = dataclasses.replace(est, name=new)
+        issues = tuple(dataclasses.replace(i, subject=mapping.get(i.subject, i.subject),
+                                           message=_swap_names(i.message, mapping)) for i in estimate.issues)
+        issues += tuple(doubts)
+        notes = tuple(_swap_names(n, mapping) for n in estimate.notes)
+        return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
+
+
+def _swap_names(text: str, mapping: dict[str, str]) -> str:
+    """Every quoted 'name' in a message under its new name (all at once, so a swap a<->b stays a swap)."""
+    keys = sorted(mapping, key=len, reverse=True)
+    if not keys:
+        return text
+    return re.sub("|".join(re.escape(f"'{k}'") for k in keys), lambda m: f"'{mapping[m.group(0)[1:-1]]}'", text)
