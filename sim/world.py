@@ -333,16 +333,6 @@ class World(KinematicQueries):
                     out.append(Contact(f"held:{held}", other, float(c[8])))
         return out
 
-    def object_contact_pairs(self) -> set[frozenset[str]]:
-        """Pairs of named objects touching now (not the robot, not the table): what stands on or against what."""
-        pairs = set()
-        p.performCollisionDetection(physicsClientId=self.client)   # the contacts of now, not of the last step
-        for c in p.getContactPoints(physicsClientId=self.client):
-            a, b = self._names.get(c[1]), self._names.get(c[2])
-            if a is not None and b is not None and a != b and TABLE not in (a, b):
-                pairs.add(frozenset((a, b)))
-        return pairs
-
     def min_clearance_m(self, max_distance_m: float = 0.2, ignore: tuple[str, ...] = ()) -> float:
         """Smallest distance from the robot (and the held object) to the table and the other objects."""
         held = self.grasped()
