@@ -99,6 +99,7 @@ $(LIBERO_VENV)/.installed: robot_io/libero/requirements.txt
 	$(LIBERO_VENV)/bin/python -m pip install --quiet -r robot_io/libero/requirements.txt
 	touch $@
 
-$(LIBERO_ASSETS)/manifest.json: $(LIBERO_VENV)/.installed robot_io/libero/prepare.py robot_io/libero/textured.py
+$(LIBERO_ASSETS)/manifest.json: $(LIBERO_VENV)/.installed robot_io/libero/prepare.py robot_io/libero/textured.py \
+		robot_io/libero/fixtures.py
 	MUJOCO_GL=egl PYTHONPATH=$(CURDIR) $(LIBERO_VENV)/bin/python -m robot_io.libero.prepare --out $(LIBERO_ASSETS) \
 		--suites $(LIBERO_SUITES)
