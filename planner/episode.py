@@ -184,18 +184,15 @@ def reconstruct_once(task_path: str, seed: int = 0, loaded: LoadedTask | None = 
         if est is None or not est.found:
             objects.append({"name": name, "found": False, "t_err_mm": None, "r_err_deg": None})
             continue
+        found = {"name": name, "found": True, "t_err_mm": None, "r_err_deg": None,
+                 "fitness": round(float(est.fitness), 3), "status": report["objects"][name]["status"],
+                 "confidence": report["objects"][name]["confidence"]}
         if name not in truth["objects"]:   # a fixture LIBERO's lab reports no pose for (the wine rack)
-            objects.append({"name": name, "found": True, "t_err_mm": None, "r_err_deg": None,
-                            "xyz": [round(v, 4) for v in est.pose.xyz], "fitness": round(float(est.fitness), 3),
-                            "status": report["objects"][name]["status"],
-                            "confidence": report["objects"][name]["confidence"]})
+            objects.append({**found, "xyz": [round(v, 4) for v in est.pose.xyz]})
             continue
-        true_pose = Pose.from_dict(truth["objects"][name])
         # up to the mesh's whole symmetry, as bench reconstruction counts it (a lying can's turns are no error)
-        t_err, r_err = object_pose_errors(est.pose, true_pose, asset)
-        objects.append({"name": name, "found": True, "t_err_mm": round(t_err, 2), "r_err_deg": round(r_err, 2),
-                        "fitness": round(float(est.fitness), 3), "status": report["objects"][name]["status"],
-                        "confidence": report["objects"][name]["confidence"]})
+        t_err, r_err = object_pose_errors(est.pose, Pose.from_dict(truth["objects"][name]), asset)
+        objects.append({**found, "t_err_mm": round(t_err, 2), "r_err_deg": round(r_err, 2)})
     return {"objects": objects, "time_s": round(elapsed, 3), "n_unknown": len(estimate.clutter),
             "issues": report["issues"], "export": exported,
             "timings_s": {k: round(v, 3) for k, v in getattr(estimate, "timings_s", {}).items()}}
