@@ -57,6 +57,7 @@ class InstanceNamer:
         self.last_note: dict = {}
         self.confident: set[str] = set()           # names once fitted with confidence (not just a hint)
         self.pending: dict[str, np.ndarray] = {}   # name -> where its last held-back jump was fitted
+        self.handled: set[str] = set()             # names the hand has held (moved from where the task said)
 
     def anchor(self, name: str, pose: Pose) -> np.ndarray:
         """Where `name`'s bottom centre is when its model stands at `pose`."""
@@ -130,21 +131,52 @@ class InstanceNamer:
             self.pending.pop(name)
         return not again
 
+    def known(self, name: str) -> bool:
+        """Whether `name` was once fitted with confidence or held: then where the twin last had it, not its start
+        hint, says where it is."""
+        return name in self.confident or name in self.handled
+
+    def off_hint(self, name: str, xyz: np.ndarray, hand_xyz) -> float | None:
+        """How far (cm) a fit at `xyz` (bottom centre) lies from `name`'s start hint when that is over JUMP_M, both
+        places over HAND_REACH_M from the hand and the hint's height known (else None): for an object never seen
+        with confidence and never held, only the hint says where it is."""
+        hint = self.hints.get(name)
+        if hint is None or not hint.z_known or hand_xyz is None or self.known(name):
+            return None
+        ref, hand = np.asarray(hint.xyz_m, float), np.asarray(hand_xyz, float)
+        away = float(np.linalg.norm(xyz - ref))
+        if away <= JUMP_M or min(np.linalg.norm(xyz - hand), np.linalg.norm(ref - hand)) < HAND_REACH_M:
+            return None
+        return 100 * away
+
     def steady(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz, held: str | None = None
                ) -> SceneEstimate:
         """The estimate with the jumps of objects not in a group (rename handles those) held back: an object
         once confidently seen whose fit lies over JUMP_M from where it was last seen, both places far from the
         hand, stays there (not found this step) while the fit is doubtful, and until a confident fit is seen
         there twice (LIBERO-Spatial task 9: the ramekin's doubtful fit 35 cm off, onto the other bowl, left the
-        twin's bowl and ramekin interpenetrating, and every rollout 'disturbed' them)."""
+        twin's bowl and ramekin interpenetrating, and every rollout 'disturbed' them). One never seen with
+        confidence nor held whose doubtful fit lies over JUMP_M from its start hint, both far from the hand, stays
+        at the hint (LIBERO-Spatial task 3: the cookie box under the bowl, fitted doubtfully 65 cm off by the arm's
+        base, stayed there in the twin and every candidate's arm hit it for 11 steps)."""
+        if held is not None:
+            self.handled.add(held)
         grouped = {n for g in self.groups for n in g}
         objects, doubts = dict(estimate.objects), []
         for name, est in estimate.objects.items():
             if name in grouped or name == held or not est.found or est.held or name not in self.anchor_m:
                 continue
             xyz = self.anchor(name, est.pose)
+            if est.confidence < self.low_confidence and not self.known(name):
+                hint = self.off_hint(name, xyz, hand_xyz)
+                if hint is not None:
+                    objects[name] = dataclasses.replace(est, found=False, pose=self.hint_pose(name))
+                    doubts.append(Issue("low_confidence", name, (
+                        f"'{name}': never seen with confidence, fitted doubtfully {hint:.0f} cm from where the task "
+                        "says it starts, far from the hand; kept there")))
+                continue
             if est.confidence < self.low_confidence:
-                if name not in self.confident or name not in last_seen or hand_xyz is None:
+                if name not in last_seen or hand_xyz is None:
                     continue
                 ref, hand = self.anchor(name, last_seen[name]), np.asarray(hand_xyz, float)
                 if np.linalg.norm(xyz - ref) <= JUMP_M or min(np.linalg.norm(xyz - hand),

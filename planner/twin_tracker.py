@@ -114,10 +114,11 @@ class TwinTracker:
         estimate = self._keep_round_turns(estimate)
         before = dict(self._last_seen)
         for name in self.namer.hints:
-            # an identical instance not found yet: where the task says it started (it is no fit: still 'missing')
+            # not found, never seen with confidence nor held: where the task says it started (it is no fit: still
+            # 'missing'), not where a doubtful fit once put it
             pose = self.namer.hint_pose(name)
             est = estimate.objects.get(name)
-            if pose is not None and name not in self._last_seen and (est is None or not est.found):
+            if pose is not None and not self.namer.known(name) and (est is None or not est.found):
                 self._last_seen[name] = pose
         scene = estimate.to_scene(self.robot, obs.joint_pos_rad, obs.gripper_width_m, self.models)
         # Unknown clusters at the hand are bits of the gripper or of what it holds that the robot filter and
