@@ -156,7 +156,7 @@ class MPCPlanner:
         self.subtask_index = 0
         self._toggle_width_m: float | None = None   # gripper width before the last executed open/close
         self.look_again = LookAgain()
-        self._success_looks = 0   # steps in a row spent looking again at a success the twin shows on doubtful fits
+        self.success_look = LookAgain()   # at a success the twin shows on doubtful fits
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
         self._expected_hold: ExpectedHold | None = None   # what the executed rollout left in the hand
         self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the subtask done (put_back_let_go)
@@ -230,11 +230,9 @@ class MPCPlanner:
         doubtful = untrusted_for_success(recon, predicates.objects_of(self.task.success))
         if not doubtful:
             return None
-        if self._success_looks < LOOK_AGAIN_MAX:
-            self._success_looks += 1
-            return f"look again: the twin shows the task done, but the poses of {doubtful} are not trusted"
-        recon["note"] = f"the twin shows the task done; {doubtful} still not trusted after {LOOK_AGAIN_MAX} looks"
-        return None
+        return self.success_look.spend(
+            recon, f"look again: the twin shows the task done, but the poses of {doubtful} are not trusted",
+            f"the twin shows the task done; {doubtful} still not trusted after {LOOK_AGAIN_MAX} looks")
 
     def step(self, k: int) -> dict:
         timings: dict[str, float] = {}
@@ -266,7 +264,7 @@ class MPCPlanner:
                 return {"type": "step", "step": k, "done": True, "timings_s": timings, "reconstruction": recon}
             recon["note"] = doubt or "a first observation showed the task done; a second did not"
         else:
-            self._success_looks = 0
+            self.success_look.looks = 0
         closed = gripper_closed(obs.gripper_width_m, self.task.robot.gripper_max_width_m)
         t0 = time.perf_counter()
         subtask, changed, failure = self._diagnose_and_recover(k, world, obs, recon, closed)

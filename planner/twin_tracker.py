@@ -63,10 +63,16 @@ class LookAgain:
             recon["note"] = (f"'{target}': position trusted; only a turn that keeps its outline (seen from above) "
                              "is ambiguous")
             return None
+        return self.spend(recon, f"look again: the pose of '{target}' is not trusted ({status})",
+                          f"'{target}' still {status} after {self.max_looks} looks; going ahead")
+
+    def spend(self, recon: dict, reason: str, spent_note: str) -> str | None:
+        """One more look in a row: `reason` (the hold reason) while looks are left, else None with `spent_note`
+        in recon's note."""
         self.looks += 1
         if self.looks <= self.max_looks:
-            return f"look again: the pose of '{target}' is not trusted ({status})"
-        recon["note"] = f"'{target}' still {status} after {self.max_looks} looks; going ahead"
+            return reason
+        recon["note"] = spent_note
         return None
 
 
