@@ -41,6 +41,7 @@ from reconstruction.segmentation import (
     table_noise_per_m2,
 )
 from reconstruction.split import explained_part, leftover_clusters
+from reconstruction.supports import split_at_supports
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 from sim.scene import RobotSpec
@@ -178,6 +179,11 @@ class Reconstructor:
         lap("voxel")
         context = SegmentationContext(tuple(frames), tuple(depths), table)
         clusters = self.segmenter.segment(points, context)
+        if cfg.supports is not None:
+            # an object standing on a cabinet or a stove is one segment with it: cut at the support's top
+            clusters = sorted((part for c in clusters for part in split_at_supports(
+                c, cfg.cluster_eps_m, cfg.cluster_min_points, cfg.min_cluster_points, cfg.supports)),
+                key=len, reverse=True)
         lap("segment")
         views = [DepthView.from_frame(d, f.K, f.T_world_camera, f.rgb, m)
                  for f, d, m in zip(frames, depths, robot_masks)]
