@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from reconstruction.appearance import look_for, look_rank, model_appearance
+from reconstruction.appearance import look_for, look_rank, lookalikes, model_appearance
 from reconstruction.assignment import assign_best_first
 from reconstruction.candidates import candidate_clusters
 from reconstruction.checks import check_frame
@@ -93,6 +93,7 @@ class Reconstructor:
         self.color_hints = {name: color_hint(m) for name, m in self.models.items()}
         # A textured model's print, to tell same-shape look-alikes apart in the assignment (appearance.look_rank)
         self.looks = {name: look_for(m) for name, m in self.models.items()}
+        self.lookalikes = lookalikes(self.models)   # the print decides only between these
         self.segmenter = segmenter or ColorDbscanSegmenter(
             [h for h in self.color_hints.values() if h is not None], eps_m=cfg.cluster_eps_m,
             min_points=cfg.cluster_min_points,
@@ -307,7 +308,8 @@ class Reconstructor:
             parents[id(again)] = cluster
             return again
 
-        rank = lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m)   # noqa: E731
+        rank = lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m,   # noqa: E731
+                                           print_decides=name in self.lookalikes)
         for name in self.models:
             if not candidates(name, set()):
                 match = "size" if self.color_hints[name] is None else "color"

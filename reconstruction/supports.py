@@ -27,7 +27,8 @@ class SupportConfig:
     layer_m: float = 0.008            # points this close to the layer's height are the support's top
     reach_m: float = 0.02             # what stands on the layer reaches down to within this of it
     ring_m: float = 0.05              # the support's points within this of a piece's footprint ...
-    min_sectors: int = 5              # ... lie in at least this many of 12 directions around it
+    min_sectors: int = 8              # ... lie in at least this many of 12 directions around it (LIBERO: 8-12;
+                                      # the side facing away from the cameras is hidden by the object)
     margin_m: float = 0.01            # a piece's footprint: its xy bounds grown by this
 
     def __post_init__(self) -> None:
