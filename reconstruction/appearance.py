@@ -298,7 +298,7 @@ def look_for(model) -> SurfaceLook | None:
     return textured_look(model.urdf, model.scale) if model.rgba is None else None
 
 
-def lookalikes(models: dict, rel_tol: float = 0.15, abs_tol_m: float = 0.01) -> set[str]:
+def lookalikes(models: dict, rel_tol: float = 0.15, abs_tol_m: float = 0.015) -> set[str]:
     """Names of the models (ObjectModel) with a look-alike: another model (another URDF or scale; identical
     instances share their print, so it tells them apart from nothing) whose sorted extents agree within rel_tol
     of the larger or abs_tol_m on every axis. Only there must the print decide (LIBERO-Object's cans, cartons);

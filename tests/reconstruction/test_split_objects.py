@@ -54,6 +54,11 @@ def test_only_look_alikes_are_ranked_by_their_print(monkeypatch):
               "big": ObjectModel("big", cube, scale=2.0)}
     assert lookalikes(models) == {"a", "a2", "b"}
     assert lookalikes({k: models[k] for k in ("a", "a2", "big")}) == set()
+    # 12 mm apart (LIBERO-Object's pudding and cream cheese, 11 mm): look-alikes; 23 mm (the akita bowl and the
+    # ramekin): the shape tells them apart
+    wider = {"a": models["a"], "w": ObjectModel("w", cube, scale=1.24)}
+    assert lookalikes(wider) == {"a", "w"}
+    assert lookalikes({"a": models["a"], "w": ObjectModel("w", cube, scale=1.46)}) == set()
     # a print that matches nothing scales a look-alike's fit down, not a fit of a model without look-alikes
     monkeypatch.setattr("reconstruction.appearance.look_match", lambda *a, **k: (0.0, 0.0))
     pts = np.random.default_rng(0).uniform(-0.025, 0.025, (400, 3)) + (0.5, 0.0, 0.025)
