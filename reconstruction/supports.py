@@ -111,3 +111,14 @@ def split_at_supports(cluster: Cluster, eps_m: float, min_points: int, min_clust
     if len(rest) >= min_cluster_points:
         out.append(Cluster(cluster.points.subset(rest), cluster.label))
     return out
+
+
+def split_oversized(clusters: list[Cluster], largest_m: float, eps_m: float, min_points: int, min_cluster_points: int,
+                    cfg: SupportConfig | None = None) -> list[Cluster]:
+    """split_at_supports on the segments larger (bounding-box diagonal) than largest_m, the largest any named object
+    can be; the others are left whole (a bowl nested in a plate is fitted in one segment, as before). Largest first."""
+    out = []
+    for c in clusters:
+        out += split_at_supports(c, eps_m, min_points, min_cluster_points, cfg) \
+            if float(np.linalg.norm(c.extent)) > largest_m else [c]
+    return sorted(out, key=len, reverse=True)

@@ -8,7 +8,7 @@ import numpy as np
 from reconstruction.fusion import PointSet
 from reconstruction.resting import hypothesis_rank
 from reconstruction.segmentation import NEUTRAL, Cluster
-from reconstruction.supports import SupportConfig, layer_heights, split_at_supports
+from reconstruction.supports import SupportConfig, layer_heights, split_at_supports, split_oversized
 
 VOXEL = 0.004
 EPS, MIN_POINTS, MIN_CLUSTER = 0.01, 6, 15
@@ -96,3 +96,15 @@ def test_a_hypothesis_with_no_inlier_ranks_low_and_finite():
     assert np.isfinite(nothing) and nothing < 0 < good
     # the winner's rival ratio, as the estimator computes it, stays a number
     assert np.isfinite(np.clip(max([nothing]) / good, 0.0, 1.0))
+
+
+def test_only_segments_too_large_for_any_named_object_are_cut():
+    """A bowl in a low wide dish is a segment a model could be (left whole, fitted as before); on a cabinet it is
+    not (cut)."""
+    dish = _box(0.6, 0.8, 0.1, 0.3, 0.015)
+    in_dish = _cluster(dish, _bowl(0.7, 0.2, 0.015))
+    on_cabinet = _cluster(_box(0.6, 0.9, -0.4, -0.13, 0.226), _bowl(0.7, -0.265, 0.226))
+    assert len(_split(in_dish)) == 2                              # it would be cut ...
+    out = split_oversized([in_dish, on_cabinet], 0.33, EPS, MIN_POINTS, MIN_CLUSTER, SupportConfig())
+    assert len(out) == 3 and any(c is in_dish for c in out)       # ... but it could be the dish: left whole
+    assert [len(c) for c in out] == sorted((len(c) for c in out), reverse=True)
