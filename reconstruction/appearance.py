@@ -298,37 +298,18 @@ def look_for(model) -> SurfaceLook | None:
     return textured_look(model.urdf, model.scale) if model.rgba is None else None
 
 
-def lookalikes(models: dict, rel_tol: float = 0.15, abs_tol_m: float = 0.015) -> set[str]:
-    """Names of the models (ObjectModel) with a look-alike: another model (another URDF or scale; identical
-    instances share their print, so it tells them apart from nothing) whose sorted extents agree within rel_tol
-    of the larger or abs_tol_m on every axis. Only there must the print decide (LIBERO-Object's cans, cartons);
-    elsewhere a print that matches poorly in the cameras (the akita bowl's: 0.1-0.2 on its own segments) let a
-    ramekin, whose print matched a bowl's segment better, take it from a bowl fitted far better."""
-    ext = {n: np.sort(np.asarray(m.geometry.extent, float)) for n, m in models.items()}
-    out = set()
-    for a, ma in models.items():
-        for b, mb in models.items():
-            if (ma.urdf, ma.scale) != (mb.urdf, mb.scale) and np.all(
-                    np.abs(ext[a] - ext[b]) <= np.maximum(abs_tol_m, rel_tol * np.maximum(ext[a], ext[b]))):
-                out.add(a)
-    return out
-
-
-def look_rank(look: SurfaceLook | None, result, voxel_m: float | None = None, print_decides: bool = True) -> float:
+def look_rank(look: SurfaceLook | None, result, voxel_m: float | None = None) -> float:
     """The assignment's rank of a pose result (with .fitness, .T_world_object and .cluster): its fitness, scaled
     between LOOK_FLOOR and 1 by how well the print matches the segment's colours (look_match).
 
     voxel_m (the cloud's resolution): the print's evidence is weighed by the segment's size against the points a
     free-standing model gives (VISIBLE_SHARE of its area in voxels): a fragment (a can's lid, split off its side)
     fits any can of that size and its few colours match any print about as well, so it must not outrank the
-    whole object's segment. print_decides False (a model without look-alikes): the print counts as matched, only
-    the segment's size weighs."""
+    whole object's segment."""
     if look is None or getattr(result, "cluster", None) is None:
         return float(result.fitness)
     pts = result.cluster.points
-    score = 1.0
-    if print_decides:
-        score, _ = look_match(look, result.T_world_object, pts.points, pts.colors, pts.view_origins)
+    score, _ = look_match(look, result.T_world_object, pts.points, pts.colors, pts.view_origins)
     if voxel_m and look.area_m2 > 0:
         score *= min(1.0, len(pts) / (VISIBLE_SHARE * look.area_m2 / voxel_m ** 2))
     return float(result.fitness) * (LOOK_FLOOR + (1.0 - LOOK_FLOOR) * score)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from reconstruction.appearance import look_for, look_rank, lookalikes, model_appearance
+from reconstruction.appearance import look_for, look_rank, model_appearance
 from reconstruction.assignment import assign_best_first
 from reconstruction.candidates import candidate_clusters
 from reconstruction.checks import check_frame
@@ -93,7 +93,6 @@ class Reconstructor:
         self.color_hints = {name: color_hint(m) for name, m in self.models.items()}
         # A textured model's print, to tell same-shape look-alikes apart in the assignment (appearance.look_rank)
         self.looks = {name: look_for(m) for name, m in self.models.items()}
-        self.lookalikes = lookalikes(self.models)   # the print decides only between these
         # the largest segment a named object can be (candidates.candidate_clusters' size window)
         self._largest_candidate_m = max((1.5 * m.geometry.diameter + 0.03 for m in self.models.values()), default=0.0)
         self.segmenter = segmenter or ColorDbscanSegmenter(
@@ -310,8 +309,7 @@ class Reconstructor:
             parents[id(again)] = cluster
             return again
 
-        rank = lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m,   # noqa: E731
-                                           print_decides=name in self.lookalikes)
+        rank = lambda name, res: look_rank(self.looks[name], res, cfg.voxel_m)   # noqa: E731
         for name in self.models:
             if not candidates(name, set()):
                 match = "size" if self.color_hints[name] is None else "color"

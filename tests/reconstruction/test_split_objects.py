@@ -1,18 +1,12 @@
 """A neutral object split in two segments is a candidate as the pair (the bowl on a cabinet: one part stood
-apart, the other was cut off the cabinet's top); two specks never crowd out an object's own segment. The print ranks
-a fit only against look-alikes (LIBERO-Spatial: a ramekin whose print matched a bowl's segment better than the
-bowl's own print took the bowl's segment from a far better bowl fit)."""
+apart, the other was cut off the cabinet's top); two specks never crowd out an object's own segment."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
-from reconstruction.appearance import look_rank, lookalikes
 from reconstruction.candidates import candidate_clusters
 from reconstruction.fusion import PointSet
-from reconstruction.models import ObjectModel
 from reconstruction.segmentation import NEUTRAL, Cluster
 from tests.fakes.recon_scenes import models_for
 
@@ -45,25 +39,3 @@ def test_specks_that_make_an_objects_size_do_not_crowd_out_its_own_segment():
               for k in range(4)]
     cands = candidate_clusters(tray, NEUTRAL, specks + [own], set(), 1)
     assert any(idx == [4] for _, idx in cands)
-
-
-def test_only_look_alikes_are_ranked_by_their_print(monkeypatch):
-    cube = "pybullet_data:cube_small.urdf"
-    models = {"a": ObjectModel("a", cube), "a2": ObjectModel("a2", cube),          # identical instances
-              "b": ObjectModel("b", cube, scale=1.1),                               # another print, same shape
-              "big": ObjectModel("big", cube, scale=2.0)}
-    assert lookalikes(models) == {"a", "a2", "b"}
-    assert lookalikes({k: models[k] for k in ("a", "a2", "big")}) == set()
-    # 12 mm apart (LIBERO-Object's pudding and cream cheese, 11 mm): look-alikes; 23 mm (the akita bowl and the
-    # ramekin): the shape tells them apart
-    wider = {"a": models["a"], "w": ObjectModel("w", cube, scale=1.24)}
-    assert lookalikes(wider) == {"a", "w"}
-    assert lookalikes({"a": models["a"], "w": ObjectModel("w", cube, scale=1.46)}) == set()
-    # a print that matches nothing scales a look-alike's fit down, not a fit of a model without look-alikes
-    monkeypatch.setattr("reconstruction.appearance.look_match", lambda *a, **k: (0.0, 0.0))
-    pts = np.random.default_rng(0).uniform(-0.025, 0.025, (400, 3)) + (0.5, 0.0, 0.025)
-    cluster = Cluster(PointSet(pts, np.zeros_like(pts), np.tile([1.5, 0, 0.8], (400, 1))), NEUTRAL)
-    res = SimpleNamespace(fitness=0.9, T_world_object=np.eye(4), cluster=cluster)
-    print_ = SimpleNamespace(area_m2=1e-6)          # a tiny print: the segment's size weighs nothing
-    assert look_rank(print_, res, 0.004) < 0.5 * res.fitness
-    assert look_rank(print_, res, 0.004, print_decides=False) == res.fitness
