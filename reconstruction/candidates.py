@@ -11,6 +11,7 @@ from reconstruction.models import ObjectModel
 from reconstruction.segmentation import NEUTRAL, Cluster
 
 JOIN_GAP_M = 0.02   # two neutral clusters whose bounding boxes are this close may be one object's parts
+PAIR_MIN_SHARE = 0.8   # ... when together they span at least this share of the model's diameter
 
 
 def _group_by_proximity(clusters: list[Cluster], max_gap_m: float) -> list[list[Cluster]]:
@@ -60,7 +61,9 @@ def candidate_clusters(model: ObjectModel, label: int, clusters: list[Cluster], 
             (lo1, hi1), (lo2, hi2) = c.bounds, e.bounds
             if np.max(np.maximum(lo1 - hi2, lo2 - hi1)) > JOIN_GAP_M:
                 continue
-            if fits(float(np.linalg.norm(np.maximum(hi1, hi2) - np.minimum(lo1, lo2)))):
+            span = float(np.linalg.norm(np.maximum(hi1, hi2) - np.minimum(lo1, lo2)))
+            # the two parts of one object make nearly its whole size: two specks by a tray are not a tray
+            if fits(span) and span >= PAIR_MIN_SHARE * diameter:
                 pairs.append((_merge([c, e]), [i, j]))
     # Closest in size first: a tray-sized cluster before a pebble.
     return sorted(sorted(singles, key=by_size)[:max_candidates] + sorted(pairs, key=by_size)[:max_candidates],
