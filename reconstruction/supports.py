@@ -72,11 +72,9 @@ def surrounded(piece_xy: np.ndarray, layer_xy: np.ndarray, cfg: SupportConfig) -
     if len(ring) == 0:
         return False, 0
     d = ring - 0.5 * (lo + hi)
-    sectors = np.unique(np.floor((np.arctan2(d[:, 1], d[:, 0]) + np.pi) / (np.pi / 6)).astype(int) % 12)
+    sector = np.floor((np.arctan2(d[:, 1], d[:, 0]) + np.pi) / (np.pi / 6)).astype(int) % 12
     # a direction counts with a few points only (noise leaves single points anywhere)
-    per = np.bincount(np.floor((np.arctan2(d[:, 1], d[:, 0]) + np.pi) / (np.pi / 6)).astype(int) % 12,
-                      minlength=12)
-    n = int(np.sum(per[sectors] >= 3))
+    n = int(np.sum(np.bincount(sector, minlength=12) >= 3))
     return n >= cfg.min_sectors, n
 
 
