@@ -1,5 +1,6 @@
 """Which observed clusters could be a named object: same colour label (a chromatic model, fragments of an
-occluded object merged) or a compatible size (a neutral one)."""
+occluded object merged) or a compatible size (a neutral one: one cluster, or two within JOIN_GAP_M of each other
+whose union has the size, the halves of a dark bowl that the depth split)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import numpy as np
 from reconstruction.fusion import PointSet
 from reconstruction.models import ObjectModel
 from reconstruction.segmentation import NEUTRAL, Cluster
+
+JOIN_GAP_M = 0.02   # two neutral clusters whose bounding boxes are this close may be one object's parts
+PAIR_MIN_SHARE = 0.8   # ... when together they span at least this share of the model's diameter
 
 
 def _group_by_proximity(clusters: list[Cluster], max_gap_m: float) -> list[list[Cluster]]:
@@ -44,11 +48,23 @@ def candidate_clusters(model: ObjectModel, label: int, clusters: list[Cluster], 
             if float(np.linalg.norm(merged.extent)) <= 1.5 * diameter + 0.02:
                 out.append((merged, [index_of[id(c)] for c in g]))
         return out[:max_candidates]
-    out = []
-    for i, c in free:
-        span = float(np.linalg.norm(c.extent))
-        if c.label == NEUTRAL and 0.4 * max_extent <= span <= 1.5 * diameter + 0.03:
-            out.append((c, [i]))
+    fits = lambda span: 0.4 * max_extent <= span <= 1.5 * diameter + 0.03   # noqa: E731
+    by_size = lambda ci: abs(float(np.linalg.norm(ci[0].extent)) - diameter)   # noqa: E731
+    neutral = [(i, c) for i, c in free if c.label == NEUTRAL]
+    singles = [(c, [i]) for i, c in neutral if fits(float(np.linalg.norm(c.extent)))]
+    # A neutral object split in two (the bowl on a cabinet: one part stood apart, the other was cut off the
+    # cabinet at its top, supports.py) fits neither part well: the pair is a candidate too. Pairs have their own
+    # max_candidates: two specks that make an object's size must not crowd out the object's own cluster.
+    pairs = []
+    for a, (i, c) in enumerate(neutral):
+        for j, e in neutral[a + 1:]:
+            (lo1, hi1), (lo2, hi2) = c.bounds, e.bounds
+            if np.max(np.maximum(lo1 - hi2, lo2 - hi1)) > JOIN_GAP_M:
+                continue
+            span = float(np.linalg.norm(np.maximum(hi1, hi2) - np.minimum(lo1, lo2)))
+            # the two parts of one object make nearly its whole size: two specks by a tray are not a tray
+            if fits(span) and span >= PAIR_MIN_SHARE * diameter:
+                pairs.append((_merge([c, e]), [i, j]))
     # Closest in size first: a tray-sized cluster before a pebble.
-    out.sort(key=lambda ci: abs(float(np.linalg.norm(ci[0].extent)) - diameter))
-    return out[:max_candidates]
+    return sorted(sorted(singles, key=by_size)[:max_candidates] + sorted(pairs, key=by_size)[:max_candidates],
+                  key=by_size)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from reconstruction.clutter import ClutterConfig
 from reconstruction.pose import PoseConfig
+from reconstruction.supports import SupportConfig
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ReconConfig:
     phantom_tol_m: float = 0.008                 # an unknown cluster the cameras see this far through ...
     phantom_max_seen_through: float = 0.35       # ... at more than this fraction of its points is dropped
     clutter: ClutterConfig = field(default_factory=ClutterConfig)   # meshing of unknown objects
+    # segments cut at the top of what an object stands on (supports.py); None: not cut
+    supports: SupportConfig | None = field(default_factory=SupportConfig)
     held_max_gap_m: float = 0.005                # gripper this much narrower than fully open may hold something
     warm_up: bool = True                         # render each known camera once at construction
     track: bool = True                           # start from last step's pose; skip the global search if it fits

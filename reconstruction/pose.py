@@ -34,6 +34,7 @@ from reconstruction.repeatable import rounded_transform
 from reconstruction.resting import (
     _align,
     fit_quality,
+    hypothesis_rank,
     lean_direction,
     leaning_poses,
     planar_icp,
@@ -436,8 +437,7 @@ class PoseEstimator:
                 nw = prep.normals @ T_wo[:3, :3].T
                 coverage, contradiction, _ = visibility(pw, nw, views, cfg.visibility_tol_m)
             fitness = fit * (1.0 - contradiction)
-            w = cfg.coverage_weight
-            rank = fitness * (1.0 - w + w * coverage) - 0.1 * rmse / inlier
+            rank = hypothesis_rank(fitness, coverage, rmse, inlier, cfg.coverage_weight)
             ranked.append((rank, PoseResult(T_wo, fitness, fit, rmse, coverage, contradiction, name, n_points,
                                              cluster, resting)))
         if not ranked:

@@ -41,6 +41,7 @@ from reconstruction.segmentation import (
     table_noise_per_m2,
 )
 from reconstruction.split import explained_part, leftover_clusters
+from reconstruction.supports import split_oversized
 from sim.camera import CameraSpec
 from sim.geometry import Pose
 from sim.scene import RobotSpec
@@ -92,6 +93,8 @@ class Reconstructor:
         self.color_hints = {name: color_hint(m) for name, m in self.models.items()}
         # A textured model's print, to tell same-shape look-alikes apart in the assignment (appearance.look_rank)
         self.looks = {name: look_for(m) for name, m in self.models.items()}
+        # the largest segment a named object can be (candidates.candidate_clusters' size window)
+        self._largest_candidate_m = max((1.5 * m.geometry.diameter + 0.03 for m in self.models.values()), default=0.0)
         self.segmenter = segmenter or ColorDbscanSegmenter(
             [h for h in self.color_hints.values() if h is not None], eps_m=cfg.cluster_eps_m,
             min_points=cfg.cluster_min_points,
@@ -178,6 +181,11 @@ class Reconstructor:
         lap("voxel")
         context = SegmentationContext(tuple(frames), tuple(depths), table)
         clusters = self.segmenter.segment(points, context)
+        if cfg.supports is not None:
+            # an object standing on a cabinet is one segment with it, too large to be any named object: cut at the
+            # support's top (a segment a model could be is left whole: a bowl nested in a plate is fitted as before)
+            clusters = split_oversized(clusters, self._largest_candidate_m, cfg.cluster_eps_m, cfg.cluster_min_points,
+                                       cfg.min_cluster_points, cfg.supports)
         lap("segment")
         views = [DepthView.from_frame(d, f.K, f.T_world_camera, f.rgb, m)
                  for f, d, m in zip(frames, depths, robot_masks)]

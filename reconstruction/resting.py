@@ -82,6 +82,13 @@ def fit_quality(prep, pts_world: np.ndarray, T_wo: np.ndarray, inlier_m: float) 
     return float(ok.mean()), float(np.sqrt(np.mean(dist[ok] ** 2)))
 
 
+def hypothesis_rank(fitness: float, coverage: float, rmse_m: float, inlier_m: float, coverage_weight: float) -> float:
+    """Fitness weighted by coverage, less the RMSE; no inlier at all (RMSE NaN) ranks as RMSE inlier_m: a NaN rank
+    made the winner's rival NaN and its confidence 0 (a bowl on a cabinet, a hypothesis that explains none of it)."""
+    rmse_m = rmse_m if np.isfinite(rmse_m) else inlier_m
+    return fitness * (1.0 - coverage_weight + coverage_weight * coverage) - 0.1 * rmse_m / inlier_m
+
+
 _EYE3 = np.eye(3)
 
 
