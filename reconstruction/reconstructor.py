@@ -385,20 +385,16 @@ class Reconstructor:
         if len(points) == 0:
             return []
         keep = np.ones(len(points), dtype=bool)
-        surfaces = []
-        for name, est in objects.items():
-            if est.found:
-                # the dense registration samples (<= 5 mm apart): the catalog's 3000 samples leave gaps of ~1 cm
-                # on a large model (the tray), where its own points would look unexplained
-                T = est.pose.matrix()
-                surface = self.pose_estimator.prepare(self.models[name]).dense_points
-                surfaces.append(surface @ T[:3, :3].T + T[:3, 3])
+        def surface(name: str, pose) -> np.ndarray:
+            # the dense registration samples (<= 5 mm apart): the catalog's 3000 samples leave gaps of ~1 cm on a
+            # large model (the tray), where its own points would look unexplained
+            T = pose.matrix()
+            return self.pose_estimator.prepare(self.models[name]).dense_points @ T[:3, :3].T + T[:3, 3]
+
+        surfaces = [surface(name, est.pose) for name, est in objects.items() if est.found]
         forbidden = np.concatenate(surfaces) if surfaces else None
-        for name, pose in self.remembered.items():
-            if name in self.models and not (name in objects and objects[name].found):
-                T = pose.matrix()
-                surface = self.pose_estimator.prepare(self.models[name]).dense_points
-                surfaces.append(surface @ T[:3, :3].T + T[:3, 3])
+        surfaces += [surface(name, pose) for name, pose in self.remembered.items()
+                     if name in self.models and not (name in objects and objects[name].found)]
         if surfaces:
             # the points of found objects and of the remembered ones not found are explained; only the found
             # ones' columns are cut out of an obstacle (a remembered pose is good to a few millimetres only)
