@@ -223,3 +223,19 @@ def test_one_urdf_in_two_colours_is_two_models_not_identical_instances():
               "blue_block": ObjectModel("blue_block", CUBE, rgba=(0.1, 0.1, 0.8, 1.0)),
               **_models()}
     assert InstanceNamer(models, {}).groups == [["bowl_1", "bowl_2"]]
+
+
+def test_a_fit_on_its_reference_keeps_the_name_whatever_a_wrong_fit_elsewhere_costs():
+    """LIBERO-Spatial task 4, initial state 0: the drawer's bowl fitted 1 cm from its hint, the other bowl's only
+    fit on the cookie box (0.7 confident), 20 cm beyond: the least summed distance swapped the names."""
+    h1, h2 = np.array([0.745, -0.13, 0.163]), np.array([0.678, -0.278, 0.226])
+    namer = InstanceNamer(_models(), {"bowl_1": StartHint(tuple(h1)), "bowl_2": StartHint(tuple(h2))})
+    u = (h1 - h2) / np.linalg.norm(h1 - h2)
+    on_hint, wrong = h1 - 0.01 * u, h1 + 0.2 * u
+    assert namer.assign(["bowl_1", "bowl_2"], {"bowl_1": wrong, "bowl_2": on_hint}, {}) == {
+        "bowl_2": "bowl_1", "bowl_1": "bowl_2"}
+    assert namer.assign(["bowl_1", "bowl_2"], {"bowl_1": on_hint, "bowl_2": wrong}, {}) == {
+        "bowl_1": "bowl_1", "bowl_2": "bowl_2"}
+    # two fits both far from every reference are still named by the least summed distance
+    assert namer.assign(["bowl_1", "bowl_2"], {"bowl_1": h2 + (0.0, 0.0, 0.2), "bowl_2": h1 + (0.0, 0.0, 0.2)},
+                        {}) == {"bowl_1": "bowl_2", "bowl_2": "bowl_1"}
