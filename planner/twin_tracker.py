@@ -39,7 +39,9 @@ THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something:
 THIN_PINCH_GRASP_M = 0.0065  # ... and at the grasp itself wider than this (LIBERO's bowl rim: 7.5-8.9 mm)
 THIN_PINCH_AGREE_M = 0.0035  # a held thin pinch stays held while the width stays this close to the last
 CARVE_MIN_DEPTH_M = 0.005    # a named object this deep in an unknown obstacle's convex part is swallowed by it
-CARVE_MARGIN_M = 0.05        # the column cut out around it: its footprint and this (an open finger round its rim)
+CARVE_MARGIN_M = 0.035       # the column cut out around it: its footprint and this. An open finger reaches ~5 cm
+                             # out from a bowl's rim: at 5 cm the twin passed pinches square to LIBERO's drawer
+                             # walls (2-4 cm out), which missed; at 3.5 cm only the diagonals into its corners
 
 
 class LookAgain:
