@@ -17,7 +17,7 @@ from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.carve import carve_part
 from sim.geometry import Pose
-from sim.grasp import HELD_MIN_WIDTH_M, ExpectedHold, Held, track_held
+from sim.grasp import HELD_MIN_WIDTH_M, ExpectedHold, Held, may_hold, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -115,7 +115,9 @@ class TwinTracker:
             # only where a fit once put it, not a start hint
             self.reconstructor.remember({n: q for n, q in self._last_seen.items() if n in self.namer.confident})
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen, T_world_tcp.position)
-        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name)
+        rule_width_m = self._rule_width(obs.gripper_width_m, expected)
+        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name,
+                                     may_hold(rule_width_m, self.robot.gripper_max_width_m))
         estimate = self._keep_round_turns(estimate)
         before = dict(self._last_seen)
         for name in self.namer.hints:
@@ -138,7 +140,6 @@ class TwinTracker:
         # not found this step (occluded, or a poor match): keep it where it was last seen
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
-        rule_width_m = self._rule_width(obs.gripper_width_m, expected)
         scene = self._carry_held(scene, estimate, T_world_tcp, rule_width_m, expected)
         self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
             else None

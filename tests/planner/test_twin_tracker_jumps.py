@@ -105,3 +105,25 @@ def test_a_single_objects_far_doubtful_fit_is_held_back_and_a_confident_one_need
     assert not step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": far})).objects["plate_1"].found
     assert step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": far})).objects["plate_1"].found
 
+
+
+def test_a_hand_closed_on_something_takes_nothing_along():
+    """LIBERO-Spatial task 4: with the bowl pinched in the drawer, the plate (seen on the table) was fitted 38 cm
+    away in the drawer, at the hand; 'the hand may have moved it' let the twin believe it. Fingers closed on
+    something can push what they pass, not fetch it: only a place near where it was counts."""
+    drawer = (0.74, -0.17, 0.16)
+    for confidence in (0.4, 0.9):
+        namer = InstanceNamer(_models(), {})
+        seen: dict[str, Pose] = {}
+
+        def step(est, busy, seen=seen, namer=namer):
+            est = namer.steady(est, seen, drawer, hand_busy=busy)
+            seen.update({n: o.pose for n, o in est.objects.items() if o.found})
+            return est
+
+        step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": PLATE}), False)
+        wrong = _estimate({"bowl_1": A, "bowl_2": B, "plate_1": drawer})
+        wrong.objects["plate_1"] = EstimatedObject("plate_1", Pose(drawer), 0.7, True, 300, confidence=confidence)
+        est = step(wrong, True)
+        assert not est.objects["plate_1"].found and seen["plate_1"].xyz[:2] == pytest.approx(PLATE[:2])
+        assert step(wrong, False).objects["plate_1"].found      # open fingers: the hand may have moved it
