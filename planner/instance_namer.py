@@ -153,7 +153,10 @@ class InstanceNamer:
         grouped = {n for g in self.groups for n in g}
         objects, doubts = dict(estimate.objects), []
         for name, est in estimate.objects.items():
-            if name in grouped or name == held or not est.found or est.held or name not in self.anchor_m:
+            # the reconstruction's 'held' (fitted at the closed hand) exempts no object but the one the hand holds:
+            # the plate fitted into the drawer at the hand that pinched the bowl was 'held' too
+            if name in grouped or name == held or not est.found or (est.held and held is None) \
+                    or name not in self.anchor_m:
                 continue
             xyz = self.anchor(name, est.pose)
             if est.confidence < self.low_confidence:

@@ -116,7 +116,8 @@ class TwinTracker:
             self.reconstructor.remember({n: q for n, q in self._last_seen.items() if n in self.namer.confident})
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen, T_world_tcp.position)
         rule_width_m = self._rule_width(obs.gripper_width_m, expected)
-        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name,
+        holding = self.held_name if self.held_name is not None or expected is None else expected.held.name
+        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, holding,
                                      may_hold(rule_width_m, self.robot.gripper_max_width_m))
         estimate = self._keep_round_turns(estimate)
         before = dict(self._last_seen)

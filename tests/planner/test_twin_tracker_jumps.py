@@ -127,3 +127,17 @@ def test_a_hand_closed_on_something_takes_nothing_along():
         est = step(wrong, True)
         assert not est.objects["plate_1"].found and seen["plate_1"].xyz[:2] == pytest.approx(PLATE[:2])
         assert step(wrong, False).objects["plate_1"].found      # open fingers: the hand may have moved it
+
+
+def test_a_fit_the_reconstruction_calls_held_is_held_back_while_the_hand_holds_another():
+    """The plate fitted into the drawer at the closed hand came flagged 'held' by the reconstruction, which
+    exempted it from every check, while the hand held the bowl."""
+    drawer = (0.74, -0.17, 0.16)
+    namer = InstanceNamer(_models(), {})
+    seen: dict[str, Pose] = {}
+    est = namer.steady(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": PLATE}), seen, drawer)
+    seen.update({n: o.pose for n, o in est.objects.items() if o.found})
+    wrong = _estimate({"bowl_1": A, "bowl_2": B, "plate_1": drawer})
+    wrong.objects["plate_1"] = EstimatedObject("plate_1", Pose(drawer), 0.7, True, 300, confidence=0.36, held=True)
+    assert not namer.steady(wrong, seen, drawer, "bowl_1", hand_busy=True).objects["plate_1"].found
+    assert namer.steady(wrong, seen, drawer, None, hand_busy=True).objects["plate_1"].found   # nothing else held
