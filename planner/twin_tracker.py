@@ -294,18 +294,19 @@ class TwinTracker:
 
 def carve_swallowed(world: World, named: set[str], min_depth_m: float = CARVE_MIN_DEPTH_M,
                     margin_m: float = CARVE_MARGIN_M) -> list[list]:
-    """Cut the column over each named object (not held) out of the unknown obstacle parts it sinks more than
+    """Cut the column over each named object (the held one too) out of the unknown obstacle parts it sinks more than
     `min_depth_m` into (`sim.carve`): the column over its footprint widened by `margin_m`, from its bottom up.
     A coarse convex part (the hull of an open drawer and the cabinet around it, LIBERO-Spatial task 4) swallows
     the bowl the cameras saw in the drawer, and the twin's physics threw the bowl 11 cm up onto the part: every
     grasp went for a bowl that was not there. The object's model stands for the space it fills. Rebuilds the
     world's scene when something was cut; returns [[part, object, depth_mm], ...] for the step record."""
-    held = world.grasped()
     specs = {o.name: o for o in world.spec.objects}
     parts = [n for n, o in specs.items() if n not in named and o.fixed and o.mesh_vertices is not None]
     cut: dict[str, list] = {}
     out = []
-    for name in sorted(n for n in named if n in world.body_ids and n != held):
+    # the held object too: pinched in the drawer, the part left round it stopped every lift (its fingers and
+    # the held bowl 'collided' with it in every rollout, and the placements lost the bowl in the twin)
+    for name in sorted(n for n in named if n in world.body_ids):
         body = world.body_ids[name]
         lo, hi = world.object_aabb(name)
         lo_xyz, hi_xy = (lo[0] - margin_m, lo[1] - margin_m, lo[2]), (hi[0] + margin_m, hi[1] + margin_m)

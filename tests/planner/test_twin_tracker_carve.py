@@ -69,3 +69,12 @@ def test_an_object_resting_on_a_part_or_beside_it_is_no_cut(client):
                    ObjectSpec("beside", Pose((0.83, 0.0, 0.025)), urdf=CUBE))
     assert carve_swallowed(world, {"on", "beside"}) == []
     assert set(world.body_ids) == {"clutter_0", "on", "beside"}
+
+
+def test_the_held_object_is_cut_free_too(client):
+    # pinched where it stood inside the part: the column over it is cut out, so it can be lifted
+    world = _world(client, _block("clutter_0", (0.5, -0.15, 0.0), (0.8, 0.15, 0.14)),
+                   ObjectSpec("cube", Pose((0.65, 0.0, 0.125)), urdf=CUBE))
+    world._attach("cube")
+    assert world.grasped() == "cube"
+    assert [c[:2] for c in carve_swallowed(world, {"cube"})] == [["clutter_0", "cube"]]
