@@ -41,22 +41,34 @@ def restless(rollouts: Sequence[Rollout]) -> frozenset[str]:
     return frozenset.intersection(*(frozenset(r.disturbed) for r in rollouts))
 
 
-def _collisions(r: Rollout, ignore: frozenset[str] = frozenset()) -> int:
-    return len(r.contacts) + len(set(r.disturbed) - ignore) + int(pushed(r))
+def standing(rollouts: Sequence[Rollout]) -> frozenset[tuple[str, str]]:
+    """Contacts every rollout had, staying in place included: there before any move (a finger the last step left
+    against an obstacle part, LIBERO-Spatial task 4's drawer), not evidence against any candidate. Each rollout
+    keeps a pair once, so one that also drags into it is not told apart: the scorers' pictures are."""
+    if len(rollouts) < 2:
+        return frozenset()
+    return frozenset.intersection(*(frozenset((c.a, c.b) for c in r.contacts) for r in rollouts))
 
 
-def _clean(r: Rollout, ignore: frozenset[str]) -> bool:
-    """The twin's verdict, taken again without the restless objects where it named one."""
-    if r.clean or not ignore & set(r.disturbed):
+def _collisions(r: Rollout, ignore: frozenset[str] = frozenset(),
+                touching: frozenset[tuple[str, str]] = frozenset()) -> int:
+    contacts = sum(1 for c in r.contacts if (c.a, c.b) not in touching)
+    return contacts + len(set(r.disturbed) - ignore) + int(pushed(r))
+
+
+def _clean(r: Rollout, ignore: frozenset[str], touching: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    """The twin's verdict, taken again without the restless objects and standing contacts where it named one."""
+    if r.clean or not (ignore & set(r.disturbed) or touching & {(c.a, c.b) for c in r.contacts}):
         return r.clean
-    return _collisions(r, ignore) == 0 and r.release_drop_m <= MAX_RELEASE_DROP_M
+    return _collisions(r, ignore, touching) == 0 and r.release_drop_m <= MAX_RELEASE_DROP_M
 
 
-def evidence(r: Rollout, ignore: frozenset[str] = frozenset()) -> CandidateEvidence:
+def evidence(r: Rollout, ignore: frozenset[str] = frozenset(),
+             touching: frozenset[tuple[str, str]] = frozenset()) -> CandidateEvidence:
     """The twin's metrics of one rollout, as simjudge answers from them (VLM backends ignore them); `ignore`:
-    the restless objects."""
+    the restless objects; `touching`: the standing contacts."""
     return CandidateEvidence(
-        id=r.candidate.id, feasible=r.feasible, collisions=_collisions(r, ignore),
+        id=r.candidate.id, feasible=r.feasible, collisions=_collisions(r, ignore, touching),
         min_clearance_m=r.min_clearance_m, joint_limit_margin_rad=r.joint_limit_margin_rad,
         ik_error_m=r.ik_error_m, path_length_m=r.path_length_m, duration_s=r.duration_s,
         progress=float(r.probe.get("progress", 0.0)), subtask_done=bool(r.probe.get("done", False)),
@@ -69,7 +81,8 @@ def score_request(instruction: str, subtask: str, rollouts: Sequence[Rollout],
     return ScoreRequest(instruction=instruction, subtask=subtask,
                         candidate_ids=tuple(r.candidate.id for r in rollouts),
                         views=tuple(view_image(v) for v in views),
-                        evidence={r.candidate.id: evidence(r, restless(rollouts)) for r in rollouts})
+                        evidence={r.candidate.id: evidence(r, restless(rollouts), standing(rollouts))
+                                  for r in rollouts})
 
 
 def into_container(goal: dict) -> bool:
@@ -80,11 +93,12 @@ def into_container(goal: dict) -> bool:
     return key == "inside"
 
 
-def _passed(r: Rollout, into: bool, ignore: frozenset[str]) -> bool:
+def _passed(r: Rollout, into: bool, ignore: frozenset[str], touching: frozenset[tuple[str, str]]) -> bool:
     """Clean (but for restless objects); or, putting something into a container, unclean only for a drop that
     ends with the subtask done in the twin (let go above a basket's rim, it falls in: the hand cannot go lower
     without shoving the basket)."""
-    return _clean(r, ignore) or (into and _collisions(r, ignore) == 0 and bool(r.probe.get("done")))
+    return _clean(r, ignore, touching) or (into and _collisions(r, ignore, touching) == 0
+                                           and bool(r.probe.get("done")))
 
 
 def choose(rollouts: Sequence[Rollout], table: ScoreTable, into: bool = False) -> int | None:
@@ -94,10 +108,10 @@ def choose(rollouts: Sequence[Rollout], table: ScoreTable, into: bool = False) -
     container (`into`), a drop that finishes the subtask passes, and a passed candidate that finishes it beats
     those that do not (a scorer rates the drop unsafe and would hover over the basket for ever). None when no
     feasible candidate was scored."""
-    ignore = restless(rollouts)
-    tiers = [lambda r: _passed(r, into, ignore) and not pushed(r), lambda r: not pushed(r), lambda r: True]
+    ignore, touching = restless(rollouts), standing(rollouts)
+    tiers = [lambda r: _passed(r, into, ignore, touching) and not pushed(r), lambda r: not pushed(r), lambda r: True]
     if into:
-        tiers.insert(0, lambda r: _passed(r, into, ignore) and not pushed(r) and bool(r.probe.get("done")))
+        tiers.insert(0, lambda r: _passed(r, into, ignore, touching) and not pushed(r) and bool(r.probe.get("done")))
     for keep in tiers:
         chosen = table.best([r.candidate.id for r in rollouts if r.feasible and keep(r)])
         if chosen is not None:

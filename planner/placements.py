@@ -68,6 +68,25 @@ def away_from_neighbours(world: World, held: str, within_m: float = 0.01) -> np.
     return push / n if n > 1e-9 else push
 
 
+def swept_top_z(world: World, held: str, to_xy, steps: int = 12) -> float:
+    """The highest top (bounding box) of anything but the held object under its footprint carried straight from
+    where it stands to `to_xy` (the table: 0). A bowl lifted in an open drawer was carried straight to the plate
+    at the plate's hover height, through the drawer's front wall, and knocked out of the fingers."""
+    lo, hi = world.object_aabb(held)
+    shift = np.asarray(to_xy, float) - (lo[:2] + hi[:2]) / 2
+    top = 0.0
+    for name in world.body_ids:
+        if name == held:
+            continue
+        o_lo, o_hi = world.object_aabb(name)
+        for s in np.linspace(0.0, 1.0, steps):
+            a, b = lo[:2] + s * shift, hi[:2] + s * shift
+            if np.all(a < o_hi[:2]) and np.all(o_lo[:2] < b):
+                top = max(top, float(o_hi[2]))
+                break
+    return top
+
+
 def hand_above_tcp_m(world: World) -> float:
     """How far above the TCP the lowest point of the hand the fingers hang from is, as the arm stands now (the
     fingers themselves may go below a container's rim, between its walls)."""
@@ -174,7 +193,8 @@ def place_moves(world: World, held: str, ref: str, kind: str, tcp_now: Pose, con
             release = Pose((release.xyz[0], release.xyz[1], release_z), release.quat_xyzw)
             # the hover carries what the hand holds clear over the reference (a 15 cm bottle hangs 12 cm below
             # the TCP: at the usual hover it was dragged through the basket's wall)
-            hover_z = max(release_z + config.hover_m, clear_z)
+            hover_z = max(release_z + config.hover_m, clear_z,
+                          swept_top_z(world, held, spot_xy + jitter) + config.carry_clearance_m + bottom_below_tcp)
             hover = Pose((release.xyz[0], release.xyz[1], hover_z), release.quat_xyzw)
             path = list(start)
             if tcp_z < hover.position[2] - config.lift_margin_m:

@@ -15,8 +15,9 @@ from planner.instance_namer import InstanceNamer
 from reconstruction.estimate import SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
+from sim.carve import carve_part
 from sim.geometry import Pose
-from sim.grasp import HELD_MIN_WIDTH_M, ExpectedHold, Held, track_held
+from sim.grasp import HELD_MIN_WIDTH_M, ExpectedHold, Held, may_hold, track_held
 from sim.scene import RobotSpec, SceneSpec
 from sim.world import World
 
@@ -37,6 +38,10 @@ STACKED_NZ = 0.7             # a contact normal this close to vertical is one ob
 THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something: LIBERO's read 5.5-5.8 mm shut
 THIN_PINCH_GRASP_M = 0.0065  # ... and at the grasp itself wider than this (LIBERO's bowl rim: 7.5-8.9 mm)
 THIN_PINCH_AGREE_M = 0.0035  # a held thin pinch stays held while the width stays this close to the last
+CARVE_MIN_DEPTH_M = 0.005    # a named object this deep in an unknown obstacle's convex part is swallowed by it
+CARVE_MARGIN_M = 0.035       # the column cut out around it: its footprint and this. An open finger reaches ~5 cm
+                             # out from a bowl's rim: at 5 cm the twin passed pinches square to LIBERO's drawer
+                             # walls (2-4 cm out), which missed; at 3.5 cm only the diagonals into its corners
 
 
 class LookAgain:
@@ -116,7 +121,10 @@ class TwinTracker:
             # only where a fit once put it, not a start hint
             self.reconstructor.remember({n: q for n, q in self._last_seen.items() if n in self.namer.confident})
         estimate = self.namer.rename(self.reconstructor.update(obs), self._last_seen, T_world_tcp.position)
-        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, self.held_name)
+        rule_width_m = self._rule_width(obs.gripper_width_m, expected)
+        holding = self.held_name if self.held_name is not None or expected is None else expected.held.name
+        estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, holding,
+                                     may_hold(rule_width_m, self.robot.gripper_max_width_m))
         estimate = self._keep_round_turns(estimate)
         before = dict(self._last_seen)
         for name in self.namer.hints:
@@ -140,7 +148,6 @@ class TwinTracker:
         # not found this step (occluded, or a poor match): keep it where it was last seen
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
-        rule_width_m = self._rule_width(obs.gripper_width_m, expected)
         scene = self._carry_held(scene, estimate, T_world_tcp, rule_width_m, expected)
         self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
             else None
@@ -151,6 +158,7 @@ class TwinTracker:
         inside = self._inside_robot(estimate)
         if inside:
             self.world.update_scene(self._put_back(scene, inside, before, report))
+        carved = carve_swallowed(self.world, set(self.models))
         self.world.step(self.settle_steps)
         separated = separate_touching(self.world)
         self._mark_turn_only(report["objects"], estimate)
@@ -165,6 +173,8 @@ class TwinTracker:
             summary["identical_instances"] = self.namer.last_note
         if separated:
             summary["separated"] = separated
+        if carved:
+            summary["carved"] = carved
         return self.world, summary
 
     def _inside_robot(self, estimate: SceneEstimate) -> dict[str, float]:
@@ -287,6 +297,41 @@ class TwinTracker:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
+
+
+def carve_swallowed(world: World, named: set[str], min_depth_m: float = CARVE_MIN_DEPTH_M,
+                    margin_m: float = CARVE_MARGIN_M) -> list[list]:
+    """Cut the column over each named object (the held one too) out of the unknown obstacle parts it sinks more than
+    `min_depth_m` into (`sim.carve`): the column over its footprint widened by `margin_m`, from its bottom up.
+    A coarse convex part (the hull of an open drawer and the cabinet around it, LIBERO-Spatial task 4) swallows
+    the bowl the cameras saw in the drawer, and the twin's physics threw the bowl 11 cm up onto the part: every
+    grasp went for a bowl that was not there. The object's model stands for the space it fills. Rebuilds the
+    world's scene when something was cut; returns [[part, object, depth_mm], ...] for the step record."""
+    specs = {o.name: o for o in world.spec.objects}
+    parts = [n for n, o in specs.items() if n not in named and o.fixed and o.mesh_vertices is not None]
+    cut: dict[str, list] = {}
+    out = []
+    # the held object too: pinched in the drawer, the part left round it stopped every lift (its fingers and
+    # the held bowl 'collided' with it in every rollout, and the placements lost the bowl in the twin)
+    for name in sorted(n for n in named if n in world.body_ids):
+        body = world.body_ids[name]
+        lo, hi = world.object_aabb(name)
+        lo_xyz, hi_xy = (lo[0] - margin_m, lo[1] - margin_m, lo[2]), (hi[0] + margin_m, hi[1] + margin_m)
+        for part in parts:
+            pts = p.getClosestPoints(body, world.body_ids[part], 0.0, physicsClientId=world.client)
+            depth = -min((c[8] for c in pts), default=0.0)
+            if depth <= min_depth_m:
+                continue
+            pieces = []
+            for piece in cut.get(part, [specs[part]]):
+                carved = carve_part(piece, lo_xyz, hi_xy)
+                pieces.extend([piece] if carved is None else carved)
+            cut[part] = pieces
+            out.append([part, name, round(1000 * depth, 1)])
+    if cut:
+        objects = tuple(x for o in world.spec.objects for x in (cut.get(o.name, [o])))
+        world.update_scene(dataclasses.replace(world.spec, objects=objects))
+    return out
 
 
 def separate_touching(world: World, gap_m: float = SEPARATE_GAP_M, max_m: float = SEPARATE_MAX_M) -> list[list]:

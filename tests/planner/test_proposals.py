@@ -187,6 +187,24 @@ def test_placement_lowers_the_held_object_onto_the_reference(client, panda_spec)
     assert roll.feasible and roll.clean and roll.probe["done"]
 
 
+def test_placement_lifts_over_what_lies_between_before_it_carries(client, panda_spec):
+    """LIBERO-Spatial task 4: the bowl lifted in an open drawer went straight for the plate at the plate's hover
+    height, through the drawer's front wall. A 10 cm wall between the held block and the goal is cleared."""
+    wall = ObjectSpec("wall", Pose.from_xyz_rpy_deg((0.49, -0.06, 0.05)), urdf=CUBE, scale=2.0, fixed=True)
+    world = _holding(client, panda_spec, _block("blue", 0.48, -0.2, yaw=-10), wall)
+    tcp = world.tcp_pose()
+    lo_h = world.object_aabb("red")[0]
+    top = world.object_aabb("wall")[1][2]
+    cfg = PlaceConfig()
+    moves = place_moves(world, "red", "blue", "on_top", tcp, cfg, np.random.default_rng(0), 8)
+    lift = moves[0].waypoints[0]
+    assert lift.position[:2] == pytest.approx(tcp.position[:2], abs=1e-6)     # straight up first
+    assert lift.position[2] - (tcp.position[2] - lo_h[2]) >= top + cfg.carry_clearance_m - 1e-6
+    goal = {"on_top": ["red", "blue"]}
+    roll = world.rollout(moves[0], frozenset({"red", "blue"}), probe=lambda w: {"done": predicates.evaluate(w, goal)})
+    assert roll.feasible and roll.clean and roll.probe["done"]
+
+
 def test_placement_inside_a_tray_releases_above_its_floor(client, panda_spec):
     tray = ObjectSpec("tray", Pose.from_xyz_rpy_deg((0.56, -0.15, 0.0)), urdf=f"{pybullet_data.getDataPath()}/"
                       "tray/traybox.urdf", scale=0.5, symmetry="square", fixed=True)

@@ -138,3 +138,39 @@ def test_an_object_never_seen_with_confidence_stays_at_its_hint_against_a_far_do
     namer = InstanceNamer(_models(), hints)                           # once held, a far doubtful fit is believed
     namer.steady(_estimate({"bowl_1": A, "bowl_2": B}), {}, (0.3, 0.0, 0.5), held="plate_1")
     assert namer.steady(doubtful(far), {}, (0.3, 0.0, 0.5)).objects["plate_1"].found
+
+
+def test_a_hand_closed_on_something_takes_nothing_along():
+    """LIBERO-Spatial task 4: with the bowl pinched in the drawer, the plate (seen on the table) was fitted 38 cm
+    away in the drawer, at the hand; 'the hand may have moved it' let the twin believe it. Fingers closed on
+    something can push what they pass, not fetch it: only a place near where it was counts."""
+    drawer = (0.74, -0.17, 0.16)
+    for confidence in (0.4, 0.9):
+        namer = InstanceNamer(_models(), {})
+        seen: dict[str, Pose] = {}
+
+        def step(est, busy, seen=seen, namer=namer):
+            est = namer.steady(est, seen, drawer, hand_busy=busy)
+            seen.update({n: o.pose for n, o in est.objects.items() if o.found})
+            return est
+
+        step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": PLATE}), False)
+        wrong = _estimate({"bowl_1": A, "bowl_2": B, "plate_1": drawer})
+        wrong.objects["plate_1"] = EstimatedObject("plate_1", Pose(drawer), 0.7, True, 300, confidence=confidence)
+        est = step(wrong, True)
+        assert not est.objects["plate_1"].found and seen["plate_1"].xyz[:2] == pytest.approx(PLATE[:2])
+        assert step(wrong, False).objects["plate_1"].found      # open fingers: the hand may have moved it
+
+
+def test_a_fit_the_reconstruction_calls_held_is_held_back_while_the_hand_holds_another():
+    """The plate fitted into the drawer at the closed hand came flagged 'held' by the reconstruction, which
+    exempted it from every check, while the hand held the bowl."""
+    drawer = (0.74, -0.17, 0.16)
+    namer = InstanceNamer(_models(), {})
+    seen: dict[str, Pose] = {}
+    est = namer.steady(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": PLATE}), seen, drawer)
+    seen.update({n: o.pose for n, o in est.objects.items() if o.found})
+    wrong = _estimate({"bowl_1": A, "bowl_2": B, "plate_1": drawer})
+    wrong.objects["plate_1"] = EstimatedObject("plate_1", Pose(drawer), 0.7, True, 300, confidence=0.36, held=True)
+    assert not namer.steady(wrong, seen, drawer, "bowl_1", hand_busy=True).objects["plate_1"].found
+    assert namer.steady(wrong, seen, drawer, None, hand_busy=True).objects["plate_1"].found   # nothing else held
