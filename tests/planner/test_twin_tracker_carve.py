@@ -19,13 +19,6 @@ from sim.world import World
 CUBE = f"{pybullet_data.getDataPath()}/cube_small.urdf"   # 5 cm
 
 
-@pytest.fixture()
-def client():
-    cid = p.connect(p.DIRECT)
-    yield cid
-    p.disconnect(cid)
-
-
 def _block(name: str, lo, hi) -> ObjectSpec:
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     centre = (lo + hi) / 2

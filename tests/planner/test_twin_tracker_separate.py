@@ -17,13 +17,6 @@ from sim.world import World
 CUBE = f"{pybullet_data.getDataPath()}/cube_small.urdf"   # 5 cm
 
 
-@pytest.fixture()
-def client():
-    cid = p.connect(p.DIRECT)
-    yield cid
-    p.disconnect(cid)
-
-
 def _world(client, *objects) -> World:
     robot = RobotSpec.from_yaml(str(configs.find("robots", "panda_libero")))
     world = World.from_scene(client, SceneSpec(robot, tuple(objects)))
