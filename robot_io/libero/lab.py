@@ -3,7 +3,8 @@
     <LIBERO venv>/python -m robot_io.libero.lab --spec LIBERO_LAB_SPEC.json --secret-fd FD --seed N [--port 0]
 
 It runs inside the LIBERO virtual environment (`make libero`), builds the task's LIBERO environment, sets the
-N-th official initial state, lets it settle as LIBERO's evaluations do, prints one line `{"port": P}` on
+N-th official initial state (with the fixtures that state does not cover placed from a generator seeded with
+N), lets it settle as LIBERO's evaluations do, prints one line `{"port": P}` on
 stdout, and then answers the same requests as `robot_io.simlab` (hello, observe, execute, status, trace, stop,
 heartbeat, shutdown, evaluate), so `SimRobot` drives it without knowing which lab it is:
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -97,6 +99,11 @@ class LiberoLab(SimLab):
                                f"initial states (seeds 0..{len(states) - 1})")
         width = max(c.width for c in spec.cameras)
         height = max(c.height for c in spec.cameras)
+        # reset() places the fixtures (cabinet, stove...) by drawing from numpy's global generator, and the official
+        # initial state does not cover them (they have no joints): seeded, the same seed gives the same scene
+        # (unseeded they moved up to 12 mm between two launches, and two runs of one episode differed)
+        np.random.seed(self.seed)
+        random.seed(self.seed)
         self.env = make_env(spec.bddl_path, spec.camera_names, width, height)
         for _ in range(20):
             try:
