@@ -27,6 +27,7 @@ from reconstruction.estimate import EstimatedObject, Issue, SceneEstimate
 from reconstruction.fusion import Fuser, PointSet, jump_edges, voxel_downsample
 from reconstruction.models import ObjectModel
 from reconstruction.pose import PoseEstimator, PoseResult
+from reconstruction.repeatable import one_thread
 from reconstruction.robot_filter import RobotFilter
 from reconstruction.segmentation import (
     NEUTRAL,
@@ -141,6 +142,10 @@ class Reconstructor:
         Raises checks.FrameError for a frame whose units or pose cannot be right; a frame that is only useless
         this time (no depth, looking away) is skipped and reported as a 'camera' issue.
         """
+        with one_thread():      # Open3D's threads make the same observation give different fits (repeatable.py)
+            return self._update(obs)
+
+    def _update(self, obs: Observation) -> SceneEstimate:
         cfg = self.config
         timings: dict[str, float] = {}
         notes: list[str] = []

@@ -6,13 +6,31 @@ one OpenMP thread too), and ICP's sums are reduced in thread order, so the same 
 differ in the last bits. Through the twin's contact physics such a difference grows into a different MPC run.
 Here the plane is a numpy RANSAC on a seeded generator (a pure function of its input), and every registration
 result is rounded to `ROUND_DECIMALS` (1e-10 m or rad: far below any sensor, far above double rounding).
+Open3D runs its feature-matching RANSAC (and more) on TBB threads that OMP_NUM_THREADS does not reach: seeded,
+the same LIBERO observation still gave 5 different plate fits in 6 runs, and through the fit a different twin.
+`Reconstructor.update` runs Open3D on one thread (`one_thread`): 8 of 8 runs repeated, for ~6% more time.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
+import open3d as o3d
 
 ROUND_DECIMALS = 10
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Open3D on a single thread inside the block (its thread count is process-wide; restored after)."""
+    before = o3d.utility.get_max_threads()
+    o3d.utility.set_max_threads(1)
+    try:
+        yield
+    finally:
+        o3d.utility.set_max_threads(before)
 
 
 def rounded_transform(T) -> np.ndarray:

@@ -8,7 +8,7 @@ import open3d as o3d
 
 from planner.reproduce import diff_runs, sha256_json, strip_timings
 from planner.runlog import RunLog
-from reconstruction.repeatable import ransac_plane, rounded_transform
+from reconstruction.repeatable import one_thread, ransac_plane, rounded_transform
 from reconstruction.segmentation import fit_table_plane
 
 
@@ -44,6 +44,38 @@ def test_open3d_segment_plane_is_what_this_replaces():
         o3d.utility.random.seed(0)
         theirs.add(tuple(np.round(pc.segment_plane(0.004, 3, 200)[0], 12)))
     print(f"open3d segment_plane: {len(theirs)} different planes in 30 seeded calls")
+
+
+def _feature_ransac(src, dst, f_src, f_dst):
+    reg = o3d.pipelines.registration
+    o3d.utility.random.seed(0)
+    res = reg.registration_ransac_based_on_feature_matching(
+        src, dst, f_src, f_dst, False, 0.01, reg.TransformationEstimationPointToPoint(False), 3,
+        [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9)], reg.RANSACConvergenceCriteria(2000, 0.99))
+    return np.round(res.transformation, 9).tobytes()
+
+
+def test_open3d_on_one_thread_repeats_its_feature_ransac_and_restores_the_thread_count():
+    """Reconstructor.update runs Open3D under one_thread: seeded feature RANSAC on threads draws in varying
+    order (it gave 5 different LIBERO plate fits in 6 runs), on one thread it is a function of its input."""
+    rng = np.random.default_rng(3)
+    pts = np.r_[rng.uniform(-0.05, 0.05, (400, 3)) * [1, 1, 0.2], rng.uniform(-0.02, 0.02, (200, 3)) + [0, 0, 0.03]]
+    dst = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+    c, s_ = np.cos(0.4), np.sin(0.4)
+    moved = pts @ np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]]).T + [0.1, 0.02, 0] + rng.normal(0, 0.001, pts.shape)
+    src = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(moved))
+    feats, hybrid = [], o3d.geometry.KDTreeSearchParamHybrid
+    for pc in (src, dst):
+        pc.estimate_normals(hybrid(0.02, 30))
+        feats.append(o3d.pipelines.registration.compute_fpfh_feature(pc, hybrid(0.05, 100)))
+    before = o3d.utility.get_max_threads()
+    with one_thread():
+        assert o3d.utility.get_max_threads() == 1
+        ours = {_feature_ransac(src, dst, *feats) for _ in range(8)}
+    assert o3d.utility.get_max_threads() == before
+    assert len(ours) == 1
+    theirs = {_feature_ransac(src, dst, *feats) for _ in range(8)}
+    print(f"open3d feature RANSAC on {before} threads: {len(theirs)} different answers in 8 seeded calls")
 
 
 def test_rounded_transform_removes_last_bit_noise():
