@@ -133,9 +133,7 @@ class InstanceNamer:
         if name not in self.confident or name not in last_seen or hand_xyz is None:
             self.pending.pop(name, None)
             return False
-        ref = self.anchor(name, last_seen[name])
-        hand = np.asarray(hand_xyz, float)
-        if np.linalg.norm(xyz - ref) <= JUMP_M or by_hand(xyz, ref, hand, hand_busy):
+        if not far_from(xyz, self.anchor(name, last_seen[name]), hand_xyz, hand_busy):
             self.pending.pop(name, None)
             return False
         again = name in self.pending and np.linalg.norm(self.pending[name] - xyz) <= JUMP_M
@@ -156,11 +154,10 @@ class InstanceNamer:
         hint = self.hints.get(name)
         if hint is None or not hint.z_known or hand_xyz is None or self.known(name):
             return None
-        ref, hand = np.asarray(hint.xyz_m, float), np.asarray(hand_xyz, float)
-        away = float(np.linalg.norm(xyz - ref))
-        if away <= JUMP_M or by_hand(xyz, ref, hand, hand_busy):
+        ref = np.asarray(hint.xyz_m, float)
+        if not far_from(xyz, ref, hand_xyz, hand_busy):
             return None
-        return 100 * away
+        return 100 * float(np.linalg.norm(xyz - ref))
 
     def steady(self, estimate: SceneEstimate, last_seen: dict[str, Pose], hand_xyz, held: str | None = None,
                hand_busy: bool = False) -> SceneEstimate:
@@ -194,8 +191,7 @@ class InstanceNamer:
             if est.confidence < self.low_confidence:
                 if name not in last_seen or hand_xyz is None:
                     continue
-                ref, hand = self.anchor(name, last_seen[name]), np.asarray(hand_xyz, float)
-                if np.linalg.norm(xyz - ref) <= JUMP_M or by_hand(xyz, ref, hand, hand_busy):
+                if not far_from(xyz, self.anchor(name, last_seen[name]), hand_xyz, hand_busy):
                     continue
             elif not self.jumped(name, xyz, last_seen, hand_xyz, hand_busy):
                 self.confident.add(name)
@@ -278,6 +274,13 @@ class InstanceNamer:
         issues += tuple(doubts)
         notes = tuple(_swap_names(n, mapping) for n in estimate.notes)
         return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
+
+
+def far_from(xyz: np.ndarray, ref: np.ndarray, hand_xyz, hand_busy: bool = False) -> bool:
+    """Whether a fit at `xyz` lies over JUMP_M from `ref` where the hand at `hand_xyz` cannot have moved it there
+    (`by_hand`): the one test behind a held-back jump (from where it was last seen) and a doubtful first sighting
+    (from its start hint)."""
+    return not (np.linalg.norm(xyz - ref) <= JUMP_M or by_hand(xyz, ref, np.asarray(hand_xyz, float), hand_busy))
 
 
 def by_hand(xyz: np.ndarray, ref: np.ndarray, hand: np.ndarray, busy: bool = False) -> bool:

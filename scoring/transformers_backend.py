@@ -12,7 +12,8 @@ decoded, with special tokens skipped. The text is returned as the model wrote it
 
 Weights load lazily on the first ``answer()`` for a model (constructing the backend and ``cache_key`` never
 touch them), once per (model, device, dtype) per backend instance, under a lock, so a backend shared by
-threads loads each model once. ``last_stats`` holds token counts and timings of the most recent call.
+threads loads each model once. ``last_stats`` holds token counts and timings of the most recent call. Finding
+the checkpoint on disk, its cache fingerprint and its architecture check live in ``scoring.vlm_checkpoint``.
 
 Per-agent parameters (``AgentConfig.params``): ``prompt`` (template name or directory, see scoring.prompts)
 and ``max_new_tokens`` (overrides the backend's). The agent's ``model`` overrides the backend's ``model``.
@@ -29,26 +30,23 @@ import io
 import json
 import logging
 import numbers
-import os
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from scoring.backend import AgentConfig, Backend
 from scoring.errors import AgentParamError, BackendError, ConfigError, did_you_mean
 from scoring.prompts import Prompt, build_prompt, check_prompt_param
 from scoring.request import ScoreRequest, ViewImage
+from scoring.vlm_checkpoint import ModelRef, check_architecture, fingerprint, resolve_model
 
 logger = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 AGENT_PARAMS = ("prompt", "max_new_tokens")
 DEFAULT_MAX_NEW_TOKENS = 512
-# Weight files from_pretrained can load (sharded checkpoints come with an index file next to the shards).
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")
 
 
 def _check_max_new_tokens(value: Any, where: str) -> int:
@@ -89,45 +87,6 @@ class _Loaded:
     image_token_id: int | None
     load_s: float
     lock: threading.Lock  # one generate() at a time per model: a shared GPU gains nothing from interleaving
-
-
-@dataclass(frozen=True)
-class _ModelRef:
-    """A resolved model: ``source`` is what from_pretrained gets (an absolute directory or a hub id);
-    ``directory`` is where its files lie on disk (None for a hub id that is not in the local cache)."""
-
-    source: str
-    directory: Path | None
-    is_local_dir: bool
-
-
-def _looks_like_path(model: str) -> bool:
-    # Hub ids are "name" or "org/name"; anything else with a separator, or starting with "." "~" "/", is a path.
-    return (
-        os.path.isabs(model)
-        or model.startswith((".", "~"))
-        or model.count("/") > 1
-        or (os.sep != "/" and os.sep in model)
-    )
-
-
-def _has_weights(directory: Path) -> bool:
-    return any(entry.is_file() and entry.name.endswith(WEIGHT_SUFFIXES) for entry in directory.iterdir())
-
-
-def _fingerprint(directory: Path) -> str:
-    """Hash of config.json's bytes and every file's (name, size, mtime): new weights, a new tokenizer or chat
-    template, a new generation config all change it; reading only stat() keeps it cheap for 10 GB of weights."""
-    digest = hashlib.sha256()
-    config_path = directory / "config.json"
-    if config_path.is_file():
-        digest.update(config_path.read_bytes())
-    for entry in sorted(directory.iterdir(), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        stat = entry.stat()  # follows the hub cache's symlinks to the blobs
-        digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 class TransformersBackend(Backend):
@@ -212,7 +171,7 @@ class TransformersBackend(Backend):
             raise BackendError(f"agent {agent.name!r}: {err}") from None
         return prompt, int(agent.params.get("max_new_tokens", self.max_new_tokens))
 
-    # --- model resolution (no weights loaded) ------------------------------------------------------------
+    # --- which model (found on disk by scoring.vlm_checkpoint, no weights loaded) ---------------------------
 
     def _model_name(self, agent: AgentConfig) -> str:
         name = agent.model.strip() or (self.model or "").strip()
@@ -223,42 +182,6 @@ class TransformersBackend(Backend):
             )
         return name
 
-    def _resolve(self, name: str) -> _ModelRef:
-        """Find the checkpoint on disk without loading it; BackendError says what is missing and where."""
-        path = Path(name).expanduser()
-        if path.exists() or _looks_like_path(name):
-            path = path.resolve()
-            if not path.is_dir():
-                what = "does not exist" if not path.exists() else "is not a directory"
-                raise BackendError(
-                    f"transformers model {str(path)!r} {what}: expected a checkpoint directory holding "
-                    "config.json, the weights (*.safetensors) and the processor files"
-                )
-            if not (path / "config.json").is_file():
-                raise BackendError(
-                    f"transformers model directory {str(path)!r} has no config.json: expected a checkpoint "
-                    "saved with save_pretrained (config.json, *.safetensors, processor files)"
-                )
-            if not _has_weights(path):
-                raise BackendError(
-                    f"transformers model directory {str(path)!r} holds no weights: expected *.safetensors "
-                    "(or pytorch_model*.bin, or a sharded checkpoint's index file)"
-                )
-            return _ModelRef(source=str(path), directory=path, is_local_dir=True)
-        # A hub id: the cached snapshot, if any (huggingface_hub comes with transformers).
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:
-            return _ModelRef(source=name, directory=None, is_local_dir=False)
-        try:
-            cached = try_to_load_from_cache(name, "config.json")
-        except ValueError as err:  # huggingface_hub's HFValidationError: not a well-formed repo id
-            raise BackendError(
-                f"transformers model {name!r} is neither an existing directory nor a valid hub id: {err}"
-            ) from None
-        directory = Path(cached).parent if isinstance(cached, str) else None
-        return _ModelRef(source=name, directory=directory, is_local_dir=False)
-
     # --- cache key ----------------------------------------------------------------------------------------
 
     def cache_key(self, request: ScoreRequest, view: ViewImage, agent: AgentConfig) -> str | None:
@@ -267,7 +190,7 @@ class TransformersBackend(Backend):
         None (do not cache) for a hub id that is not in the local cache: nothing identifies its version yet.
         """
         prompt, max_new_tokens = self._agent_settings(request, view, agent)
-        ref = self._resolve(self._model_name(agent))
+        ref = resolve_model(self._model_name(agent))
         if ref.directory is None:
             return None
         content = {
@@ -275,7 +198,7 @@ class TransformersBackend(Backend):
             "model": ref.source,
             # a hub snapshot's directory name is its commit hash, so it goes in with the files' fingerprint
             "snapshot": "" if ref.is_local_dir else ref.directory.name,
-            "fingerprint": _fingerprint(ref.directory),
+            "fingerprint": fingerprint(ref.directory),
             "prompt_sha256": prompt.sha256,
             "image_sha256": view.png_sha256,
             "max_new_tokens": max_new_tokens,
@@ -288,7 +211,7 @@ class TransformersBackend(Backend):
 
     # --- loading --------------------------------------------------------------------------------------------
 
-    def _load(self, ref: _ModelRef) -> tuple[_Loaded, bool]:
+    def _load(self, ref: ModelRef) -> tuple[_Loaded, bool]:
         """The loaded (processor, model) for ref, loading it on first use; True when this call loaded it."""
         with self._lock:
             loaded = self._loaded.get(ref.source)
@@ -298,7 +221,7 @@ class TransformersBackend(Backend):
             self._loaded[ref.source] = loaded
             return loaded, True
 
-    def _load_locked(self, ref: _ModelRef) -> _Loaded:
+    def _load_locked(self, ref: ModelRef) -> _Loaded:
         start = time.perf_counter()
         try:
             import torch
@@ -315,7 +238,7 @@ class TransformersBackend(Backend):
                 f"{torch.__version__} sees no CUDA GPU; use device: cpu or install a CUDA build of torch"
             )
         if ref.is_local_dir or ref.directory is not None:
-            self._check_architecture(ref, transformers)
+            check_architecture(ref, transformers, self.trust_remote_code)
         elif self.local_files_only:
             raise BackendError(
                 f"transformers model {ref.source!r} is neither a local directory nor in the Hugging Face cache, "
@@ -379,28 +302,6 @@ class TransformersBackend(Backend):
             lock=threading.Lock(),
         )
 
-    def _check_architecture(self, ref: _ModelRef, transformers: Any) -> None:
-        """Refuse a checkpoint whose config is not an image-text-to-text model, before reading its weights."""
-        assert ref.directory is not None
-        config_path = ref.directory / "config.json"
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise BackendError(f"transformers model {ref.source!r}: cannot read {config_path}: {err}") from None
-        model_type = config.get("model_type") if isinstance(config, dict) else None
-        if not isinstance(model_type, str):
-            raise BackendError(f"transformers model {ref.source!r}: {config_path} has no model_type")
-        if self.trust_remote_code and "AutoModelForImageTextToText" in (config.get("auto_map") or {}):
-            return  # the checkpoint brings its own class
-        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-
-        if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
-            raise BackendError(
-                f"transformers model {ref.source!r}: model_type {model_type!r} in {config_path} is not a "
-                f"vision-language (image-text-to-text) architecture that transformers {transformers.__version__} "
-                "knows; expected e.g. qwen2_5_vl, qwen2_vl, llava, idefics3, gemma3"
-            )
-
     # --- answering ---------------------------------------------------------------------------------------
 
     @staticmethod
@@ -423,7 +324,7 @@ class TransformersBackend(Backend):
         asked (scoring, rotation, failure) comes through here. `label` names the picture in errors."""
         if max_new_tokens is None:
             max_new_tokens = int(agent.params.get("max_new_tokens", self.max_new_tokens))
-        ref = self._resolve(self._model_name(agent))
+        ref = resolve_model(self._model_name(agent))
         image = self._decode_image(png, label)
         loaded, just_loaded = self._load(ref)
         import torch

@@ -20,10 +20,11 @@ from configs import did_you_mean
 from sim import grasp
 from sim.bodies import link_T_com, load_object, mesh_dir_for, same_model
 from sim.camera import load_fast_renderer
+from sim.collisions import CollisionQueries
 from sim.finger_contacts import finger_lever_m, squeezed_bodies
 from sim.geometry import Pose
 from sim.kinematics import KinematicQueries
-from sim.rollout import ROBOT, TABLE, Candidate, Contact, Rollout, plan_joint_path, simulate
+from sim.rollout import ROBOT, TABLE, Candidate, Rollout, plan_joint_path, simulate
 from sim.scene import SceneSpec, SpecError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class ExecResult:
     steps: int
 
 
-class World(KinematicQueries):
+class World(KinematicQueries, CollisionQueries):
     """Robot, table (the plane z = 0) and objects in one PyBullet client."""
 
     def __init__(self, client: int, scene: SceneSpec, robot_id: int, body_ids: dict[str, int],
@@ -314,41 +315,6 @@ class World(KinematicQueries):
     def step(self, n: int = 1) -> None:
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.client)
-
-    # ---------------------------------------------------------------- collision queries
-    def contacts(self) -> list[Contact]:
-        """Current contacts of the robot and of the held object with anything else."""
-        out = []
-        held = self.grasped()
-        for c in p.getContactPoints(bodyA=self.robot_id, physicsClientId=self.client):
-            other = self.name_of(c[2])
-            if other in (ROBOT, held):
-                continue  # the held object rests in the hand by design
-            a = "robot:finger" if c[3] in self._finger_links else "robot:arm"
-            out.append(Contact(a, other, float(c[8])))
-        if held is not None:
-            for c in p.getContactPoints(bodyA=self.body_ids[held], physicsClientId=self.client):
-                other = self.name_of(c[2])
-                if other != ROBOT:
-                    out.append(Contact(f"held:{held}", other, float(c[8])))
-        return out
-
-    def min_clearance_m(self, max_distance_m: float = 0.2, ignore: tuple[str, ...] = ()) -> float:
-        """Smallest distance from the robot (and the held object) to the table and the other objects."""
-        held = self.grasped()
-        movers = [self.robot_id] + ([self.body_ids[held]] if held else [])
-        best = max_distance_m
-        for name, body in [(TABLE, self.table_id), *self.body_ids.items()]:
-            if name in ignore or name == held:
-                continue
-            for mover in movers:
-                if mover != self.robot_id and name == TABLE:
-                    continue  # a held object touching the table is placing, not a hazard
-                for c in p.getClosestPoints(mover, body, max_distance_m, physicsClientId=self.client):
-                    if mover == self.robot_id and name == TABLE and c[3] == -1:
-                        continue  # the base stands on the table
-                    best = min(best, float(c[8]))
-        return best
 
     # ---------------------------------------------------------------- grasping
     def _attach(self, name: str) -> None:

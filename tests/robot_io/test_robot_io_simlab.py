@@ -13,8 +13,9 @@ import pybullet_data
 import pytest
 
 from robot_io.errors import ConnectionLostError, NotConnectedError, SafetyRejected
+from robot_io.lab_process import _read_port
 from robot_io.labspec import LabSpec
-from robot_io.sim_robot import LabEvaluator, LabStartError, SimRobot, _read_port, launch_lab
+from robot_io.sim_robot import LabEvaluator, LabStartError, SimRobot, launch_lab
 from robot_io.trajectory import JointTrajectory
 from sim.camera import CameraSpec
 from sim.geometry import Pose
