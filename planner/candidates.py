@@ -78,11 +78,11 @@ def evidence(r: Rollout, ignore: frozenset[str] = frozenset(),
 
 def score_request(instruction: str, subtask: str, rollouts: Sequence[Rollout],
                   views: Sequence[RenderedView]) -> ScoreRequest:
+    ignore, touching = restless(rollouts), standing(rollouts)
     return ScoreRequest(instruction=instruction, subtask=subtask,
                         candidate_ids=tuple(r.candidate.id for r in rollouts),
                         views=tuple(view_image(v) for v in views),
-                        evidence={r.candidate.id: evidence(r, restless(rollouts), standing(rollouts))
-                                  for r in rollouts})
+                        evidence={r.candidate.id: evidence(r, ignore, touching) for r in rollouts})
 
 
 def into_container(goal: dict) -> bool:
