@@ -12,7 +12,7 @@ import numpy as np
 import pybullet as p
 
 from planner.instance_namer import InstanceNamer
-from reconstruction.estimate import Issue, SceneEstimate
+from reconstruction.estimate import SceneEstimate
 from reconstruction.models import ObjectModel
 from robot_io.observation import Observation
 from sim.carve import carve_part
@@ -126,8 +126,6 @@ class TwinTracker:
         estimate = self.namer.steady(estimate, self._last_seen, T_world_tcp.position, holding,
                                      may_hold(rule_width_m, self.robot.gripper_max_width_m))
         estimate = self._keep_round_turns(estimate)
-        if not may_hold(rule_width_m, self.robot.gripper_max_width_m):
-            estimate = at_shut_hand(estimate)
         before = dict(self._last_seen)
         for name in self.namer.hints:
             # not found, never seen with confidence nor held: where the task says it started (it is no fit: still
@@ -299,22 +297,6 @@ class TwinTracker:
             # not seen this step (hidden by the fingers): keep it where the hand carries it
             objects = objects + (self.models[name].at(pose),)
         return dataclasses.replace(scene, objects=objects, grasped=name)
-
-
-def at_shut_hand(estimate: SceneEstimate) -> SceneEstimate:
-    """The estimate with every object fitted between the closed fingers (`held`) not found, for a hand shut on
-    nothing (the held rule's verdict): what the fit explains is the fingers' own points. LIBERO-Spatial 7@1: the
-    bowl slipped out of the pinch, and for six steps the black bowl's model fitted the shut black fingers in the
-    air with confidence 0.66-0.91; every candidate, 'open' too, then hit it in the twin, while the real bowl lay
-    on the table. Not found, the twin keeps it where it was last seen (where the hand lost it) and lets it fall."""
-    shut = [n for n, o in estimate.objects.items() if o.found and o.held]
-    if not shut:
-        return estimate
-    objects = {**estimate.objects, **{n: dataclasses.replace(estimate.objects[n], found=False) for n in shut}}
-    issues = tuple(i for i in estimate.issues if i.subject not in shut) + tuple(
-        Issue("low_confidence", n, f"'{n}': fitted between fingers shut on nothing (their own points); not used")
-        for n in shut)
-    return dataclasses.replace(estimate, objects=objects, issues=issues)
 
 
 def carve_swallowed(world: World, named: set[str], min_depth_m: float = CARVE_MIN_DEPTH_M,
