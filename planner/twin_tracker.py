@@ -35,9 +35,8 @@ UPRIGHT_COS = 0.98           # its vertical axis within ~11 degrees of the world
 SEPARATE_GAP_M = 0.003       # two objects the fits left touching side by side are set this far apart
 SEPARATE_MAX_M = 0.01        # ... by at most this much each (more is a fit error, not a touch)
 STACKED_NZ = 0.7             # a contact normal this close to vertical is one object standing on the other
-THIN_PINCH_MIN_M = 0.006     # fingers stopped wider than this are on something: LIBERO's read 5.5-5.8 mm shut
+THIN_PINCH_MIN_M = 0.003     # held fingers stopped wider than this still hold: LIBERO's read 1.0-2.2 mm shut on nothing
 THIN_PINCH_GRASP_M = 0.0065  # ... and at the grasp itself wider than this (LIBERO's bowl rim: 7.5-8.9 mm)
-THIN_PINCH_AGREE_M = 0.0035  # a held thin pinch stays held while the width stays this close to the last
 CARVE_MIN_DEPTH_M = 0.005    # a named object this deep in an unknown obstacle's convex part is swallowed by it
 CARVE_MARGIN_M = 0.035       # the column cut out around it: its footprint and this. An open finger reaches ~5 cm
                              # out from a bowl's rim: at 5 cm the twin passed pinches square to LIBERO's drawer
@@ -101,7 +100,6 @@ class TwinTracker:
         cfg = getattr(reconstructor, "config", None)
         self.namer = InstanceNamer(models, start_hints or {}, getattr(cfg, "low_confidence", 0.6))
         self._round_cache: dict[str, bool] = {}
-        self._thin_pinch_m: float | None = None   # the width a thin-wall pinch holds at (_rule_width)
 
     def close(self) -> None:
         if self.world is not None:
@@ -149,8 +147,6 @@ class TwinTracker:
         scene = dataclasses.replace(scene, objects=scene.objects + tuple(
             self.models[n].at(self._last_seen[n]) for n in stale))
         scene = self._carry_held(scene, estimate, T_world_tcp, rule_width_m, expected)
-        self._thin_pinch_m = obs.gripper_width_m if self.held is not None and self._thin_pinch_m is not None \
-            else None
         if self.world is None:
             self.world = World.from_scene(self.client, scene, fast_render=self.fast_render)
         else:
@@ -211,21 +207,17 @@ class TwinTracker:
 
     def _rule_width(self, width_m: float, expected: ExpectedHold | None) -> float:
         """The gripper width the held rule is given. A pinch across a wall thinner than the rule's
-        HELD_MIN_WIDTH_M is given as just over that minimum while it lasts: when the executed rollout left an
-        object in the twin's hand and the fingers stopped wider than THIN_PINCH_GRASP_M, and on later steps while
-        they stay wider than THIN_PINCH_MIN_M and within THIN_PINCH_AGREE_M of the last width. LIBERO's fingers
-        stop at 7.5-8.9 mm on its bowl's rim (6.1-6.2 mm once it hangs, still held) and at 5.5-5.8 mm on
-        nothing; the twin's stop at 12-16 mm on the same pinch, so the two widths are not compared. Any other
-        width passes unchanged."""
+        HELD_MIN_WIDTH_M is given as just over that minimum: at the grasp, when the executed rollout left an
+        object in the twin's hand and the fingers stopped wider than THIN_PINCH_GRASP_M; once held, while they stay
+        wider than THIN_PINCH_MIN_M. LIBERO's fingers stop at 7.5-8.9 mm on its bowl's rim and close to 3.9-6 mm
+        as the bowl turns in them, hanging, still held (its own check said grasped at 3.9 mm in 9@0, where a rule
+        that wanted the width within 3.5 mm of the grasp's called it dropped at 4.2 mm and the loop spent 9 steps
+        with the bowl in its hand); shut on nothing they read 1.0-2.2 mm. The twin's fingers stop at 12-16 mm on
+        the same pinch, so the two widths are not compared. Any other width passes unchanged."""
         if not THIN_PINCH_MIN_M < width_m < HELD_MIN_WIDTH_M:
-            self._thin_pinch_m = None
             return width_m
-        if self.held is None:
-            if expected is None or width_m < THIN_PINCH_GRASP_M:
-                return width_m
-        elif self._thin_pinch_m is None or abs(width_m - self._thin_pinch_m) > THIN_PINCH_AGREE_M:
+        if self.held is None and (expected is None or width_m < THIN_PINCH_GRASP_M):
             return width_m
-        self._thin_pinch_m = width_m
         return HELD_MIN_WIDTH_M + 0.0005
 
     def _keep_round_turns(self, estimate: SceneEstimate) -> SceneEstimate:
