@@ -117,6 +117,15 @@ def prompt_hashes(scoring_config) -> dict[str, str]:
     return out
 
 
+def robot_hash(robot) -> str:
+    """The robot config by content: its URDF by the file's hash, not its path (an absolute path into the virtual
+    environment, so two checkouts of one commit hashed the same robot differently)."""
+    spec = robot.to_dict()
+    if os.path.isfile(str(spec.get("urdf", ""))):
+        spec["urdf"] = sha256_file(spec["urdf"])
+    return sha256_json(spec)
+
+
 def run_identity(task, scoring_config, seed: int, mpc_config=None, max_steps: int | None = None) -> dict[str, Any]:
     """Everything needed to reproduce a run, for its header. `task` is a PlannerTask."""
     import dataclasses
@@ -125,7 +134,7 @@ def run_identity(task, scoring_config, seed: int, mpc_config=None, max_steps: in
         "task": {"path": task.path, "sha256": sha256_file(task.path) if os.path.isfile(task.path) else None},
         "scoring": {"sha256": sha256_json(scoring_config.to_dict()), "content": scoring_config.to_dict()},
         "prompts": prompt_hashes(scoring_config),
-        "robot": sha256_json(task.robot.to_dict()),
+        "robot": robot_hash(task.robot),
         "cameras": {c.name: sha256_json(_jsonable(c)) for c in task.cameras},
     }
     mpc = dataclasses.asdict(mpc_config) if mpc_config is not None else None

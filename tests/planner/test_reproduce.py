@@ -111,3 +111,20 @@ def test_diff_runs_ignores_timings_and_names_the_first_difference(tmp_path):
     diffs = diff_runs(a, c)
     assert len(diffs) == 1 and "record 1" in diffs[0] and ".chosen: 5 != 4" in diffs[0]
     assert os.path.exists(os.path.join(a, "run.json")) and json.load(open(os.path.join(a, "run.json")))
+
+
+def test_the_robot_hash_reads_the_urdf_not_its_path(tmp_path, panda_spec):
+    """Two checkouts keep the same URDF at different absolute paths: one robot, one hash; a changed file, another."""
+    import dataclasses
+    import shutil
+
+    from planner.reproduce import robot_hash
+
+    copy = tmp_path / "a" / "panda.urdf"
+    copy.parent.mkdir()
+    shutil.copy(panda_spec.urdf, copy)
+    moved = dataclasses.replace(panda_spec, urdf=str(copy))
+    assert robot_hash(moved) == robot_hash(panda_spec)
+    copy.write_text(copy.read_text() + "\n<!-- edited -->\n")
+    assert robot_hash(moved) != robot_hash(panda_spec)
+    assert robot_hash(dataclasses.replace(panda_spec, name="other")) != robot_hash(panda_spec)
