@@ -63,10 +63,10 @@ STALL_WIDTH_M = 0.002          # a gripper command that moved the fingers less t
 
 
 def put_back_let_go(world: World, recon: dict, let_go: dict[str, Pose], held: str | None) -> list[str]:
-    """Objects the hand let go of where the twin showed the subtask done, and that the cameras now miss or fit
-    poorly (a flat box hidden in a basket; its name then fitted onto another object 0.5 m away), stay in the
-    twin where the rollout left them, until a confident fit or the hand takes them again. Forgets those in
-    `let_go` (name -> pose) that are seen again; returns the names put back."""
+    """Objects the hand let go of where the twin showed the subtask or the task done (let_go_pose), and that the
+    cameras now miss or fit poorly (a flat box hidden in a basket; its name then fitted onto another object 0.5 m
+    away), stay in the twin where the rollout left them, until a confident fit or the hand takes them again.
+    Forgets those in `let_go` (name -> pose) that are seen again; returns the names put back."""
     objects = recon.get("objects", {})
     used = []
     for name, pose in list(let_go.items()):
@@ -81,6 +81,20 @@ def put_back_let_go(world: World, recon: dict, let_go: dict[str, Pose], held: st
     if used:
         recon["let_go_pose_used"] = used
     return used
+
+
+def let_go_pose(roll, held: str | None) -> Pose | None:
+    """Where the held object rests after a rollout (sim.rollout.Rollout) that let go of it, when the twin's end
+    state shows the subtask done or the task's success there; else None. The success counts too: LIBERO's bowl
+    set on its plate nests in the dish, 18 mm below the rim's box, where the subtask's plain on_top never holds
+    and only the success's nested rule sees it set down (libero_task.nested_on_top). Without it every release on
+    the plate read as 'released away': the hand, still over the bowl, hid it, the twin put it back where it was
+    last carried, and the loop took it off the plate again (LIBERO-Spatial 0@2, 4@4)."""
+    if held is None or roll.candidate.gripper != "open" or roll.grasped_after is not None:
+        return None
+    if not (roll.probe.get("done") or roll.probe.get("success")):
+        return None
+    return roll.object_poses_after.get(held)
 
 
 def untrusted_for_success(recon: dict, names: set[str]) -> list[str]:
@@ -159,7 +173,7 @@ class MPCPlanner:
         self.success_look = LookAgain()   # at a success the twin shows on doubtful fits
         self._prediction: Prediction | None = None   # the twin's prediction for the last executed step
         self._expected_hold: ExpectedHold | None = None   # what the executed rollout left in the hand
-        self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the subtask done (put_back_let_go)
+        self._let_go: dict[str, Pose] = {}   # objects let go where the twin showed the goal reached (let_go_pose)
         self.progress_watch = ProgressWatch()
         self.rotation = RotationModule(task.instruction, renderer, scorer, np.random.default_rng(
             self.config.seed + 1), runlog.save_image) if self.config.rotation_module else None
@@ -347,10 +361,9 @@ class MPCPlanner:
                 self.sampler.remember(tcp, candidates, table.S)
                 self._prediction = Prediction.of(k, self.subtask_index, world, self.twin.held_name, roll)
                 self._expected_hold = expected_hold(roll)
-                held = self.twin.held_name
-                if roll.candidate.gripper == "open" and held is not None and roll.grasped_after is None \
-                        and roll.probe.get("done") and held in roll.object_poses_after:
-                    self._let_go[held] = roll.object_poses_after[held]
+                let_go = let_go_pose(roll, self.twin.held_name)
+                if let_go is not None:
+                    self._let_go[self.twin.held_name] = let_go
                 if roll.candidate.gripper != "keep":
                     self._toggle_width_m = obs.gripper_width_m
         timings["execute"] = time.perf_counter() - t0

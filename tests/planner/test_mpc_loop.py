@@ -10,7 +10,7 @@ import numpy as np
 
 from planner.candidates import choose, evidence, into_container, reference_objects, restless
 from planner.components import object_models
-from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner, put_back_let_go
+from planner.mpc import MAX_SILENT_STEPS, MPCConfig, MPCPlanner, let_go_pose, put_back_let_go
 from planner.runlog import RunLog
 from planner.sampler import SamplerConfig
 from planner.step_record import STALLED_NOTE
@@ -243,3 +243,20 @@ def test_an_object_let_go_into_its_goal_stays_there_while_unseen(client, panda_s
     let_go = {"box": dropped_at}
     assert put_back_let_go(world, {"objects": {"box": {"status": "low_confidence"}}}, let_go, "box") == []
     assert not let_go and np.allclose(world.object_pose("box").position, (0.5, 0.0, 0.025), atol=1e-3)
+
+
+def test_a_release_is_remembered_where_the_twin_shows_the_subtask_or_the_task_done():
+    on_plate = Pose((0.7, 0.2, 0.01))
+
+    def release(probe: dict, gripper: str = "open", grasped_after: str | None = None) -> Rollout:
+        roll = _rollout(0, probe=probe)
+        return dataclasses.replace(roll, candidate=Candidate(0, roll.candidate.waypoints, gripper=gripper),
+                                   object_poses_after={"bowl": on_plate}, grasped_after=grasped_after)
+
+    assert let_go_pose(release({"done": True, "success": False}), "bowl") == on_plate
+    # set in the plate's dish: the subtask's plain on_top does not hold, the task's nested success does
+    assert let_go_pose(release({"done": False, "success": True}), "bowl") == on_plate
+    assert let_go_pose(release({"done": False, "success": False}), "bowl") is None      # let go short of the goal
+    assert let_go_pose(release({"done": True}, grasped_after="bowl"), "bowl") is None   # still in the hand
+    assert let_go_pose(release({"done": True}, gripper="keep"), "bowl") is None         # no release
+    assert let_go_pose(release({"done": True}), None) is None                           # nothing was held
