@@ -191,7 +191,7 @@ class InstanceNamer:
             if est.confidence < self.low_confidence:
                 if name not in last_seen or hand_xyz is None:
                     continue
-                if not far_from(xyz, self.anchor(name, last_seen[name]), hand_xyz, hand_busy):
+                if not far_from(xyz, self.anchor(name, last_seen[name]), hand_xyz, hand_busy, doubtful=True):
                     continue
             elif not self.jumped(name, xyz, last_seen, hand_xyz, hand_busy):
                 self.confident.add(name)
@@ -276,20 +276,27 @@ class InstanceNamer:
         return dataclasses.replace(estimate, objects=objects, issues=issues, notes=notes)
 
 
-def far_from(xyz: np.ndarray, ref: np.ndarray, hand_xyz, hand_busy: bool = False) -> bool:
+def far_from(xyz: np.ndarray, ref: np.ndarray, hand_xyz, hand_busy: bool = False, doubtful: bool = False) -> bool:
     """Whether a fit at `xyz` lies over JUMP_M from `ref` where the hand at `hand_xyz` cannot have moved it there
     (`by_hand`): the one test behind a held-back jump (from where it was last seen) and a doubtful first sighting
     (from its start hint)."""
-    return not (np.linalg.norm(xyz - ref) <= JUMP_M or by_hand(xyz, ref, np.asarray(hand_xyz, float), hand_busy))
+    hand = np.asarray(hand_xyz, float)
+    return not (np.linalg.norm(xyz - ref) <= JUMP_M or by_hand(xyz, ref, hand, hand_busy, doubtful))
 
 
-def by_hand(xyz: np.ndarray, ref: np.ndarray, hand: np.ndarray, busy: bool = False) -> bool:
+def by_hand(xyz: np.ndarray, ref: np.ndarray, hand: np.ndarray, busy: bool = False, doubtful: bool = False) -> bool:
     """Whether the hand can have moved an object it does not hold from `ref` to `xyz`: one of the two places within
     HAND_REACH_M of it; with its fingers closed on something (`busy`), `ref` (it can push what it passes, not take
     it along: LIBERO-Spatial task 4, the plate 'moved' 38 cm from the table into the drawer where the hand held the
-    bowl, and the twin believed it)."""
-    near = np.linalg.norm(ref - hand) < HAND_REACH_M
-    return bool(near if busy else near or np.linalg.norm(xyz - hand) < HAND_REACH_M)
+    bowl, and the twin believed it). A `doubtful` fit must also lie at the hand (what the hand pushed ends up
+    beside it): the hand that had just set the bowl on the plate, still over it, did not throw the plate 49 cm onto
+    the stove, where a doubtful fit put it; the twin believed it, and the bowl on the plate was not on the plate
+    (LIBERO-Spatial 4@1)."""
+    near_ref = np.linalg.norm(ref - hand) < HAND_REACH_M
+    near_fit = np.linalg.norm(xyz - hand) < HAND_REACH_M
+    if doubtful:
+        return bool(near_fit and (near_ref or not busy))
+    return bool(near_ref if busy else near_ref or near_fit)
 
 
 def _swap_names(text: str, mapping: dict[str, str]) -> str:
