@@ -107,7 +107,6 @@ def test_a_single_objects_far_doubtful_fit_is_held_back_and_a_confident_one_need
     assert step(_estimate({"bowl_1": A, "bowl_2": B, "plate_1": far})).objects["plate_1"].found
 
 
-
 def test_a_doubtful_fit_far_from_the_hand_over_the_plate_is_held_back():
     """LIBERO-Spatial 4@1: the hand set the bowl on the plate and stayed over it; the plate was then fitted
     doubtfully 49 cm away on the stove, and as the hand was at the plate's place the twin believed it had moved it

@@ -52,7 +52,7 @@ def _expected(width_m: float = 0.014) -> ExpectedHold:
     ((0.0056,), [None]),                     # too near shut for a fresh grasp
     ((0.0030,), [None]),
 ])
-def test_a_thin_wall_pinch_that_agrees_with_the_twin_is_held(robot, widths, held):
+def test_a_thin_wall_pinch_stays_held_while_the_fingers_read_over_3_mm(robot, widths, held):
     tracker = TwinTracker(robot, Scripted(len(widths)), {"bowl": ObjectModel("bowl", CUBE)}, settle_steps=0)
     try:
         got = []
